@@ -1,0 +1,65 @@
+/**
+ * Every error apekit throws on purpose is an ApeError subclass with a stable `code`, so callers can
+ * branch on the kind of failure without parsing messages.
+ *
+ * @example
+ * ```ts
+ * import { ApeError } from "./errors.ts";
+ * try { throw new ApeError("E_DEMO", "demo"); } catch (e) { if (e instanceof ApeError) console.log(e.code); }
+ * ```
+ */
+export class ApeError extends Error {
+  constructor(readonly code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** No WebGPU adapter could be found (message says what to install). */
+export class GpuUnavailableError extends ApeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("E_GPU_UNAVAILABLE", message, options);
+  }
+}
+
+/** A model folder or file is malformed or uses an option apekit does not support. */
+export class ModelFormatError extends ApeError {
+  constructor(message: string) {
+    super("E_MODEL_FORMAT", message);
+  }
+}
+
+/** A tokenizer file is malformed, or the text cannot be tokenized. */
+export class TokenizerError extends ApeError {
+  constructor(message: string) {
+    super("E_TOKENIZER", message);
+  }
+}
+
+/** A KV-cache file is damaged (bad header, bounds, checksum...). */
+export class CacheCorruptError extends ApeError {
+  constructor(message: string) {
+    super("E_CACHE_CORRUPT", message);
+  }
+}
+
+/** A KV-cache file is sound but belongs to another model, tokenizer or prefix. */
+export class CacheMismatchError extends ApeError {
+  constructor(message: string) {
+    super("E_CACHE_MISMATCH", message);
+  }
+}
+
+/** A request does not fit: too many tokens, or the GPU KV byte budget is exhausted. */
+export class CapacityError extends ApeError {
+  constructor(message: string) {
+    super("E_CAPACITY", message);
+  }
+}
+
+/** A caller passed an invalid argument (names the argument). */
+export class InvalidArgumentError extends ApeError {
+  constructor(message: string) {
+    super("E_INVALID_ARGUMENT", message);
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * Buffer creation and readback, the only places the engine moves bytes between host and GPU.
+ *
+ * @example
+ * ```ts
+ * import { getGpu } from "./device.ts";
+ * import { readBuffer, uploadF32 } from "./buffers.ts";
+ * const { device } = await getGpu();
+ * const buf = uploadF32(device, new Float32Array([1, 2, 3]));
+ * console.log(new Float32Array(await readBuffer(device, buf, 12)));
+ * ```
+ */
+
+/** WebGPU's usage bits as numbers: Node and Bun only get the GPUBufferUsage global once Dawn loads. */
+export const Usage = { MAP_READ: 0x1, COPY_SRC: 0x4, COPY_DST: 0x8, UNIFORM: 0x40, STORAGE: 0x80 } as const;
+export const STORAGE = Usage.STORAGE | Usage.COPY_SRC | Usage.COPY_DST;
+const MAP_READ_MODE = 0x1;
+
+/** A storage buffer holding `data` (padded to 4 bytes; at least 16 bytes so it is always bindable). */
+export function uploadBytes(device: GPUDevice, data: ArrayBufferView, label?: string): GPUBuffer {
+  const size = Math.max(16, Math.ceil(data.byteLength / 4) * 4);
+  const buffer = device.createBuffer({ label, size, usage: STORAGE, mappedAtCreation: true });
+  new Uint8Array(buffer.getMappedRange()).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  buffer.unmap();
+  return buffer;
+}
+
+export function uploadF32(device: GPUDevice, data: Float32Array, label?: string): GPUBuffer {
+  return uploadBytes(device, data, label);
+}
+
+export function uploadU32(device: GPUDevice, data: Uint32Array, label?: string): GPUBuffer {
+  return uploadBytes(device, data, label);
+}
+
+/** An uninitialised (zeroed) storage buffer of `size` bytes. */
+export function storageBuffer(device: GPUDevice, size: number, label?: string): GPUBuffer {
+  return device.createBuffer({ label, size: Math.max(16, Math.ceil(size / 4) * 4), usage: STORAGE });
+}
+
+/** Copies `size` bytes from `src` (at `offset`) to the host: one submit, one map. */
+export async function readBuffer(device: GPUDevice, src: GPUBuffer, size: number, offset = 0): Promise<ArrayBuffer> {
+  const padded = Math.ceil(size / 4) * 4;
+  const staging = device.createBuffer({ size: padded, usage: Usage.MAP_READ | Usage.COPY_DST });
+  const enc = device.createCommandEncoder();
+  enc.copyBufferToBuffer(src, offset, staging, 0, padded);
+  device.queue.submit([enc.finish()]);
+  await staging.mapAsync(MAP_READ_MODE);
+  const out = staging.getMappedRange().slice(0, size);
+  staging.unmap();
+  staging.destroy();
+  return out;
+}

@@ -1,0 +1,56 @@
+/**
+ * Loads WGSL kernels from `shaders/` (one kernel per file) and caches compiled pipelines.
+ * Kernels are plain files, never strings assembled in TypeScript; per-use specialisation goes
+ * through WGSL `override` constants.
+ *
+ * @example
+ * ```ts
+ * import { getGpu } from "./device.ts";
+ * import { Kernels } from "./shaders.ts";
+ * const k = new Kernels((await getGpu()).device);
+ * const pipeline = k.pipeline("add");
+ * ```
+ */
+import { readFileSync } from "node:fs";
+
+const SHADER_DIR = new URL("../../shaders/", import.meta.url);
+const sources = new Map<string, string>();
+
+/** The WGSL source of `shaders/<name>.wgsl`. */
+export function shaderSource(name: string): string {
+  let src = sources.get(name);
+  if (src === undefined) {
+    src = readFileSync(new URL(`${name}.wgsl`, SHADER_DIR), "utf8");
+    sources.set(name, src);
+  }
+  return src;
+}
+
+/** Compiles each (kernel, constants) pair once per device. */
+export class Kernels {
+  #pipelines = new Map<string, GPUComputePipeline>();
+  constructor(readonly device: GPUDevice, readonly hasF16 = false) {}
+
+  pipeline(name: string, constants: Record<string, number> = {}, entryPoint = "main"): GPUComputePipeline {
+    const key = `${name}:${entryPoint}:${JSON.stringify(constants)}`;
+    let p = this.#pipelines.get(key);
+    if (!p) {
+      const module = this.device.createShaderModule({ label: name, code: shaderSource(name) });
+      p = this.device.createComputePipeline({
+        label: name,
+        layout: "auto",
+        compute: { module, entryPoint, constants },
+      });
+      this.#pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  /** A bind group for `pipeline` with the buffers bound at 0..n-1 of group 0. */
+  bind(pipeline: GPUComputePipeline, buffers: (GPUBuffer | GPUBufferBinding)[]): GPUBindGroup {
+    return this.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: buffers.map((b, i) => ({ binding: i, resource: "buffer" in b ? b : { buffer: b } })),
+    });
+  }
+}

@@ -1,0 +1,1 @@
+//! KV-cache files (issue 4). See docs/ARCHITECTURE.md.

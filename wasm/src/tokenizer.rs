@@ -1,0 +1,1 @@
+//! Hugging Face tokenization (issue 3). See docs/ARCHITECTURE.md.
