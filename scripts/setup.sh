@@ -9,12 +9,12 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 export PATH="$HOME/.cargo/bin:$PATH"
 
 # 1. apt: Mesa 25 (lavapipe Vulkan, needed by Dawn; 4-5x faster than bookworm's) from backports,
-#    Debian's wasm-capable rustc (rustc-web) with std sources, lld for wasm, binaryen (wasm-opt),
+#    Debian's wasm-capable rustc (rustc-web) with std sources, lld for wasm,  
 #    redis-server (the shared cache store's tests).
 need_apt=()
 mesa=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers 2>/dev/null || true)
 case "$mesa" in *bpo*) ;; *) need_apt+=(mesa) ;; esac
-for p in rustc-web cargo-web rust-web-src lld-22 binaryen redis-server zstd; do
+for p in rustc-web cargo-web rust-web-src lld-22 redis-server zstd; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -31,7 +31,7 @@ SRC
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
-  apt-get install -y -qq rustc-web cargo-web rust-web-src lld-22 binaryen redis-server zstd >/dev/null
+  apt-get install -y -qq rustc-web cargo-web rust-web-src lld-22 redis-server zstd >/dev/null
 fi
 
 # 2. The wasm32 standard library (stamped by rustc's version).

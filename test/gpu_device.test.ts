@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
+import { runtimeName } from "../src/runtime.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { Kernels } from "../src/gpu/shaders.ts";
 import { readBuffer, uploadF32, Usage } from "../src/gpu/buffers.ts";
 
-describe("GPU device", () => {
+describe(`GPU device on ${runtimeName()}`, () => {
   it("finds an adapter with its real limits", async () => {
     const gpu = await getGpu();
     expect(gpu.description.length).toBeGreaterThan(0);

@@ -85,8 +85,9 @@ async function acquire(): Promise<Gpu> {
     if (info.reason !== "destroyed") console.error(`apekit: GPU device lost: ${info.message}`);
   });
   const info = adapter.info;
-  const description = [info.vendor, info.architecture, info.device, info.description]
-    .filter((s) => s && s.length > 0).join(" / ") || "unknown adapter";
+  const name = info.description || info.device || "unknown adapter";
+  const vendor = info.vendor && !/^\d+$/.test(info.vendor) ? `${info.vendor} ` : "";
+  const description = `${vendor}${name}${info.architecture && info.architecture !== "0" ? ` (${info.architecture})` : ""}`;
   const l = device.limits;
   return {
     device,
