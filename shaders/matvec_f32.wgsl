@@ -1,0 +1,38 @@
+// matvec_f32: the decode-time linear layer for a single row, y[colOffset + n] = sum_k x[k] * W[n, k]
+// (+ bias[colOffset + n]); W stored f32 as in HF (out x in), possibly one row chunk of a larger matrix.
+// Inputs:  x: array<f32> [K]; w: array<f32> [N, K] (this chunk); bias: array<f32> (read only when
+//          hasBias = 1); params (same struct as matmul_f32; M must be 1).
+// Outputs: y: array<f32>, entries colOffset .. colOffset+N-1.
+// Layout:  256 threads = 8 output rows x 32 lanes; lanes stride over K, then reduce in workgroup memory.
+// Bounds:  dispatch (min(ceil(N/8), 65535), ceil(ceil(N/8)/65535)); rows n >= N are masked.
+struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, hasBias: u32 }
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+
+var<workgroup> partial: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let lane = lid.x % 32u;
+  let sub = lid.x / 32u;
+  let n = (wg.x + wg.y * 65535u) * 8u + sub;
+  var s = 0.0;
+  if (n < p.N) {
+    let base = n * p.K;
+    for (var k = lane; k < p.K; k += 32u) { s += x[k] * w[base + k]; }
+  }
+  partial[lid.x] = s;
+  workgroupBarrier();
+  for (var step = 16u; step > 0u; step >>= 1u) {
+    if (lane < step) { partial[lid.x] += partial[lid.x + step]; }
+    workgroupBarrier();
+  }
+  if (lane == 0u && n < p.N) {
+    var v = partial[lid.x];
+    if (p.hasBias == 1u) { v += bias[p.colOffset + n]; }
+    y[p.colOffset + n] = v;
+  }
+}

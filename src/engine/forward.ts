@@ -1,0 +1,255 @@
+/**
+ * The transformer forward pass, top to bottom, for a batch of rows that may belong to different
+ * sequences: each group of rows writes its keys/values into a KV block and attends to its own list of
+ * blocks. One code path serves every case:
+ * - sequential prefill: one group, attending [its own block] causally;
+ * - batched context encoding (APE pass 2): one group per context, each attending [prefix, itself];
+ * - APE query / decode (pass 3): attends [prefix, live] plainly and, separately, all contexts with
+ *   scores / T; the two parts merge with w_C = sigmoid(S*T*LSE_C - LSE_O) (shaders/ape_merge.wgsl).
+ *
+ * @example
+ * ```ts
+ * import { Forward } from "./forward.ts";
+ * // const fwd = new Forward(model, pool, rows); fwd.record({...}); fwd.program.submit();
+ * ```
+ */
+import { readBuffer, storageBuffer, uploadU32 } from "../gpu/buffers.ts";
+import type { Model } from "../model/model.ts";
+import type { GpuLinear } from "../model/weights.ts";
+import { cosSinTable } from "../model/rope.ts";
+import type { KvBlock, KvPool } from "./kv_pool.ts";
+import { Params, Program } from "./program.ts";
+
+export interface AttendGroup {
+  /** Consecutive rows of the batch in this group. */
+  rows: number;
+  /** Block receiving the group's keys/values, and the slot of its first row. */
+  write: KvBlock;
+  writeAt: number;
+  /** Blocks attended with plain scores, visible by position (causal). */
+  plain: KvBlock[];
+  /** APE's context set, attended with scores / T and merged with scale S. */
+  contexts?: KvBlock[];
+}
+
+export interface ForwardInput {
+  groups: AttendGroup[];
+  /** APE temperature and scale (1, 1 = exact attention over the union). */
+  temperature?: number;
+  scale?: number;
+  /** Rows [from, from + count) whose logits are computed; count 0 for none. */
+  logits: { from: number; count: number };
+}
+
+const ceil = (a: number, b: number) => Math.ceil(a / b);
+
+/** Scratch buffers, state buffers and the recorded dispatches for one batch shape. */
+export class Forward {
+  readonly program: Program;
+  readonly ids: GPUBuffer;
+  readonly logits: GPUBuffer;
+  readonly logitRows: number;
+  // per-row state, rewritten between decode steps
+  readonly cosSin: GPUBuffer;
+  readonly dest: GPUBuffer;
+  readonly rowsPlain: GPUBuffer;
+  readonly blocksPlain: GPUBuffer;
+  readonly rowsCtx: GPUBuffer;
+  readonly blocksCtx: GPUBuffer;
+  readonly ape: boolean;
+  #scratch: GPUBuffer[] = [];
+
+  /**
+   * Records the forward pass for `input` over `n` rows. `ids` may be given as a GPU buffer (the
+   * sampler's output, for decode), else a buffer is created and `setIds` fills it.
+   */
+  constructor(readonly model: Model, readonly pool: KvPool, readonly n: number, readonly input: ForwardInput, idsBuffer?: GPUBuffer) {
+    const { config: c, kernels: k, gpu } = model;
+    const dev = gpu.device;
+    const prog = (this.program = new Program(dev));
+    const buf = (floats: number, label: string) => {
+      const b = storageBuffer(dev, floats * 4, label);
+      this.#scratch.push(b);
+      return b;
+    };
+    const qDim = c.heads * c.headDim, kvDim = c.kvHeads * c.headDim, qkvDim = qDim + 2 * kvDim;
+    this.ape = input.groups.some((g) => g.contexts && g.contexts.length > 0);
+
+    this.ids = idsBuffer ?? buf(n, "ids");
+    const x = buf(n * c.hidden, "x"), xn = buf(n * c.hidden, "xn");
+    const qkv = buf(n * qkvDim, "qkv"), attn = buf(n * qDim, "attn"), lse = buf(n * c.heads, "lse");
+    const attnC = this.ape ? buf(n * qDim, "attnC") : attn, lseC = this.ape ? buf(n * c.heads, "lseC") : lse;
+    const attnO = this.ape ? buf(n * qDim, "attnO") : attn;
+    const proj = buf(n * c.hidden, "proj"), gu = buf(n * 2 * c.intermediate, "gu"), h = buf(n * c.intermediate, "h");
+    this.cosSin = buf(n * c.headDim, "cosSin");
+    this.dest = buf(n * 4, "dest");
+    this.logitRows = input.logits.count;
+    this.logits = buf(Math.max(1, this.logitRows) * c.vocabSize, "logits");
+    const layout = this.layoutState();
+    this.rowsPlain = this.track(uploadU32(dev, layout.rowsPlain));
+    this.blocksPlain = this.track(uploadU32(dev, layout.blocksPlain));
+    this.rowsCtx = this.track(uploadU32(dev, layout.rowsCtx));
+    this.blocksCtx = this.track(uploadU32(dev, layout.blocksCtx));
+    dev.queue.writeBuffer(this.cosSin, 0, layout.cosSin);
+    dev.queue.writeBuffer(this.dest, 0, layout.dest);
+
+    const linear = (inp: GPUBuffer, W: GpuLinear, out: GPUBuffer, rows: number) => {
+      const kind = rows === 1 ? "matvec" : "matmul";
+      const pipe = k.pipeline(`${kind}_${W.format}`);
+      for (const ch of W.chunks) {
+        const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, W.bias ? 1 : 0).bytes());
+        const bind = k.bind(pipe, [inp, ch.buffer, out, params, W.bias ?? ch.buffer]);
+        if (rows === 1) prog.dispatch(pipe, bind, Math.min(ceil(ch.rows, 8), 65535), ceil(ceil(ch.rows, 8), 65535));
+        else prog.dispatch(pipe, bind, ceil(ch.rows, 64), ceil(rows, 64));
+      }
+    };
+    const rmsnormCopy = (src: GPUBuffer, w: GPUBuffer, dst: GPUBuffer, rows: number, fromRow = 0) => {
+      const pipe = k.pipeline("rmsnorm_copy");
+      const params = prog.uniform(new Params().u(rows, c.hidden, fromRow).f(c.rmsEps).bytes());
+      prog.dispatch(pipe, k.bind(pipe, [src, w, dst, params]), 1, rows);
+    };
+    const headNorm = (w: GPUBuffer, heads: number, colOffset: number) => {
+      const pipe = k.pipeline("rmsnorm");
+      const params = prog.uniform(new Params().u(n, c.headDim, qkvDim, colOffset).f(c.rmsEps).u(heads).bytes());
+      prog.dispatch(pipe, k.bind(pipe, [qkv, w, params]), heads, n);
+    };
+    const rope = (heads: number, colOffset: number) => {
+      const pipe = k.pipeline("rope");
+      const params = prog.uniform(new Params().u(n, heads, c.headDim, qkvDim, colOffset).bytes());
+      prog.dispatch(pipe, k.bind(pipe, [qkv, this.cosSin, params]), ceil((c.headDim / 2) * heads, 64), n);
+    };
+    const add = (a: GPUBuffer, b: GPUBuffer) => {
+      const pipe = k.pipeline("add");
+      const count = n * c.hidden;
+      const params = prog.uniform(new Params().u(count).bytes());
+      const groups = ceil(count, 256);
+      prog.dispatch(pipe, k.bind(pipe, [a, b, params]), Math.min(groups, 65535), ceil(groups, 65535));
+    };
+    const attention = (layer: number, rowsBuf: GPUBuffer, blocksBuf: GPUBuffer, out: GPUBuffer, lseOut: GPUBuffer, temperature: number) => {
+      const pipe = k.pipeline("attention");
+      const scale = 1 / (Math.sqrt(c.headDim) * temperature);
+      const params = prog.uniform(new Params().u(n, c.heads, c.kvHeads, c.headDim, qkvDim).f(scale).u(c.slidingWindow).bytes());
+      const bind = k.bind(pipe, [qkv, pool.k[layer], pool.v[layer], rowsBuf, blocksBuf, out, lseOut, params]);
+      prog.dispatch(pipe, bind, c.heads, n);
+    };
+
+    // ---- the forward pass ----
+    const embedPipe = k.pipeline("embed");
+    for (const ch of model.embed.chunks) {
+      const params = prog.uniform(new Params().u(n, c.hidden, ch.rowStart, ch.rows, 0).bytes());
+      prog.dispatch(embedPipe, k.bind(embedPipe, [this.ids, ch.buffer, x, params]), ceil(c.hidden, 64), n);
+    }
+    const T = input.temperature ?? 1, S = input.scale ?? 1;
+    for (let l = 0; l < c.layers; l++) {
+      const L = model.layers[l];
+      // attention block
+      rmsnormCopy(x, L.attnNorm, xn, n);
+      linear(xn, L.qkv, qkv, n);
+      if (L.qNorm && L.kNorm) {
+        headNorm(L.qNorm, c.heads, 0);
+        headNorm(L.kNorm, c.kvHeads, qDim);
+      }
+      rope(c.heads, 0);
+      rope(c.kvHeads, qDim);
+      const store = k.pipeline("kv_store");
+      const storeParams = prog.uniform(new Params().u(n, c.kvHeads, c.headDim, qkvDim, qDim, qDim + kvDim).bytes());
+      prog.dispatch(store, k.bind(store, [qkv, this.dest, pool.k[l], pool.v[l], storeParams]), ceil(kvDim, 64), n);
+      attention(l, this.rowsPlain, this.blocksPlain, attnO, lse, 1);
+      if (this.ape) {
+        attention(l, this.rowsCtx, this.blocksCtx, attnC, lseC, T);
+        const merge = k.pipeline("ape_merge");
+        const mp = prog.uniform(new Params().u(n, c.heads, c.headDim).f(S * T).bytes());
+        prog.dispatch(merge, k.bind(merge, [attnC, lseC, attnO, lse, attn, mp]), ceil(qDim, 64), n);
+      }
+      linear(attn, L.o, proj, n);
+      add(x, proj);
+      // MLP block
+      rmsnormCopy(x, L.mlpNorm, xn, n);
+      linear(xn, L.gateUp, gu, n);
+      const swiglu = k.pipeline("swiglu");
+      const sp = prog.uniform(new Params().u(n, c.intermediate).bytes());
+      prog.dispatch(swiglu, k.bind(swiglu, [gu, h, sp]), ceil(c.intermediate, 64), n);
+      linear(h, L.down, proj, n);
+      add(x, proj);
+    }
+    if (this.logitRows > 0) {
+      rmsnormCopy(x, model.norm, xn, this.logitRows, input.logits.from);
+      linear(xn, model.lmHead, this.logits, this.logitRows);
+    }
+  }
+
+  private track(b: GPUBuffer): GPUBuffer {
+    this.#scratch.push(b);
+    return b;
+  }
+
+  /**
+   * The per-row state the kernels read: positions' cos/sin, each row's KV destination, and the block
+   * lists (plain and context) with each row's range into them. Also advances the written blocks'
+   * token counts on the host.
+   */
+  layoutState() {
+    const { model: { config: c, invFreq }, n, input } = this;
+    const positions = new Uint32Array(n);
+    const dest = new Uint32Array(n * 4);
+    const rowsPlain = new Uint32Array(n * 4), rowsCtx = new Uint32Array(n * 4);
+    const blocksPlain: number[] = [], blocksCtx: number[] = [];
+    let r = 0;
+    for (const g of input.groups) {
+      g.write.tokens = Math.max(g.write.tokens, g.writeAt + g.rows);
+      const describe = (list: KvBlock[], out: number[]) => {
+        const start = out.length / 4;
+        for (const b of list) out.push(b.base, b.tokens, b.capacity, b.firstPos);
+        return [start, list.length];
+      };
+      const [ps, pl] = describe(g.plain, blocksPlain);
+      const [cs, cl] = describe(g.contexts ?? [], blocksCtx);
+      for (let i = 0; i < g.rows; i++, r++) {
+        const pos = g.write.firstPos + g.writeAt + i;
+        positions[r] = pos;
+        dest.set([g.write.base, g.write.capacity, g.writeAt + i, 0], r * 4);
+        rowsPlain.set([pos, ps, pl, 0], r * 4);
+        rowsCtx.set([pos, cs, cl, 0], r * 4);
+      }
+    }
+    if (r !== n) throw new Error(`forward: groups cover ${r} rows, batch has ${n}`);
+    // Block descriptors are re-read from the blocks at record time: a block written by this batch
+    // already counts its new tokens (set above) so rows see keys up to their own position.
+    return {
+      positions,
+      cosSin: cosSinTable(invFreq, positions).subarray(0, n * c.headDim / 2 * 2),
+      dest,
+      rowsPlain,
+      rowsCtx,
+      blocksPlain: new Uint32Array(blocksPlain.length ? blocksPlain : [0, 0, 0, 0]),
+      blocksCtx: new Uint32Array(blocksCtx.length ? blocksCtx : [0, 0, 0, 0]),
+    };
+  }
+
+  /** Rewrites the state buffers from the groups' current blocks (between decode steps). */
+  refreshState(): void {
+    const dev = this.model.gpu.device;
+    const s = this.layoutState();
+    dev.queue.writeBuffer(this.cosSin, 0, s.cosSin);
+    dev.queue.writeBuffer(this.dest, 0, s.dest);
+    dev.queue.writeBuffer(this.rowsPlain, 0, s.rowsPlain);
+    dev.queue.writeBuffer(this.blocksPlain, 0, s.blocksPlain);
+    dev.queue.writeBuffer(this.rowsCtx, 0, s.rowsCtx);
+    dev.queue.writeBuffer(this.blocksCtx, 0, s.blocksCtx);
+  }
+
+  setIds(ids: Uint32Array): void {
+    if (ids.length !== this.n) throw new Error(`forward: ${ids.length} ids for ${this.n} rows`);
+    this.model.gpu.device.queue.writeBuffer(this.ids, 0, ids);
+  }
+
+  async readLogits(): Promise<Float32Array> {
+    const bytes = this.logitRows * this.model.config.vocabSize * 4;
+    return new Float32Array(await readBuffer(this.model.gpu.device, this.logits, bytes));
+  }
+
+  destroy(): void {
+    this.program.destroy();
+    for (const b of this.#scratch) b.destroy();
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * The GPU KV cache: one K pool and one V pool per layer, carved into blocks. A block (the shared
+ * prefix, one context, a live sequence) is a contiguous range of token slots at the same offset in
+ * every layer's pools, laid out [kvHeads, capacity, headDim] inside each pool: the layout of a cache
+ * file's `k.<layer>` tensors, so storing or loading a block is one contiguous copy per tensor.
+ * Allocation is first-fit under a byte budget; exhausting it throws CapacityError with the figures.
+ *
+ * @example
+ * ```ts
+ * import { KvPool } from "./kv_pool.ts";
+ * // const pool = new KvPool(gpu, config, 64 << 20);
+ * // const block = pool.allocate(128, 5);   // 128 token slots, first position 5
+ * ```
+ */
+import type { Gpu } from "../gpu/device.ts";
+import { storageBuffer } from "../gpu/buffers.ts";
+import { CapacityError } from "../errors.ts";
+import type { ModelConfig } from "../model/config.ts";
+
+export interface KvBlock {
+  readonly id: number;
+  /** First token slot of the block in every layer's pool. */
+  readonly base: number;
+  /** Token slots reserved. */
+  readonly capacity: number;
+  /** Token slots filled so far. */
+  tokens: number;
+  /** Position of the block's first token (positions run on contiguously). */
+  firstPos: number;
+}
+
+export class KvPool {
+  readonly k: GPUBuffer[] = [];
+  readonly v: GPUBuffer[] = [];
+  /** Token slots in each pool. */
+  readonly capacity: number;
+  readonly bytesPerToken: number;
+  #free: { start: number; size: number }[];
+  #live = new Map<number, KvBlock>();
+  #nextId = 1;
+
+  constructor(readonly gpu: Gpu, readonly config: ModelConfig, readonly budgetBytes: number) {
+    const { layers, kvHeads, headDim } = config;
+    const perLayerToken = kvHeads * headDim * 4;
+    this.bytesPerToken = perLayerToken * 2 * layers;
+    const byBudget = Math.floor(budgetBytes / this.bytesPerToken);
+    const byBinding = Math.floor(Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) / perLayerToken);
+    this.capacity = Math.min(byBudget, byBinding);
+    if (this.capacity < 1) {
+      throw new CapacityError(`KV budget of ${budgetBytes} bytes holds no token (one token needs ${this.bytesPerToken} bytes)`);
+    }
+    for (let l = 0; l < layers; l++) {
+      this.k.push(storageBuffer(gpu.device, this.capacity * perLayerToken, `kpool.${l}`));
+      this.v.push(storageBuffer(gpu.device, this.capacity * perLayerToken, `vpool.${l}`));
+    }
+    this.#free = [{ start: 0, size: this.capacity }];
+  }
+
+  /** Reserves `capacity` token slots for a block whose first token sits at position `firstPos`. */
+  allocate(capacity: number, firstPos: number): KvBlock {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new CapacityError(`a KV block needs at least one token slot (got ${capacity})`);
+    const i = this.#free.findIndex((f) => f.size >= capacity);
+    if (i < 0) {
+      throw new CapacityError(
+        `GPU KV budget exhausted: a block of ${capacity} tokens does not fit (${this.freeTokens()} of ${this.capacity} token slots free, ` +
+          `largest run ${Math.max(0, ...this.#free.map((f) => f.size))}; budget ${this.budgetBytes} bytes, ${this.bytesPerToken} bytes per token)`,
+      );
+    }
+    const f = this.#free[i];
+    const block: KvBlock = { id: this.#nextId++, base: f.start, capacity, tokens: 0, firstPos };
+    f.start += capacity;
+    f.size -= capacity;
+    if (f.size === 0) this.#free.splice(i, 1);
+    this.#live.set(block.id, block);
+    return block;
+  }
+
+  release(block: KvBlock): void {
+    if (!this.#live.delete(block.id)) return;
+    this.#free.push({ start: block.base, size: block.capacity });
+    this.#free.sort((a, b) => a.start - b.start);
+    const merged: { start: number; size: number }[] = [];
+    for (const f of this.#free) {
+      const last = merged[merged.length - 1];
+      if (last && last.start + last.size === f.start) last.size += f.size;
+      else merged.push({ ...f });
+    }
+    this.#free = merged;
+  }
+
+  freeTokens(): number {
+    return this.#free.reduce((n, f) => n + f.size, 0);
+  }
+
+  /** Byte offset and length of a block's tensor in a layer pool ([kvHeads, capacity, headDim] f32). */
+  blockBytes(block: KvBlock): { offset: number; size: number } {
+    const per = this.config.kvHeads * this.config.headDim * 4;
+    return { offset: block.base * per, size: block.capacity * per };
+  }
+
+  destroy(): void {
+    for (const b of [...this.k, ...this.v]) b.destroy();
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * A Program is a recorded list of compute dispatches (pipeline, bind group, grid) that can be encoded
+ * into a compute pass any number of times: the decode loop records one step once and replays it for
+ * every token, changing only the small state buffers between submits.
+ *
+ * @example
+ * ```ts
+ * import { Program } from "./program.ts";
+ * // const prog = new Program(device); prog.dispatch(pipeline, bindGroup, 4); prog.submit();
+ * ```
+ */
+import { Usage } from "../gpu/buffers.ts";
+
+export class Program {
+  readonly steps: { pipeline: GPUComputePipeline; bind: GPUBindGroup; grid: [number, number, number] }[] = [];
+  readonly owned: GPUBuffer[] = [];
+  constructor(readonly device: GPUDevice) {}
+
+  dispatch(pipeline: GPUComputePipeline, bind: GPUBindGroup, x: number, y = 1, z = 1): void {
+    // WebGPU caps each grid dimension (65535): fold y into z where a kernel supports it.
+    if (x > 65535 || y > 65535 * 65535) throw new Error(`dispatch grid too large: ${x} x ${y}`);
+    if (y > 65535 && z === 1) {
+      z = Math.ceil(y / 65535);
+      y = 65535;
+    }
+    this.steps.push({ pipeline, bind, grid: [x, y, z] });
+  }
+
+  /** A uniform buffer holding `words` (u32 words; floats bit-cast by the caller), owned by this program. */
+  uniform(words: ArrayBuffer): GPUBuffer {
+    const size = Math.max(16, Math.ceil(words.byteLength / 16) * 16);
+    const b = this.device.createBuffer({ size, usage: Usage.UNIFORM | Usage.COPY_DST, mappedAtCreation: true });
+    new Uint8Array(b.getMappedRange()).set(new Uint8Array(words));
+    b.unmap();
+    this.owned.push(b);
+    return b;
+  }
+
+  encode(pass: GPUComputePassEncoder): void {
+    for (const s of this.steps) {
+      pass.setPipeline(s.pipeline);
+      pass.setBindGroup(0, s.bind);
+      pass.dispatchWorkgroups(s.grid[0], s.grid[1], s.grid[2]);
+    }
+  }
+
+  /** Encodes the whole program in one compute pass and submits it. */
+  submit(): void {
+    const enc = this.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    this.encode(pass);
+    pass.end();
+    this.device.queue.submit([enc.finish()]);
+  }
+
+  destroy(): void {
+    for (const b of this.owned) b.destroy();
+  }
+}
+
+/** Packs kernel parameters: integers as u32, values marked with f() as f32. */
+export class Params {
+  #words: number[] = [];
+  #floats = new Set<number>();
+  u(...v: number[]): this {
+    for (const x of v) this.#words.push(x >>> 0);
+    return this;
+  }
+  f(...v: number[]): this {
+    for (const x of v) {
+      this.#floats.add(this.#words.length);
+      this.#words.push(x);
+    }
+    return this;
+  }
+  bytes(): ArrayBuffer {
+    const buf = new ArrayBuffer(this.#words.length * 4);
+    const u = new Uint32Array(buf), f = new Float32Array(buf);
+    this.#words.forEach((w, i) => (this.#floats.has(i) ? (f[i] = w) : (u[i] = w)));
+    return buf;
+  }
+}

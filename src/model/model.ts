@@ -1,0 +1,172 @@
+/**
+ * A model ready to run: its config, its weights on the GPU (fused q|k|v and gate|up projections so a
+ * layer needs few dispatches), RoPE frequencies and a fingerprint that cache files are bound to.
+ * Weight sources (HF safetensors folders today, GGUF files next) hand over HostTensors under HF names.
+ *
+ * @example
+ * ```ts
+ * import { loadHfFolder } from "./model.ts";
+ * const model = await loadHfFolder("fixtures/models/llama3");
+ * console.log(model.config.architecture, model.fingerprint);
+ * ```
+ */
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { type Gpu, getGpu } from "../gpu/device.ts";
+import { uploadF32 } from "../gpu/buffers.ts";
+import { Kernels } from "../gpu/shaders.ts";
+import { ModelFormatError } from "../errors.ts";
+import { type ModelConfig, parseHfConfig } from "./config.ts";
+import { inverseFrequencies } from "./rope.ts";
+import { readSafetensorsFolder } from "./safetensors.ts";
+import { type HostTensor, toF32 } from "./tensor.ts";
+import { concatRows, destroyLinear, type GpuLinear, uploadLinear } from "./weights.ts";
+
+export interface LayerWeights {
+  attnNorm: GPUBuffer;
+  /** q | k | v stacked by rows: [(heads + 2 kvHeads) * headDim, hidden]. */
+  qkv: GpuLinear;
+  qNorm?: GPUBuffer;
+  kNorm?: GPUBuffer;
+  o: GpuLinear;
+  mlpNorm: GPUBuffer;
+  /** gate | up stacked by rows: [2 * intermediate, hidden]. */
+  gateUp: GpuLinear;
+  down: GpuLinear;
+}
+
+export interface Model {
+  config: ModelConfig;
+  gpu: Gpu;
+  kernels: Kernels;
+  embed: GpuLinear;
+  layers: LayerWeights[];
+  norm: GPUBuffer;
+  lmHead: GpuLinear;
+  invFreq: Float64Array;
+  /** Hash of config + weights: changes whenever the architecture, RoPE settings or any weight does. */
+  fingerprint: string;
+  /** Where the model came from (folder or file). */
+  source: string;
+  /** generation_config.json / tokenizer_config.json contents when present. */
+  generationConfig: Record<string, unknown>;
+  tokenizerConfig: Record<string, unknown>;
+  destroy(): void;
+}
+
+/** Tensors under Hugging Face names, from any source. */
+export interface WeightSource {
+  get(name: string): HostTensor | undefined;
+}
+
+function need(src: WeightSource, name: string): HostTensor {
+  const t = src.get(name);
+  if (!t) throw new ModelFormatError(`weights: tensor '${name}' is missing`);
+  return t;
+}
+
+function expectShape(t: HostTensor, shape: number[]): HostTensor {
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+    throw new ModelFormatError(`weights: tensor '${t.name}' has shape [${t.shape}], expected [${shape}]`);
+  }
+  return t;
+}
+
+/** Uploads weights named as in HF checkpoints; shared by every source format. */
+export function buildModel(
+  gpu: Gpu,
+  config: ModelConfig,
+  src: WeightSource,
+  meta: { source: string; fingerprintSeed: string; generationConfig?: Record<string, unknown>; tokenizerConfig?: Record<string, unknown> },
+): Model {
+  const { hidden, heads, kvHeads, headDim, intermediate, vocabSize } = config;
+  const f32 = (name: string, shape: number[]) => toF32(expectShape(need(src, name), shape));
+  const vec = (name: string, n: number) => uploadF32(gpu.device, f32(name, [n]), name);
+  const hash = createHash("sha256");
+  hash.update(meta.fingerprintSeed);
+  const hashed = (a: Float32Array) => (hash.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)), a);
+
+  const embedF32 = hashed(f32("model.embed_tokens.weight", [vocabSize, hidden]));
+  const embed = uploadLinear(gpu, "embed", embedF32, vocabSize, hidden);
+  const layers: LayerWeights[] = [];
+  const qRows = heads * headDim, kvRows = kvHeads * headDim;
+  for (let l = 0; l < config.layers; l++) {
+    const p = `model.layers.${l}.`;
+    const w = (n: string, shape: number[]) => hashed(f32(p + n, shape));
+    const qkv = concatRows([
+      w("self_attn.q_proj.weight", [qRows, hidden]),
+      w("self_attn.k_proj.weight", [kvRows, hidden]),
+      w("self_attn.v_proj.weight", [kvRows, hidden]),
+    ]);
+    const qkvBias = config.qkvBias
+      ? concatRows([w("self_attn.q_proj.bias", [qRows]), w("self_attn.k_proj.bias", [kvRows]), w("self_attn.v_proj.bias", [kvRows])])
+      : undefined;
+    const gateUp = concatRows([w("mlp.gate_proj.weight", [intermediate, hidden]), w("mlp.up_proj.weight", [intermediate, hidden])]);
+    layers.push({
+      attnNorm: uploadF32(gpu.device, w("input_layernorm.weight", [hidden])),
+      qkv: uploadLinear(gpu, `${p}qkv`, qkv, qRows + 2 * kvRows, hidden, qkvBias),
+      qNorm: config.qkNorm ? uploadF32(gpu.device, w("self_attn.q_norm.weight", [headDim])) : undefined,
+      kNorm: config.qkNorm ? uploadF32(gpu.device, w("self_attn.k_norm.weight", [headDim])) : undefined,
+      o: uploadLinear(gpu, `${p}o`, w("self_attn.o_proj.weight", [hidden, qRows]), hidden, qRows,
+        config.oBias ? w("self_attn.o_proj.bias", [hidden]) : undefined),
+      mlpNorm: uploadF32(gpu.device, w("post_attention_layernorm.weight", [hidden])),
+      gateUp: uploadLinear(gpu, `${p}gate_up`, gateUp, 2 * intermediate, hidden),
+      down: uploadLinear(gpu, `${p}down`, w("mlp.down_proj.weight", [hidden, intermediate]), hidden, intermediate),
+    });
+  }
+  const norm = uploadF32(gpu.device, hashed(f32("model.norm.weight", [hidden])));
+  const lmHead = config.tieEmbeddings || !src.get("lm_head.weight")
+    ? embed
+    : uploadLinear(gpu, "lm_head", hashed(f32("lm_head.weight", [vocabSize, hidden])), vocabSize, hidden);
+  if (!config.tieEmbeddings && lmHead === embed) throw new ModelFormatError("weights: tensor 'lm_head.weight' is missing (tie_word_embeddings is false)");
+  const fingerprint = hash.digest("hex").slice(0, 32);
+  return {
+    config,
+    gpu,
+    kernels: new Kernels(gpu.device, gpu.hasF16),
+    embed,
+    layers,
+    norm,
+    lmHead,
+    invFreq: inverseFrequencies(headDim, config.ropeTheta, config.ropeScaling),
+    fingerprint,
+    source: meta.source,
+    generationConfig: meta.generationConfig ?? {},
+    tokenizerConfig: meta.tokenizerConfig ?? {},
+    destroy() {
+      destroyLinear(embed);
+      if (lmHead !== embed) destroyLinear(lmHead);
+      norm.destroy();
+      for (const L of layers) {
+        for (const b of [L.attnNorm, L.mlpNorm, L.qNorm, L.kNorm]) b?.destroy();
+        for (const lin of [L.qkv, L.o, L.gateUp, L.down]) destroyLinear(lin);
+      }
+    },
+  };
+}
+
+function readJson(path: string): Record<string, unknown> {
+  if (!existsSync(path)) return {};
+  try {
+    return JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new ModelFormatError(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** Loads a Hugging Face model folder (config.json + safetensors, single or sharded). */
+export async function loadHfFolder(dir: string, gpu?: Gpu): Promise<Model> {
+  const configPath = join(dir, "config.json");
+  if (!existsSync(configPath)) throw new ModelFormatError(`${dir}: config.json is missing`);
+  const raw = readJson(configPath);
+  const config = parseHfConfig(raw);
+  const tensors = readSafetensorsFolder(dir);
+  const canonical = JSON.stringify(config);
+  return buildModel(gpu ?? await getGpu(), config, { get: (n) => tensors.get(n) }, {
+    source: dir,
+    fingerprintSeed: canonical,
+    generationConfig: readJson(join(dir, "generation_config.json")),
+    tokenizerConfig: readJson(join(dir, "tokenizer_config.json")),
+  });
+}
