@@ -1,0 +1,211 @@
+// sample: picks the next token from one row of logits, on the GPU, so decoding never waits on the CPU.
+// Order (as in HF generate): repetition penalty over every token seen so far (prompt + generated;
+// logit > 0 ? logit / penalty : logit * penalty), then greedy argmax when temperature == 0 (ties: lowest
+// id), else logits / temperature, top-k, top-p (nucleus) and a draw from the renormalised distribution
+// with a counter-based RNG keyed by (seed, step), so a seed reproduces a run.
+// Inputs:  logits: array<f32> [vocab] (modified in place), seen: array<atomic<u32>> [ceil(vocab/32)]
+//          bitmask of tokens seen, state: array<u32> (state[0] = step index), params.
+// Outputs: tokens[step] = chosen id, next[0] = chosen id (the next step's embedding input), and the
+//          chosen id's bit set in `seen`.
+// Bounds:  ONE workgroup of 256 threads; dispatch (1, 1, 1). Top-k / top-p thresholds are found by
+//          32-step bisection over logit values (ties at the threshold are all kept).
+struct Params { vocab: u32, topK: u32, seed: u32, pad: u32, temperature: f32, topP: f32, penalty: f32, pad2: f32 }
+@group(0) @binding(0) var<storage, read_write> logits: array<f32>;
+@group(0) @binding(1) var<storage, read_write> seen: array<atomic<u32>>;
+@group(0) @binding(2) var<storage, read_write> tokens: array<u32>;
+@group(0) @binding(3) var<storage, read_write> next: array<u32>;
+@group(0) @binding(4) var<storage, read> state: array<u32>;
+@group(0) @binding(5) var<uniform> p: Params;
+
+const WG = 256u;
+var<workgroup> redF: array<f32, 256>;
+var<workgroup> redU: array<u32, 256>;
+var<workgroup> chosen: u32;
+
+fn sumF(lid: u32, v: f32) -> f32 {
+  workgroupBarrier();
+  redF[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { redF[lid] += redF[lid + s]; }
+    workgroupBarrier();
+  }
+  return workgroupUniformLoad(&redF[0]);
+}
+
+fn maxF(lid: u32, v: f32) -> f32 {
+  workgroupBarrier();
+  redF[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { redF[lid] = max(redF[lid], redF[lid + s]); }
+    workgroupBarrier();
+  }
+  return workgroupUniformLoad(&redF[0]);
+}
+
+fn minF(lid: u32, v: f32) -> f32 {
+  workgroupBarrier();
+  redF[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { redF[lid] = min(redF[lid], redF[lid + s]); }
+    workgroupBarrier();
+  }
+  return workgroupUniformLoad(&redF[0]);
+}
+
+fn sumU(lid: u32, v: u32) -> u32 {
+  workgroupBarrier();
+  redU[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { redU[lid] += redU[lid + s]; }
+    workgroupBarrier();
+  }
+  return workgroupUniformLoad(&redU[0]);
+}
+
+fn isSeen(i: u32) -> bool {
+  return (atomicLoad(&seen[i / 32u]) & (1u << (i % 32u))) != 0u;
+}
+
+// PCG-style hash: a uniform float in [0, 1) from (seed, step).
+fn random01(seed: u32, step: u32) -> f32 {
+  var x = seed * 747796405u + step * 2891336453u + 1u;
+  for (var i = 0u; i < 3u; i++) {
+    x = x * 747796405u + 2891336453u;
+    let w = ((x >> ((x >> 28u) + 4u)) ^ x) * 277803737u;
+    x = (w >> 22u) ^ w;
+  }
+  return f32(x >> 8u) / 16777216.0;
+}
+
+fn count(lid: u32, threshold: f32) -> u32 {
+  var c = 0u;
+  for (var i = lid; i < p.vocab; i += WG) { if (logits[i] >= threshold) { c++; } }
+  return sumU(lid, c);
+}
+
+fn mass(lid: u32, threshold: f32, mx: f32) -> f32 {
+  var s = 0.0;
+  for (var i = lid; i < p.vocab; i += WG) {
+    let l = logits[i];
+    if (l >= threshold) { s += exp(l - mx); }
+  }
+  return sumF(lid, s);
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_id) lid3: vec3<u32>) {
+  let lid = lid3.x;
+  let step = state[0];
+  // 1. repetition penalty
+  if (p.penalty != 1.0) {
+    for (var i = lid; i < p.vocab; i += WG) {
+      if (isSeen(i)) {
+        let l = logits[i];
+        logits[i] = select(l * p.penalty, l / p.penalty, l > 0.0);
+      }
+    }
+  }
+  storageBarrier();
+  workgroupBarrier();
+  // 2. greedy: argmax, lowest id on ties
+  if (p.temperature <= 0.0) {
+    var best = -3.4e38;
+    var bestI = 0xffffffffu;
+    for (var i = lid; i < p.vocab; i += WG) {
+      let l = logits[i];
+      if (l > best) { best = l; bestI = i; }
+    }
+    let mx = maxF(lid, best);
+    var cand = 0xffffffffu;
+    if (best == mx) { cand = bestI; }
+    workgroupBarrier();
+    redU[lid] = cand;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+      if (lid < s) { redU[lid] = min(redU[lid], redU[lid + s]); }
+      workgroupBarrier();
+    }
+    if (lid == 0u) { chosen = redU[0]; }
+  } else {
+    // 3. temperature
+    for (var i = lid; i < p.vocab; i += WG) { logits[i] = logits[i] / p.temperature; }
+    storageBarrier();
+    workgroupBarrier();
+    var lmax = -3.4e38;
+    var lmin = 3.4e38;
+    for (var i = lid; i < p.vocab; i += WG) { lmax = max(lmax, logits[i]); lmin = min(lmin, logits[i]); }
+    let mx = maxF(lid, lmax);
+    let mn = minF(lid, lmin);
+    // 4. top-k: the largest threshold keeping at least k tokens
+    var thr = mn;
+    if (p.topK > 0u && p.topK < p.vocab) {
+      var lo = mn;
+      var hi = mx;
+      for (var it = 0u; it < 32u; it++) {
+        let mid = 0.5 * (lo + hi);
+        if (count(lid, mid) >= p.topK) { lo = mid; } else { hi = mid; }
+      }
+      thr = lo;
+    }
+    // 5. top-p: the largest threshold (>= thr) whose kept mass is still >= topP of the top-k mass
+    if (p.topP < 1.0) {
+      let total = mass(lid, thr, mx);
+      var lo = thr;
+      var hi = mx;
+      for (var it = 0u; it < 32u; it++) {
+        let mid = 0.5 * (lo + hi);
+        if (mass(lid, mid, mx) >= p.topP * total) { lo = mid; } else { hi = mid; }
+      }
+      thr = lo;
+    }
+    // 6. draw: u in [0, kept mass); walk contiguous per-thread chunks in id order
+    let chunk = (p.vocab + WG - 1u) / WG;
+    let start = lid * chunk;
+    var local = 0.0;
+    for (var i = start; i < min(start + chunk, p.vocab); i++) {
+      let l = logits[i];
+      if (l >= thr) { local += exp(l - mx); }
+    }
+    workgroupBarrier();
+    redF[lid] = local;
+    workgroupBarrier();
+    if (lid == 0u) {
+      var total = 0.0;
+      for (var t = 0u; t < WG; t++) { total += redF[t]; }
+      let u = random01(p.seed, step) * total;
+      var acc = 0.0;
+      var pick = 0xffffffffu;
+      var last = 0xffffffffu;
+      for (var t = 0u; t < WG && pick == 0xffffffffu; t++) {
+        if (acc + redF[t] > u) {
+          for (var i = t * chunk; i < min(t * chunk + chunk, p.vocab); i++) {
+            let l = logits[i];
+            if (l >= thr) {
+              last = i;
+              acc += exp(l - mx);
+              if (acc > u) { pick = i; break; }
+            }
+          }
+        } else {
+          acc += redF[t];
+          if (redF[t] > 0.0) {
+            for (var i = t * chunk; i < min(t * chunk + chunk, p.vocab); i++) { if (logits[i] >= thr) { last = i; } }
+          }
+        }
+      }
+      if (pick == 0xffffffffu) { pick = last; } // rounding at the very end of the distribution
+      chosen = pick;
+    }
+  }
+  workgroupBarrier();
+  if (lid == 0u) {
+    let c = chosen;
+    tokens[step] = c;
+    next[0] = c;
+    atomicOr(&seen[c / 32u], 1u << (c % 32u));
+  }
+}

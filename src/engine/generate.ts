@@ -1,0 +1,96 @@
+/**
+ * The decode loop. The prompt's prefill and every decode step run on the GPU back to back: each step
+ * embeds the id the GPU sampler just chose, so the CPU never waits per token. Tokens come back in
+ * chunks (`stepsPerReadback`, default 16); the next chunk is already enqueued while a chunk is read,
+ * and generation stops on an end-of-sequence id, a caller's stop check, `maxTokens` or an abort signal.
+ *
+ * @example
+ * ```ts
+ * import { decode } from "./generate.ts";
+ * // for await (const ids of decode(engine, { prompt, block, group, maxTokens: 32, stopIds: [2] })) console.log(ids);
+ * ```
+ */
+import type { Engine } from "./engine.ts";
+import { Forward, type AttendGroup } from "./forward.ts";
+import type { KvBlock } from "./kv_pool.ts";
+import { Sampler, type SamplingOptions } from "./sampler.ts";
+import { readBuffer } from "../gpu/buffers.ts";
+import { ApeError, CapacityError, InvalidArgumentError } from "../errors.ts";
+
+export interface DecodeRequest {
+  /** Prompt ids of the live sequence (already placed: `block` starts at the first prompt token). */
+  prompt: Uint32Array;
+  /** The live sequence's KV block (capacity >= prompt + maxTokens). */
+  block: KvBlock;
+  /** Attention group for `rows` rows written at slot `writeAt` of `block`. */
+  group: (rows: number, writeAt: number) => AttendGroup;
+  temperature?: number;
+  scale?: number;
+  maxTokens: number;
+  stopIds?: number[];
+  sampling?: SamplingOptions;
+  /** Token ids seen before the prompt (e.g. contexts), for the repetition penalty. */
+  history?: ArrayLike<number>;
+  stepsPerReadback?: number;
+  signal?: AbortSignal;
+}
+
+/** Yields generated ids in chunks as they are read back; stops after an EOS id (which is yielded). */
+export async function* decode(engine: Engine, req: DecodeRequest): AsyncGenerator<number[]> {
+  const { prompt, block, maxTokens } = req;
+  if (prompt.length === 0) throw new InvalidArgumentError("prompt: no tokens");
+  if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new InvalidArgumentError(`maxTokens must be a positive integer (got ${maxTokens})`);
+  if (prompt.length + maxTokens > block.capacity) {
+    throw new CapacityError(`prompt (${prompt.length}) + maxTokens (${maxTokens}) exceed the live block (${block.capacity} slots)`);
+  }
+  engine.checkIds(prompt, "prompt");
+  const dev = engine.model.gpu.device;
+  const stop = new Set(req.stopIds ?? []);
+  const history = new Uint32Array([...Array.from(req.history ?? []), ...prompt]);
+  const sampler = new Sampler(engine.model, req.sampling ?? {}, maxTokens, history);
+  const T = req.temperature, S = req.scale;
+  const prefill = new Forward(engine.model, engine.pool, prompt.length, {
+    groups: [req.group(prompt.length, 0)], temperature: T, scale: S, logits: { from: prompt.length - 1, count: 1 },
+  });
+  sampler.record(prefill.program, prefill.logits);
+  const stepGroup = req.group(1, prompt.length);
+  const step = new Forward(engine.model, engine.pool, 1, { groups: [stepGroup], temperature: T, scale: S, logits: { from: 0, count: 1 } }, sampler.next);
+  sampler.record(step.program, step.logits);
+  const chunk = Math.max(1, req.stepsPerReadback ?? 16);
+  let enqueued = 0; // tokens whose sampling is enqueued
+  const enqueue = (upTo: number) => {
+    for (; enqueued < upTo; enqueued++) {
+      sampler.setStep(enqueued);
+      if (enqueued === 0) {
+        prefill.setIds(prompt);
+        prefill.program.submit();
+      } else {
+        stepGroup.writeAt = prompt.length + enqueued - 1; // the previous token's slot
+        step.refreshState();
+        step.program.submit();
+      }
+    }
+  };
+  try {
+    let done = 0;
+    enqueue(Math.min(maxTokens, chunk));
+    while (done < maxTokens) {
+      if (req.signal?.aborted) throw new ApeError("E_ABORTED", "generation aborted");
+      const upTo = enqueued;
+      const read = readBuffer(dev, sampler.tokens, (upTo - done) * 4, done * 4);
+      enqueue(Math.min(maxTokens, upTo + chunk)); // keep the GPU busy while we wait
+      const ids = Array.from(new Uint32Array(await read));
+      const cut = ids.findIndex((id) => stop.has(id));
+      const out = cut >= 0 ? ids.slice(0, cut + 1) : ids;
+      done = upTo;
+      if (out.length) yield out;
+      if (cut >= 0) break;
+    }
+    // tokens actually kept in the block: prompt + generated (the last one's KV is never written)
+  } finally {
+    block.tokens = Math.min(block.tokens, block.capacity);
+    prefill.destroy();
+    step.destroy();
+    sampler.destroy();
+  }
+}
