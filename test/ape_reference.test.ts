@@ -71,3 +71,26 @@ describe.each(VARIANTS)(`engine vs float64 reference on ${runtimeName()}: $name`
     expect(relError(ape, got)).toBeGreaterThan(1e-3);
   });
 });
+
+describe(`APE at many-shot scale on ${runtimeName()}`, () => {
+  it("500 contexts of 64 tokens: batched encoding, one query walking all blocks, matches the formula", async () => {
+    const cfg = tinyConfig();
+    const { tensors, ref: w } = randomModel(cfg, 21);
+    const model = buildModel(await getGpu(), cfg, { get: (n) => tensors.get(n) }, { source: "random", fingerprintSeed: "s" });
+    const engine = new Engine(model, { kvBudgetBytes: 16 << 20 });
+    try {
+      const rand = rng(99);
+      const ids = (n: number) => Array.from({ length: n }, () => Math.floor(rand() * cfg.vocabSize));
+      const prefix = ids(4), contexts = Array.from({ length: 500 }, () => ids(64)), query = ids(3);
+      const got = await modeLogits(engine, "ape", {
+        prefix: Uint32Array.from(prefix), contexts: contexts.map((c) => Uint32Array.from(c)), query: Uint32Array.from(query),
+        temperature: 0.9, scale: 0.9,
+      });
+      expect(relError(got, new CpuReference(cfg, w).ape(prefix, contexts, query, 0.9, 0.9))).toBeLessThan(1e-4);
+      expect(engine.pool.freeTokens()).toBe(engine.pool.capacity); // every block was released
+    } finally {
+      engine.destroy();
+      model.destroy();
+    }
+  });
+});
