@@ -1,13 +1,15 @@
 // matvec_f32: the decode-time linear layer for a single row, y[colOffset + n] = sum_k x[k] * W[n, k]
 // (+ bias[colOffset + n]); W stored f32 as in HF (out x in), possibly one row chunk of a larger matrix.
-// Inputs:  x: array<f32> [K]; w: array<f32> [N, K] (this chunk); bias: array<f32> (read only when
-//          hasBias = 1); params (same struct as matmul_f32; M must be 1).
+// Inputs:  x: array<f32> [K]; w: array<vec4<f32>> [N, K/4] (this chunk; K must be a multiple of 4,
+//          which every supported model's widths are); bias: array<f32> (read only when hasBias = 1);
+//          params (same struct as matmul_f32; M must be 1).
 // Outputs: y: array<f32>, entries colOffset .. colOffset+N-1.
-// Layout:  256 threads = 8 output rows x 32 lanes; lanes stride over K, then reduce in workgroup memory.
+// Layout:  256 threads = 8 output rows x 32 lanes; lanes stride over K in vec4 steps (512 contiguous
+//          bytes per row per iteration), then reduce in workgroup memory.
 // Bounds:  dispatch (min(ceil(N/8), 65535), ceil(ceil(N/8)/65535)); rows n >= N are masked.
 struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, hasBias: u32 }
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
@@ -19,10 +21,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let lane = lid.x % 32u;
   let sub = lid.x / 32u;
   let n = (wg.x + wg.y * 65535u) * 8u + sub;
+  let k4 = p.K / 4u;
   var s = 0.0;
   if (n < p.N) {
-    let base = n * p.K;
-    for (var k = lane; k < p.K; k += 32u) { s += x[k] * w[base + k]; }
+    let base = n * k4;
+    for (var k = lane; k < k4; k += 32u) { s += dot(x[k], w[base + k]); }
   }
   partial[lid.x] = s;
   workgroupBarrier();

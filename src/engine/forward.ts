@@ -14,6 +14,7 @@
  * ```
  */
 import { readBuffer, storageBuffer, uploadU32 } from "../gpu/buffers.ts";
+import { ModelFormatError } from "../errors.ts";
 import type { Model } from "../model/model.ts";
 import type { GpuLinear } from "../model/weights.ts";
 import { cosSinTable } from "../model/rope.ts";
@@ -94,6 +95,7 @@ export class Forward {
     dev.queue.writeBuffer(this.dest, 0, layout.dest);
 
     const linear = (inp: GPUBuffer, W: GpuLinear, out: GPUBuffer, rows: number) => {
+      if (W.cols % 4 !== 0) throw new ModelFormatError(`a linear layer has ${W.cols} input features; apekit needs a multiple of 4`);
       const kind = rows === 1 ? "matvec" : "matmul";
       const pipe = k.pipeline(`${kind}_${W.format}`);
       for (const ch of W.chunks) {

@@ -1,0 +1,131 @@
+/**
+ * `ape bench engine [--dtype f32] [--layers N] [--prefill 512] [--decode 128] [--shape llama-3.2-1b|tiny]`
+ *
+ * Prefill tokens/s and batch-1 decode tokens/s for a model of the given shape with random weights,
+ * and the fraction of the memory-bandwidth floor that decode reaches: (bytes of weights + KV read per
+ * token) / (the card's copy bandwidth, measured in the same run with shaders/copy.wgsl).
+ */
+import { getGpu, type Gpu } from "../src/gpu/device.ts";
+import { readBuffer, storageBuffer } from "../src/gpu/buffers.ts";
+import { buildModel } from "../src/model/model.ts";
+import type { ModelConfig } from "../src/model/config.ts";
+import type { HostTensor } from "../src/model/tensor.ts";
+import { Engine } from "../src/engine/engine.ts";
+import { decode } from "../src/engine/generate.ts";
+import { sequentialLogits } from "../src/ape/ape.ts";
+import { Params, Program } from "../src/engine/program.ts";
+import { InvalidArgumentError } from "../src/errors.ts";
+import { parseArgs } from "../sdk/commands/args.ts";
+
+const SHAPES: Record<string, Partial<ModelConfig>> = {
+  "llama-3.2-1b": { hidden: 2048, intermediate: 8192, layers: 16, heads: 32, kvHeads: 8, headDim: 64, vocabSize: 128256, tieEmbeddings: true },
+  tiny: { hidden: 256, intermediate: 512, layers: 4, heads: 8, kvHeads: 2, headDim: 32, vocabSize: 4096, tieEmbeddings: true },
+};
+
+/** Random f32 weights, generated on demand by name (cheap xorshift, values in [-0.02, 0.02], norms ~1). */
+function randomSource(cfg: ModelConfig): { get(name: string): HostTensor | undefined } {
+  const { hidden: H, intermediate: I, heads, kvHeads, headDim: hd, vocabSize: V } = cfg;
+  let s = 0x9e3779b9;
+  const shapeOf = (name: string): number[] | undefined => {
+    if (name === "model.embed_tokens.weight") return [V, H];
+    if (name === "lm_head.weight") return cfg.tieEmbeddings ? undefined : [V, H];
+    if (name === "model.norm.weight" || name.endsWith("layernorm.weight")) return [H];
+    if (name.endsWith("q_proj.weight")) return [heads * hd, H];
+    if (name.endsWith("k_proj.weight") || name.endsWith("v_proj.weight")) return [kvHeads * hd, H];
+    if (name.endsWith("o_proj.weight")) return [H, heads * hd];
+    if (name.endsWith("gate_proj.weight") || name.endsWith("up_proj.weight")) return [I, H];
+    if (name.endsWith("down_proj.weight")) return [H, I];
+    return undefined;
+  };
+  return {
+    get(name) {
+      const shape = shapeOf(name);
+      if (!shape) return undefined;
+      const n = shape.reduce((a, b) => a * b, 1);
+      const f = new Float32Array(n);
+      const norm = shape.length === 1;
+      for (let i = 0; i < n; i++) {
+        s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
+        f[i] = norm ? 1 : ((s >>> 0) / 4294967296 - 0.5) * 0.04;
+      }
+      return { name, dtype: "F32", shape, data: new Uint8Array(f.buffer) };
+    },
+  };
+}
+
+/** Achievable copy bandwidth in bytes/s (read + write), from shaders/copy.wgsl on 512 MiB. */
+async function copyBandwidth(gpu: Gpu, kernels: import("../src/gpu/shaders.ts").Kernels): Promise<number> {
+  const bytes = Math.min(512 << 20, gpu.limits.maxStorageBufferBindingSize);
+  const src = storageBuffer(gpu.device, bytes), dst = storageBuffer(gpu.device, bytes);
+  const prog = new Program(gpu.device);
+  const pipe = kernels.pipeline("copy");
+  const params = prog.uniform(new Params().u(bytes / 16).bytes());
+  const reps = 20;
+  for (let r = 0; r < reps; r++) prog.dispatch(pipe, kernels.bind(pipe, [src, dst, params]), 2048);
+  prog.submit();
+  await readBuffer(gpu.device, dst, 16); // warm-up
+  const t0 = performance.now();
+  prog.submit();
+  await readBuffer(gpu.device, dst, 16);
+  const secs = (performance.now() - t0) / 1000;
+  prog.destroy();
+  src.destroy();
+  dst.destroy();
+  return (2 * bytes * reps) / secs;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, { string: ["dtype", "layers", "prefill", "decode", "shape", "context"] });
+  const shapeName = a.string.shape ?? "llama-3.2-1b";
+  const shape = SHAPES[shapeName];
+  if (!shape) throw new InvalidArgumentError(`--shape must be one of ${Object.keys(SHAPES).join(", ")}`);
+  const dtype = a.string.dtype ?? "f32";
+  if (dtype !== "f32") throw new InvalidArgumentError(`--dtype ${dtype}: this build benchmarks f32 weights only`);
+  const cfg: ModelConfig = {
+    architecture: "llama", vocabSize: 0, hidden: 0, intermediate: 0, layers: 0, heads: 0, kvHeads: 0, headDim: 0,
+    rmsEps: 1e-5, ropeTheta: 500000, ropeScaling: { type: "none" }, maxPositions: 131072, tieEmbeddings: true,
+    qkvBias: false, oBias: false, qkNorm: false, slidingWindow: 0, eosTokenIds: [], ...shape,
+  };
+  if (a.string.layers) cfg.layers = Number(a.string.layers);
+  const prefillN = Number(a.string.prefill ?? 512), decodeN = Number(a.string.decode ?? 128);
+  const gpu = await getGpu();
+  console.log(`adapter: ${gpu.description}`);
+  console.log(`model: ${shapeName} shape (${cfg.layers} layers, hidden ${cfg.hidden}, vocab ${cfg.vocabSize}), random ${dtype} weights`);
+  let t = performance.now();
+  const model = buildModel(gpu, cfg, randomSource(cfg), { source: "random", fingerprintSeed: "bench" });
+  console.log(`load: ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  const engine = new Engine(model, { kvBudgetBytes: 2 * 2 ** 30, maxBatchRows: 8192 });
+  const bw = await copyBandwidth(gpu, model.kernels);
+  console.log(`copy bandwidth (read+write): ${(bw / 1e12).toFixed(3)} TB/s`);
+
+  const ids = Uint32Array.from({ length: prefillN }, (_, i) => (i * 7919) % cfg.vocabSize);
+  await sequentialLogits(engine, ids.subarray(0, 16)); // compile pipelines
+  t = performance.now();
+  await sequentialLogits(engine, ids);
+  const prefillS = (performance.now() - t) / 1000;
+  console.log(`prefill: ${prefillN} tokens in ${(prefillS * 1000).toFixed(1)} ms = ${(prefillN / prefillS).toFixed(0)} tokens/s`);
+
+  const prompt = ids.subarray(0, 32);
+  const block = engine.pool.allocate(prompt.length + decodeN, 0);
+  const group = (rows: number, writeAt: number) => ({ rows, write: block, writeAt, plain: [block] });
+  for await (const _ of decode(engine, { prompt, block, group, maxTokens: 16, stepsPerReadback: 16 })) { /* warm-up */ }
+  let first = 0, n = 0;
+  t = performance.now();
+  for await (const chunk of decode(engine, { prompt, block, group, maxTokens: decodeN, stepsPerReadback: 16 })) {
+    if (first === 0) first = performance.now();
+    n += chunk.length;
+  }
+  const end = performance.now();
+  const perToken = (end - first) / 1000 / Math.max(1, n - 16);
+  const f = 4; // bytes per weight (f32)
+  const weights = cfg.layers * (cfg.hidden * (cfg.heads + 2 * cfg.kvHeads) * cfg.headDim + cfg.heads * cfg.headDim * cfg.hidden + 3 * cfg.hidden * cfg.intermediate) * f
+    + cfg.vocabSize * cfg.hidden * f;
+  const kv = cfg.layers * 2 * cfg.kvHeads * cfg.headDim * 4 * (prompt.length + decodeN / 2);
+  const floor = (weights + kv) / (bw / 2);
+  console.log(`decode: ${n} tokens, ${(1 / perToken).toFixed(1)} tokens/s (${(perToken * 1000).toFixed(2)} ms/token, steady state after the first chunk)`);
+  console.log(`bytes read per token: ${((weights + kv) / 1e9).toFixed(3)} GB; floor at copy bandwidth: ${(floor * 1000).toFixed(3)} ms/token; fraction of floor reached: ${(floor / perToken * 100).toFixed(1)}%`);
+  engine.pool.release(block);
+  engine.destroy();
+  model.destroy();
+  return 0;
+}

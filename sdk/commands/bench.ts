@@ -1,0 +1,22 @@
+/**
+ * `ape bench <name>`: benchmarks that print figures (never timed unit tests). Each lives in
+ * bench/<name>.ts and exports `run(args)`.
+ *
+ *   ape bench tokenize     tokenizer throughput vs @huggingface/tokenizers and Python tokenizers
+ *   ape bench kv           KV-cache file serialize / verify throughput vs a plain memory copy
+ *   ape bench engine       prefill and decode speed, fraction of the memory-bandwidth floor
+ */
+import { InvalidArgumentError } from "../../src/errors.ts";
+
+const BENCHES: Record<string, () => Promise<{ run(args: string[]): Promise<number> }>> = {
+  tokenize: () => import("../../bench/tokenize.ts"),
+  kv: () => import("../../bench/kv.ts"),
+  engine: () => import("../../bench/engine.ts"),
+};
+
+export async function run(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  const load = name ? BENCHES[name] : undefined;
+  if (!load) throw new InvalidArgumentError(`ape bench: choose one of ${Object.keys(BENCHES).join(", ")}${name ? ` (got '${name}')` : ""}`);
+  return (await load()).run(rest);
+}

@@ -1,0 +1,67 @@
+// The engine against Hugging Face transformers: tiny random-weight models in real HF format, one per
+// supported architecture/option, with float64 reference logits made on the GPU machine by
+// scripts/make_fixtures.py (see fixtures/README.md).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readdirSync, readFileSync } from "node:fs";
+import { loadHfFolder, type Model } from "../src/model/model.ts";
+import { Engine } from "../src/engine/engine.ts";
+import { decode } from "../src/engine/generate.ts";
+import { type ApeMode, modeLogits, sequentialLogits } from "../src/ape/ape.ts";
+import { runtimeName } from "../src/runtime.ts";
+import { relError } from "./reference/random_model.ts";
+
+interface Reference {
+  logits: { ids: number[]; logits: number[][] }[];
+  greedy: { prompt: number[]; tokens: number[] };
+  ape: { mode: ApeMode; prefix: number[]; contexts: number[][]; query: number[]; temperature: number; scale: number; logits: number[] }[];
+}
+
+const ROOT = new URL("../fixtures/models/", import.meta.url);
+const MODELS = readdirSync(ROOT).filter((d) => !d.startsWith("."));
+
+describe.each(MODELS)(`HF fixture %s on ${runtimeName()}`, (name) => {
+  const dir = new URL(`${name}/`, ROOT).pathname;
+  const ref: Reference = JSON.parse(readFileSync(`${dir}reference.json`, "utf8"));
+  let model: Model, engine: Engine;
+  beforeAll(async () => {
+    model = await loadHfFolder(dir);
+    engine = new Engine(model, { kvBudgetBytes: 4 << 20 });
+  });
+  afterAll(() => {
+    engine?.destroy();
+    model?.destroy();
+  });
+
+  it("logits match transformers at every position (f32 compute, rel. error <= 1e-4)", async () => {
+    const V = model.config.vocabSize;
+    for (const c of ref.logits) {
+      const got = await sequentialLogits(engine, Uint32Array.from(c.ids), true);
+      c.logits.forEach((want, p) => expect(relError(got.subarray(p * V, (p + 1) * V), want)).toBeLessThan(1e-4));
+    }
+  });
+
+  it("greedy generation reproduces transformers' tokens", async () => {
+    const prompt = Uint32Array.from(ref.greedy.prompt), n = ref.greedy.tokens.length;
+    const block = engine.pool.allocate(prompt.length + n, 0);
+    const got: number[] = [];
+    for await (const c of decode(engine, { prompt, block, maxTokens: n, group: (rows, writeAt) => ({ rows, write: block, writeAt, plain: [block] }) })) got.push(...c);
+    engine.pool.release(block);
+    expect(got).toEqual(ref.greedy.tokens);
+  });
+
+  it("sequential, parallel and APE logits match the PyTorch implementation of the formula", async () => {
+    for (const c of ref.ape) {
+      const got = await modeLogits(engine, c.mode, {
+        prefix: Uint32Array.from(c.prefix), contexts: c.contexts.map((x) => Uint32Array.from(x)), query: Uint32Array.from(c.query),
+        temperature: c.temperature, scale: c.scale,
+      });
+      expect(relError(got, c.logits), `${c.mode} T=${c.temperature} S=${c.scale}`).toBeLessThan(1e-4);
+    }
+  });
+
+  it("the fingerprint is stable for the same folder", async () => {
+    const again = await loadHfFolder(dir);
+    expect(again.fingerprint).toBe(model.fingerprint);
+    again.destroy();
+  });
+});
