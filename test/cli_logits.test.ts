@@ -1,0 +1,48 @@
+// `ape logits` end to end: the CLI contract external checks rely on (flags and JSON shape).
+import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { runtimeName } from "../src/runtime.ts";
+import { relError } from "./reference/random_model.ts";
+
+const DENO = new URL("../node_modules/@deno/linux-x64-glibc/deno", import.meta.url).pathname;
+const ROOT = new URL("..", import.meta.url).pathname;
+
+function ape(args: string[]) {
+  const r = spawnSync(DENO, ["run", "-A", "sdk/cli.ts", ...args], { cwd: ROOT, encoding: "utf8", env: { ...process.env, XDG_RUNTIME_DIR: "/tmp" } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe(`ape logits CLI (spawned from ${runtimeName()})`, () => {
+  const ref = JSON.parse(readFileSync(`${ROOT}fixtures/models/mistral/reference.json`, "utf8"));
+
+  it("--ids --json prints the last position's logits; --all prints every position", () => {
+    const c = ref.logits[1];
+    const last = ape(["logits", "--model", "fixtures/models/mistral", "--ids", c.ids.join(","), "--json"]);
+    expect(last.code, last.err).toBe(0);
+    expect(relError(JSON.parse(last.out).logits, c.logits[c.logits.length - 1])).toBeLessThan(1e-4);
+    const all = ape(["logits", "--model", "fixtures/models/mistral", "--ids", c.ids.join(","), "--all", "--json"]);
+    const rows = JSON.parse(all.out).logits as number[][];
+    expect(rows.length).toBe(c.ids.length);
+    rows.forEach((r, i) => expect(relError(r, c.logits[i])).toBeLessThan(1e-4));
+  });
+
+  it("--mode ape with repeated --context-ids matches the reference", () => {
+    const c = ref.ape.find((x: { mode: string; prefix: number[]; contexts: number[][] }) => x.mode === "ape" && x.prefix.length > 0 && x.contexts.length > 1);
+    const args = ["logits", "--model", "fixtures/models/mistral", "--mode", "ape", "--prefix-ids", c.prefix.join(",")];
+    for (const ctx of c.contexts) args.push("--context-ids", ctx.join(","));
+    args.push("--query-ids", c.query.join(","), "--temperature", String(c.temperature), "--scale", String(c.scale), "--json");
+    const r = ape(args);
+    expect(r.code, r.err).toBe(0);
+    expect(relError(JSON.parse(r.out).logits, c.logits)).toBeLessThan(1e-4);
+  });
+
+  it("bad input exits non-zero with a message naming the problem", () => {
+    const r = ape(["logits", "--model", "fixtures/models/mistral", "--ids", "1,x", "--json"]);
+    expect(r.code).not.toBe(0);
+    expect(r.err).toMatch(/--ids: 'x' is not a token id/);
+    const m = ape(["logits", "--model", "fixtures/models/mistral", "--mode", "ape", "--query-ids", "1", "--temperature", "-1"]);
+    expect(m.code).not.toBe(0);
+    expect(m.err).toMatch(/--temperature must be a positive number/);
+  });
+});
