@@ -38,6 +38,11 @@ export class KvPool {
   #free: { start: number; size: number }[];
   #live = new Map<number, KvBlock>();
   #nextId = 1;
+  /**
+   * Called when an allocation does not fit: free something (e.g. evict the least recently used
+   * cached context) and return true to retry, or false to give up with CapacityError.
+   */
+  onFull?: (neededTokens: number) => boolean;
 
   constructor(readonly gpu: Gpu, readonly config: ModelConfig, readonly budgetBytes: number) {
     const { layers, kvHeads, headDim } = config;
@@ -59,7 +64,8 @@ export class KvPool {
   /** Reserves `capacity` token slots for a block whose first token sits at position `firstPos`. */
   allocate(capacity: number, firstPos: number): KvBlock {
     if (!Number.isInteger(capacity) || capacity < 1) throw new CapacityError(`a KV block needs at least one token slot (got ${capacity})`);
-    const i = this.#free.findIndex((f) => f.size >= capacity);
+    let i = this.#free.findIndex((f) => f.size >= capacity);
+    while (i < 0 && this.onFull?.(capacity)) i = this.#free.findIndex((f) => f.size >= capacity);
     if (i < 0) {
       throw new CapacityError(
         `GPU KV budget exhausted: a block of ${capacity} tokens does not fit (${this.freeTokens()} of ${this.capacity} token slots free, ` +

@@ -1,0 +1,75 @@
+/**
+ * Moves a KV block between the GPU pools and the host, in the cache-file layout
+ * ([kvHeads, tokens, headDim] f32 per layer and tensor). Reading copies every layer's K and V into one
+ * staging buffer and maps it once (one GPU round trip per block, not one per layer); writing is one
+ * queue write per tensor (per kv head when the block has spare capacity).
+ *
+ * @example
+ * ```ts
+ * import { readBlock, writeBlock } from "./kv_transfer.ts";
+ * // const { k, v } = await readBlock(pool, block);
+ * // writeBlock(pool, other, k, v);
+ * ```
+ */
+import { Usage } from "../gpu/buffers.ts";
+import { CacheMismatchError } from "../errors.ts";
+import type { KvBlock, KvPool } from "./kv_pool.ts";
+
+export interface HostKv {
+  /** Per layer, [kvHeads, tokens, headDim] float32. */
+  k: Float32Array[];
+  v: Float32Array[];
+  tokens: number;
+}
+
+export async function readBlock(pool: KvPool, block: KvBlock): Promise<HostKv> {
+  const { layers, kvHeads, headDim } = pool.config;
+  const dev = pool.gpu.device;
+  const { offset, size } = pool.blockBytes(block);
+  const staging = dev.createBuffer({ size: size * layers * 2, usage: Usage.MAP_READ | Usage.COPY_DST });
+  const enc = dev.createCommandEncoder();
+  for (let l = 0; l < layers; l++) {
+    enc.copyBufferToBuffer(pool.k[l], offset, staging, (2 * l) * size, size);
+    enc.copyBufferToBuffer(pool.v[l], offset, staging, (2 * l + 1) * size, size);
+  }
+  dev.queue.submit([enc.finish()]);
+  await staging.mapAsync(0x1);
+  const all = new Float32Array(staging.getMappedRange().slice(0));
+  staging.unmap();
+  staging.destroy();
+  const t = block.tokens, cap = block.capacity, per = cap * headDim;
+  const pick = (start: number) => {
+    if (t === cap) return all.slice(start, start + kvHeads * per);
+    const out = new Float32Array(kvHeads * t * headDim);
+    for (let h = 0; h < kvHeads; h++) out.set(all.subarray(start + h * per, start + h * per + t * headDim), h * t * headDim);
+    return out;
+  };
+  const k: Float32Array[] = [], v: Float32Array[] = [];
+  for (let l = 0; l < layers; l++) {
+    k.push(pick((2 * l) * size / 4));
+    v.push(pick((2 * l + 1) * size / 4));
+  }
+  return { k, v, tokens: t };
+}
+
+export function writeBlock(pool: KvPool, block: KvBlock, kv: HostKv): void {
+  const { layers, kvHeads, headDim } = pool.config;
+  if (kv.k.length !== layers || kv.v.length !== layers) throw new CacheMismatchError(`KV has ${kv.k.length} layers, the model ${layers}`);
+  if (kv.tokens > block.capacity) throw new CacheMismatchError(`KV of ${kv.tokens} tokens does not fit a block of ${block.capacity}`);
+  const want = kvHeads * kv.tokens * headDim;
+  const dev = pool.gpu.device;
+  const { offset } = pool.blockBytes(block);
+  for (let l = 0; l < layers; l++) {
+    for (const [arr, buf] of [[kv.k[l], pool.k[l]], [kv.v[l], pool.v[l]]] as const) {
+      if (arr.length !== want) throw new CacheMismatchError(`layer ${l}: ${arr.length} values, expected ${want} ([${kvHeads}, ${kv.tokens}, ${headDim}])`);
+      if (kv.tokens === block.capacity) {
+        dev.queue.writeBuffer(buf, offset, arr);
+      } else {
+        for (let h = 0; h < kvHeads; h++) {
+          dev.queue.writeBuffer(buf, offset + h * block.capacity * headDim * 4, arr, h * kv.tokens * headDim, kv.tokens * headDim);
+        }
+      }
+    }
+  }
+  block.tokens = kv.tokens;
+}
