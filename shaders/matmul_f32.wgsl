@@ -1,55 +1,57 @@
 // matmul_f32: y[m, colOffset + n] = sum_k x[m, k] * W[n, k] (+ bias[colOffset + n]) — a linear layer
 // for prefill (many rows), W stored f32 as in HF (out x in). W may be one row chunk of a larger
 // matrix (colOffset = the chunk's first row) when it exceeds the binding-size limit.
-// Inputs:  x: array<f32> [M, K]; w: array<f32> [N, K] (this chunk); bias: array<f32> [ldy] (bound
-//          always; read only when hasBias = 1); params.
+// Inputs:  x: array<vec4<f32>> [M, K/4]; w: array<vec4<f32>> [N, K/4] (this chunk; K is a multiple of
+//          4); bias: array<f32> (bound always; read only when hasBias = 1); params.
 // Outputs: y: array<f32> [M, ldy], columns colOffset .. colOffset+N-1 written.
-// Layout:  64x64 output tile per workgroup, 16x16 threads each computing 4x4, K in steps of 16
-//          through workgroup memory.
-// Bounds:  dispatch (ceil(N/64), ceil(M/64)); out-of-range rows/cols are masked.
+// Layout:  a 64x64 output tile per workgroup of 16x16 threads, each computing 4 rows x 4 columns with
+//          vec4 FMAs; K advances 32 at a time through workgroup memory, stored k-major so each inner
+//          step reads one vec4 of x rows and one vec4 of W rows.
+// Bounds:  dispatch (ceil(N/64), ceil(M/64)); out-of-range rows/cols/k are zero-filled and not written.
 struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, hasBias: u32 }
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
 const TILE = 64u;
-const TK = 16u;
-var<workgroup> xs: array<f32, 1024>; // [TILE][TK]
-var<workgroup> ws: array<f32, 1024>; // [TILE][TK]
+const TK = 32u;
+var<workgroup> xs: array<vec4<f32>, 512>; // [TK][TILE/4]: xs[k*16 + m/4][m%4] = x[row0+m, k0+k]
+var<workgroup> ws: array<vec4<f32>, 512>; // [TK][TILE/4]: ws[k*16 + n/4][n%4] = W[col0+n, k0+k]
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let row0 = wg.y * TILE;
   let col0 = wg.x * TILE;
   let t = lid.y * 16u + lid.x;
-  var acc: array<f32, 16>;
-  for (var i = 0u; i < 16u; i++) { acc[i] = 0.0; }
+  let k4 = p.K / 4u;
+  var acc: array<vec4<f32>, 4>;
+  for (var i = 0u; i < 4u; i++) { acc[i] = vec4<f32>(0.0); }
   for (var k0 = 0u; k0 < p.K; k0 += TK) {
-    for (var i = 0u; i < 4u; i++) {
-      let idx = t + i * 256u;
-      let r = idx / TK;
-      let c = idx % TK;
-      let kk = k0 + c;
-      var xv = 0.0;
-      if (row0 + r < p.M && kk < p.K) { xv = x[(row0 + r) * p.K + kk]; }
-      xs[idx] = xv;
-      var wv = 0.0;
-      if (col0 + r < p.N && kk < p.K) { wv = w[(col0 + r) * p.K + kk]; }
-      ws[idx] = wv;
+    // 64 rows x 8 vec4 of k per operand = 512 vec4: two per thread
+    for (var j = 0u; j < 2u; j++) {
+      let idx = t + j * 256u;
+      let r = idx / 8u;
+      let kq = idx % 8u;
+      let kv = k0 / 4u + kq;
+      var xv = vec4<f32>(0.0);
+      if (row0 + r < p.M && kv < k4) { xv = x[(row0 + r) * k4 + kv]; }
+      var wv = vec4<f32>(0.0);
+      if (col0 + r < p.N && kv < k4) { wv = w[(col0 + r) * k4 + kv]; }
+      for (var c = 0u; c < 4u; c++) {
+        xs[(kq * 4u + c) * 16u + r / 4u][r % 4u] = xv[c];
+        ws[(kq * 4u + c) * 16u + r / 4u][r % 4u] = wv[c];
+      }
     }
     workgroupBarrier();
     for (var kk = 0u; kk < TK; kk++) {
-      var a: array<f32, 4>;
-      var b: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) {
-        a[i] = xs[(lid.y * 4u + i) * TK + kk];
-        b[i] = ws[(lid.x * 4u + i) * TK + kk];
-      }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] += a[i] * b[j]; }
-      }
+      let a = xs[kk * 16u + lid.y];
+      let b = ws[kk * 16u + lid.x];
+      acc[0] += a.x * b;
+      acc[1] += a.y * b;
+      acc[2] += a.z * b;
+      acc[3] += a.w * b;
     }
     workgroupBarrier();
   }
@@ -59,7 +61,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     for (var j = 0u; j < 4u; j++) {
       let n = col0 + lid.x * 4u + j;
       if (n >= p.N) { continue; }
-      var v = acc[i * 4u + j];
+      var v = acc[i][j];
       if (p.hasBias == 1u) { v += bias[p.colOffset + n]; }
       y[m * p.ldy + p.colOffset + n] = v;
     }

@@ -32,6 +32,8 @@ export interface DecodeRequest {
   /** Token ids seen before the prompt (e.g. contexts), for the repetition penalty. */
   history?: ArrayLike<number>;
   stepsPerReadback?: number;
+  /** Tokens in the first readback (default stepsPerReadback; 1 gives the earliest first token). */
+  firstChunk?: number;
   signal?: AbortSignal;
 }
 
@@ -73,7 +75,7 @@ export async function* decode(engine: Engine, req: DecodeRequest): AsyncGenerato
   };
   try {
     let done = 0;
-    enqueue(Math.min(maxTokens, chunk));
+    enqueue(Math.min(maxTokens, Math.max(1, req.firstChunk ?? chunk)));
     while (done < maxTokens) {
       if (req.signal?.aborted) throw new ApeError("E_ABORTED", "generation aborted");
       const upTo = enqueued;
