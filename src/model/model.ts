@@ -21,7 +21,8 @@ import { type ModelConfig, parseHfConfig } from "./config.ts";
 import { inverseFrequencies } from "./rope.ts";
 import { readSafetensorsFolder } from "./safetensors.ts";
 import { type HostTensor, toF32 } from "./tensor.ts";
-import { concatRows, destroyLinear, type GpuLinear, uploadLinear } from "./weights.ts";
+import { dequantizeTensor, quantFormat, rowBytes } from "./quant.ts";
+import { concatBytes, concatRows, destroyLinear, type GpuLinear, uploadLinear, uploadQuantLinear } from "./weights.ts";
 
 export interface LayerWeights {
   attnNorm: GPUBuffer;
@@ -81,45 +82,69 @@ export function buildModel(
   meta: { source: string; fingerprintSeed: string; generationConfig?: Record<string, unknown>; tokenizerConfig?: Record<string, unknown> },
 ): Model {
   const { hidden, heads, kvHeads, headDim, intermediate, vocabSize } = config;
-  const f32 = (name: string, shape: number[]) => toF32(expectShape(need(src, name), shape));
+  // Block-quantized tensors (GGUF) become f32 only where the engine needs f32 (norms, embedding gather).
+  const asF32 = (t: HostTensor) => (quantFormat(t.dtype) ? dequantizeTensor(t) : toF32(t));
+  const f32 = (name: string, shape: number[]) => asF32(expectShape(need(src, name), shape));
   const vec = (name: string, n: number) => uploadF32(gpu.device, f32(name, [n]), name);
   const hash = createHash("sha256");
   hash.update(meta.fingerprintSeed);
   const hashed = (a: Float32Array) => (hash.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)), a);
+  // A linear weight from row blocks (fused q|k|v, gate|up): kept as raw blocks when every part has the
+  // same block-quantized format (its kernels dequantize on the fly), otherwise converted to f32.
+  type HostLinear = { format: string; f32?: Float32Array; raw?: Uint8Array; rowBytes?: number };
+  const linearOf = (ts: HostTensor[]): HostLinear => {
+    const q = quantFormat(ts[0].dtype);
+    if (q && ts.every((t) => t.dtype === ts[0].dtype)) {
+      const raw = concatBytes(ts.map((t) => t.data));
+      hash.update(raw);
+      return { format: q.gpu!, raw, rowBytes: rowBytes(q.name, ts[0].shape[1]) };
+    }
+    return { format: "f32", f32: concatRows(ts.map((t) => hashed(asF32(t)))) };
+  };
+  const upload = (name: string, w: HostLinear, rows: number, cols: number, bias?: Float32Array): GpuLinear =>
+    w.format === "f32"
+      ? uploadLinear(gpu, name, w.f32!, rows, cols, bias)
+      : uploadQuantLinear(gpu, name, w.format, w.raw!, rows, cols, w.rowBytes!, bias);
 
-  const embedF32 = hashed(f32("model.embed_tokens.weight", [vocabSize, hidden]));
+  const embedT = expectShape(need(src, "model.embed_tokens.weight"), [vocabSize, hidden]);
+  const embedF32 = hashed(asF32(embedT));
   const embed = uploadLinear(gpu, "embed", embedF32, vocabSize, hidden);
   const layers: LayerWeights[] = [];
   const qRows = heads * headDim, kvRows = kvHeads * headDim;
   for (let l = 0; l < config.layers; l++) {
     const p = `model.layers.${l}.`;
     const w = (n: string, shape: number[]) => hashed(f32(p + n, shape));
-    const qkv = concatRows([
-      w("self_attn.q_proj.weight", [qRows, hidden]),
-      w("self_attn.k_proj.weight", [kvRows, hidden]),
-      w("self_attn.v_proj.weight", [kvRows, hidden]),
+    const t = (n: string, shape: number[]) => expectShape(need(src, p + n), shape);
+    const qkv = linearOf([
+      t("self_attn.q_proj.weight", [qRows, hidden]),
+      t("self_attn.k_proj.weight", [kvRows, hidden]),
+      t("self_attn.v_proj.weight", [kvRows, hidden]),
     ]);
     const qkvBias = config.qkvBias
       ? concatRows([w("self_attn.q_proj.bias", [qRows]), w("self_attn.k_proj.bias", [kvRows]), w("self_attn.v_proj.bias", [kvRows])])
       : undefined;
-    const gateUp = concatRows([w("mlp.gate_proj.weight", [intermediate, hidden]), w("mlp.up_proj.weight", [intermediate, hidden])]);
+    const gateUp = linearOf([t("mlp.gate_proj.weight", [intermediate, hidden]), t("mlp.up_proj.weight", [intermediate, hidden])]);
     layers.push({
       attnNorm: uploadF32(gpu.device, w("input_layernorm.weight", [hidden])),
-      qkv: uploadLinear(gpu, `${p}qkv`, qkv, qRows + 2 * kvRows, hidden, qkvBias),
+      qkv: upload(`${p}qkv`, qkv, qRows + 2 * kvRows, hidden, qkvBias),
       qNorm: config.qkNorm ? uploadF32(gpu.device, w("self_attn.q_norm.weight", [headDim])) : undefined,
       kNorm: config.qkNorm ? uploadF32(gpu.device, w("self_attn.k_norm.weight", [headDim])) : undefined,
-      o: uploadLinear(gpu, `${p}o`, w("self_attn.o_proj.weight", [hidden, qRows]), hidden, qRows,
+      o: upload(`${p}o`, linearOf([t("self_attn.o_proj.weight", [hidden, qRows])]), hidden, qRows,
         config.oBias ? w("self_attn.o_proj.bias", [hidden]) : undefined),
       mlpNorm: uploadF32(gpu.device, w("post_attention_layernorm.weight", [hidden])),
-      gateUp: uploadLinear(gpu, `${p}gate_up`, gateUp, 2 * intermediate, hidden),
-      down: uploadLinear(gpu, `${p}down`, w("mlp.down_proj.weight", [hidden, intermediate]), hidden, intermediate),
+      gateUp: upload(`${p}gate_up`, gateUp, 2 * intermediate, hidden),
+      down: upload(`${p}down`, linearOf([t("mlp.down_proj.weight", [hidden, intermediate])]), hidden, intermediate),
     });
   }
   const norm = uploadF32(gpu.device, hashed(f32("model.norm.weight", [hidden])));
-  const lmHead = config.tieEmbeddings || !src.get("lm_head.weight")
-    ? embed
-    : uploadLinear(gpu, "lm_head", hashed(f32("lm_head.weight", [vocabSize, hidden])), vocabSize, hidden);
-  if (!config.tieEmbeddings && lmHead === embed) throw new ModelFormatError("weights: tensor 'lm_head.weight' is missing (tie_word_embeddings is false)");
+  const lmT = config.tieEmbeddings ? undefined : src.get("lm_head.weight");
+  // A tied, quantized embedding: the gather reads the f32 copy, the LM head the raw blocks.
+  const lmHead = lmT
+    ? upload("lm_head", linearOf([expectShape(lmT, [vocabSize, hidden])]), vocabSize, hidden)
+    : quantFormat(embedT.dtype)
+      ? upload("lm_head", { format: quantFormat(embedT.dtype)!.gpu!, raw: embedT.data, rowBytes: rowBytes(embedT.dtype, hidden) }, vocabSize, hidden)
+      : embed;
+  if (!config.tieEmbeddings && !lmT) throw new ModelFormatError("weights: tensor 'lm_head.weight' is missing (tie_word_embeddings is false)");
   const fingerprint = hash.digest("hex").slice(0, 32);
   return {
     config,

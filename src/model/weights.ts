@@ -13,7 +13,7 @@
  * ```
  */
 import type { Gpu } from "../gpu/device.ts";
-import { uploadF32 } from "../gpu/buffers.ts";
+import { uploadBytes, uploadF32 } from "../gpu/buffers.ts";
 
 export interface LinearChunk {
   buffer: GPUBuffer;
@@ -22,7 +22,7 @@ export interface LinearChunk {
 }
 
 export interface GpuLinear {
-  /** Storage format: "f32" today; quantized formats (GGUF) add their own kernels. */
+  /** Storage format: "f32", or a GGUF block format ("q8_0", "q4_1", "q4_k", ...: see quant.ts). */
   format: string;
   /** Output features (rows of W, as in HF's [out, in]). */
   rows: number;
@@ -48,6 +48,25 @@ export function uploadLinear(gpu: Gpu, name: string, w: Float32Array, rows: numb
   return { format: "f32", rows, cols, chunks, bias: bias ? uploadF32(gpu.device, bias, `${name}.bias`) : undefined };
 }
 
+/**
+ * Uploads a block-quantized [rows, cols] matrix as its raw blocks (`rowBytes` bytes per row, rows
+ * contiguous), split into binding-sized row chunks. Each chunk gets 4 bytes of zero padding so a
+ * kernel may read one u32 word past a block that ends unaligned.
+ */
+export function uploadQuantLinear(
+  gpu: Gpu, name: string, format: string, data: Uint8Array, rows: number, cols: number, rowBytes: number, bias?: Float32Array,
+): GpuLinear {
+  const per = Math.max(1, Math.floor((gpu.limits.maxStorageBufferBindingSize - 4) / rowBytes));
+  const chunks: LinearChunk[] = [];
+  for (let r = 0; r < rows; r += per) {
+    const n = Math.min(per, rows - r);
+    const padded = new Uint8Array(n * rowBytes + 4);
+    padded.set(data.subarray(r * rowBytes, (r + n) * rowBytes));
+    chunks.push({ buffer: uploadBytes(gpu.device, padded, `${name}[${r}]`), rowStart: r, rows: n });
+  }
+  return { format, rows, cols, chunks, bias: bias ? uploadF32(gpu.device, bias, `${name}.bias`) : undefined };
+}
+
 /** Concatenates row-major [rows_i, cols] float matrices along rows (fused qkv, fused gate+up). */
 export function concatRows(parts: Float32Array[]): Float32Array {
   const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
@@ -55,6 +74,17 @@ export function concatRows(parts: Float32Array[]): Float32Array {
   for (const p of parts) {
     out.set(p, o);
     o += p.length;
+  }
+  return out;
+}
+
+/** Concatenates byte arrays (raw quantized rows of fused projections). */
+export function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.byteLength;
   }
   return out;
 }

@@ -1,0 +1,128 @@
+/**
+ * Quantized formats: the CPU dequantizers against llama.cpp's own Python package (fixtures written by
+ * scripts/make_gguf_fixtures.py with gguf==0.17.1), the quantizers' round trip, and every format's GPU
+ * kernels (matvec for one row, matmul for many, row-chunked, with bias) against CPU
+ * dequantize-then-multiply in float64.
+ */
+import { describe, expect, it } from "vitest";
+import { getGpu, type Gpu } from "../src/gpu/device.ts";
+import { readBuffer, storageBuffer, uploadF32 } from "../src/gpu/buffers.ts";
+import { Kernels } from "../src/gpu/shaders.ts";
+import { Params, Program } from "../src/engine/program.ts";
+import { openGguf } from "../src/model/gguf.ts";
+import { dequantize, f16ToF32, f32ToF16, FORMATS, quantize, rowBytes } from "../src/model/quant.ts";
+import { destroyLinear, type GpuLinear, uploadQuantLinear } from "../src/model/weights.ts";
+import { runtimeName } from "../src/runtime.ts";
+import { relError, rng } from "./reference/random_model.ts";
+
+const FIXTURES = new URL("../fixtures/gguf/", import.meta.url);
+const QUANT = ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q6_K"];
+
+describe(`quant formats on the CPU (${runtimeName()})`, () => {
+  it.each([...QUANT, "F32", "F16", "BF16"])("%s dequantizes exactly as gguf-py does", (type) => {
+    const f = openGguf(new URL(`quant_${type}.gguf`, FIXTURES).pathname);
+    try {
+      const q = f.read("q"), ref = f.read("ref");
+      expect(q.dtype).toBe(type);
+      expect(q.shape).toEqual([4, 512]);
+      expect(q.data.byteLength).toBe(4 * rowBytes(type, 512));
+      const got = dequantize(type, q.data, 4 * 512);
+      const want = new Float32Array(ref.data.slice().buffer);
+      let worst = 0, scale = 0;
+      for (let i = 0; i < want.length; i++) {
+        worst = Math.max(worst, Math.abs(got[i] - want[i]));
+        scale = Math.max(scale, Math.abs(want[i]));
+      }
+      expect(scale).toBeGreaterThan(0);
+      expect(worst / scale).toBeLessThan(1e-6); // same values up to f32 rounding order
+    } finally {
+      f.close();
+    }
+  });
+
+  it.each(QUANT)("%s: quantize then dequantize stays within the format's error", (type) => {
+    const rand = rng(5);
+    const n = 2048;
+    const x = Float32Array.from({ length: n }, () => (rand() * 2 - 1) * 0.7);
+    const y = dequantize(type, quantize(type, x), n);
+    const bound = type === "Q8_0" ? 0.01 : type.startsWith("Q6") ? 0.03 : type.startsWith("Q5") ? 0.07 : 0.13;
+    expect(relError(y, x)).toBeLessThan(bound);
+    // an all-zero block decodes to zeros
+    expect(Array.from(dequantize(type, quantize(type, new Float32Array(FORMATS[type].blockSize)), FORMATS[type].blockSize)).every((v) => v === 0)).toBe(true);
+  });
+
+  it("f32 -> f16 rounds to nearest even, with subnormals, infinities and NaN", () => {
+    for (const [v, h] of [[1, 0x3c00], [-2, 0xc000], [65504, 0x7bff], [65520, 0x7c00], [1e-7, 0x0002], [5.960464477539063e-8, 0x0001], [0, 0], [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02]]) {
+      expect(f32ToF16(v)).toBe(h);
+    }
+    expect(f32ToF16(Infinity)).toBe(0x7c00);
+    expect(Number.isNaN(f16ToF32(f32ToF16(NaN)))).toBe(true);
+    for (let h = 0; h < 0x7c00; h += 97) expect(f32ToF16(f16ToF32(h))).toBe(h);
+  });
+});
+
+/** y = x W^T (+ bias) in float64 from the dequantized W. */
+function cpuLinear(x: Float32Array, w: Float32Array, M: number, N: number, K: number, bias?: Float32Array): Float64Array {
+  const y = new Float64Array(M * N);
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let s = bias ? bias[n] : 0;
+      for (let k = 0; k < K; k++) s += x[m * K + k] * w[n * K + k];
+      y[m * N + n] = s;
+    }
+  }
+  return y;
+}
+
+/** Runs W on M rows the way forward.ts's `linear` does (same kernels, params and grids). */
+async function gpuLinear(gpu: Gpu, kernels: Kernels, W: GpuLinear, x: Float32Array, M: number): Promise<Float32Array> {
+  const dev = gpu.device;
+  const xb = uploadF32(dev, x), yb = storageBuffer(dev, M * W.rows * 4);
+  const prog = new Program(dev);
+  const kind = M === 1 ? "matvec" : "matmul";
+  const pipe = kernels.pipeline(`${kind}_${W.format}`);
+  for (const ch of W.chunks) {
+    const params = prog.uniform(new Params().u(M, ch.rows, W.cols, W.rows, ch.rowStart, W.bias ? 1 : 0).bytes());
+    const bind = kernels.bind(pipe, [xb, ch.buffer, yb, params, W.bias ?? ch.buffer]);
+    const ceil = (a: number, b: number) => Math.ceil(a / b);
+    if (M === 1) prog.dispatch(pipe, bind, Math.min(ceil(ch.rows, 8), 65535), ceil(ceil(ch.rows, 8), 65535));
+    else prog.dispatch(pipe, bind, ceil(ch.rows, 64), ceil(M, 64));
+  }
+  prog.submit();
+  const out = new Float32Array(await readBuffer(dev, yb, M * W.rows * 4));
+  prog.destroy();
+  xb.destroy();
+  yb.destroy();
+  return out;
+}
+
+describe(`quantized matvec / matmul kernels on ${runtimeName()}`, () => {
+  const cases = QUANT.flatMap((type) => [
+    { type, N: 70, K: FORMATS[type].blockSize === 256 ? 512 : 96, chunked: false },
+    { type, N: 37, K: FORMATS[type].blockSize === 256 ? 256 : 160, chunked: true },
+  ]);
+  it.each(cases)("$type: N=$N K=$K chunked=$chunked matches dequantize-then-multiply", async ({ type, N, K, chunked }) => {
+    const gpu0 = await getGpu();
+    const kernels = new Kernels(gpu0.device);
+    const rand = rng(N * 31 + K);
+    const w = Float32Array.from({ length: N * K }, () => (rand() * 2 - 1) * 0.5);
+    const raw = quantize(type, w);
+    const wq = dequantize(type, raw, N * K);
+    const bias = Float32Array.from({ length: N }, () => rand() - 0.5);
+    const rb = rowBytes(type, K);
+    // A small binding limit splits W into row chunks of 16 rows (the last one shorter).
+    const gpu: Gpu = chunked ? { ...gpu0, limits: { ...gpu0.limits, maxStorageBufferBindingSize: 16 * rb + 4 } } : gpu0;
+    const W = uploadQuantLinear(gpu, "w", FORMATS[type].gpu!, raw, N, K, rb, chunked ? bias : undefined);
+    expect(W.chunks.length).toBe(chunked ? Math.ceil(N / 16) : 1);
+    try {
+      for (const M of [1, 67]) {
+        const x = Float32Array.from({ length: M * K }, () => rand() * 2 - 1);
+        const got = await gpuLinear(gpu0, kernels, W, x, M);
+        const want = cpuLinear(x, wq, M, N, K, chunked ? bias : undefined);
+        expect(relError(got, want), `M=${M}`).toBeLessThan(1e-5);
+      }
+    } finally {
+      destroyLinear(W);
+    }
+  });
+});
