@@ -1,6 +1,6 @@
 // matvec_f32: the decode-time linear layer for a single row, y[colOffset + n] = sum_k x[k] * W[n, k]
 // (+ bias[colOffset + n]); W stored f32 as in HF (out x in), possibly one row chunk of a larger matrix.
-// Inputs:  x: array<f32> [K]; w: array<vec4<f32>> [N, K/4] (this chunk; K must be a multiple of 4,
+// Inputs:  x: array<vec4<f32>> [K/4]; w: array<vec4<f32>> [N, K/4] (this chunk; K must be a multiple of 4,
 //          which every supported model's widths are); bias: array<f32> (read only when hasBias = 1);
 //          params (same struct as matmul_f32; M must be 1).
 // Outputs: y: array<f32>, entries colOffset .. colOffset+N-1.

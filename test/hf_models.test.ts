@@ -59,6 +59,21 @@ describe.each(MODELS)(`HF fixture %s on ${runtimeName()}`, (name) => {
     }
   });
 
+  it("f16 weight storage stays within 2e-2 of transformers, with its own fingerprint", async () => {
+    const half = await loadHfFolder(dir, undefined, { weightDtype: "f16" });
+    const e = new Engine(half, { kvBudgetBytes: 1 << 20 });
+    try {
+      expect(half.layers[0].qkv.format).toBe("f16");
+      expect(half.fingerprint).not.toBe(model.fingerprint);
+      const V = half.config.vocabSize, c = ref.logits[2];
+      const got = await sequentialLogits(e, Uint32Array.from(c.ids), true);
+      c.logits.forEach((want, p) => expect(relError(got.subarray(p * V, (p + 1) * V), want)).toBeLessThan(2e-2));
+    } finally {
+      e.destroy();
+      half.destroy();
+    }
+  });
+
   it("the fingerprint is stable for the same folder", async () => {
     const again = await loadHfFolder(dir);
     expect(again.fingerprint).toBe(model.fingerprint);

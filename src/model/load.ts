@@ -37,7 +37,7 @@ export interface LoadedModel {
  * the default model. Throws
  * ModelFormatError for anything else, DefaultModelMissingError when the default model is not fetched.
  */
-export async function loadModel(path?: string, opts: { gpu?: Gpu } = {}): Promise<LoadedModel> {
+export async function loadModel(path?: string, opts: { gpu?: Gpu; weightDtype?: "auto" | "f32" | "f16" } = {}): Promise<LoadedModel> {
   const p = path ?? requireDefaultModel();
   if (!existsSync(p)) throw new ModelFormatError(`${p}: no such file or folder`);
   if (statSync(p).isDirectory()) {
@@ -49,18 +49,18 @@ export async function loadModel(path?: string, opts: { gpu?: Gpu } = {}): Promis
         `${p}: a model folder needs config.json (a Hugging Face model) or exactly one .gguf file (found ${ggufs.length})`,
       );
     }
-    const model = await loadHfFolder(p, opts.gpu);
+    const model = await loadHfFolder(p, opts.gpu, { weightDtype: opts.weightDtype });
     const t = model.tokenizerConfig.chat_template;
     return { model, format: "hf", chatTemplate: typeof t === "string" ? t : undefined };
   }
   if (!p.toLowerCase().endsWith(".gguf")) {
     throw new ModelFormatError(`${p}: not a model (expected a Hugging Face folder with config.json, or a .gguf file)`);
   }
-  return loadGguf(p, opts.gpu);
+  return loadGguf(p, opts.gpu, opts.weightDtype);
 }
 
 /** Loads a GGUF model file: config from its metadata, weights (quantized ones stay quantized on the GPU). */
-export async function loadGguf(path: string, gpu?: Gpu): Promise<LoadedModel> {
+export async function loadGguf(path: string, gpu?: Gpu, weightDtype?: "auto" | "f32" | "f16"): Promise<LoadedModel> {
   const f = openGguf(path);
   try {
     const config = ggufConfig(f);
@@ -73,6 +73,7 @@ export async function loadGguf(path: string, gpu?: Gpu): Promise<LoadedModel> {
     const tok = (id?: number) => (id !== undefined ? tokenizer?.tokens[id] : undefined);
     const model = buildModel(gpu ?? await getGpu(), config, ggufWeights(f, config), {
       source: path,
+      weightDtype,
       // Same seed as an HF folder with the same config, so identical weights fingerprint identically.
       fingerprintSeed: JSON.stringify(config) + (factors ? `|rope_freqs:${Array.from(factors).join(",")}` : ""),
       generationConfig: { bos_token_id: config.bosTokenId, eos_token_id: config.eosTokenIds },

@@ -21,7 +21,13 @@ import { type ModelConfig, parseHfConfig } from "./config.ts";
 import { inverseFrequencies } from "./rope.ts";
 import { readSafetensorsFolder } from "./safetensors.ts";
 import { type HostTensor, toF32 } from "./tensor.ts";
-import { dequantizeTensor, quantFormat, rowBytes } from "./quant.ts";
+import { dequantizeTensor, f32ToF16, quantFormat, rowBytes } from "./quant.ts";
+
+function f16Bytes(f: Float32Array): Uint8Array {
+  const h = new Uint16Array(f.length);
+  for (let i = 0; i < f.length; i++) h[i] = f32ToF16(f[i]);
+  return new Uint8Array(h.buffer);
+}
 import { concatBytes, concatRows, destroyLinear, type GpuLinear, uploadLinear, uploadQuantLinear } from "./weights.ts";
 
 export interface LayerWeights {
@@ -79,7 +85,15 @@ export function buildModel(
   gpu: Gpu,
   config: ModelConfig,
   src: WeightSource,
-  meta: { source: string; fingerprintSeed: string; generationConfig?: Record<string, unknown>; tokenizerConfig?: Record<string, unknown> },
+  meta: {
+    source: string;
+    fingerprintSeed: string;
+    generationConfig?: Record<string, unknown>;
+    tokenizerConfig?: Record<string, unknown>;
+    /** Storage of float linear weights: "auto" keeps F16 checkpoints in f16 and the rest in f32;
+     * "f16" stores every float linear weight in f16 (half the bytes; compute stays f32). */
+    weightDtype?: "auto" | "f32" | "f16";
+  },
 ): Model {
   const { hidden, heads, kvHeads, headDim, intermediate, vocabSize } = config;
   // Block-quantized tensors (GGUF) become f32 only where the engine needs f32 (norms, embedding gather).
@@ -88,6 +102,8 @@ export function buildModel(
   const vec = (name: string, n: number) => uploadF32(gpu.device, f32(name, [n]), name);
   const hash = createHash("sha256");
   hash.update(meta.fingerprintSeed);
+  const weightDtype = meta.weightDtype ?? "auto";
+  hash.update(`|weights:${weightDtype}|`);
   const hashed = (a: Float32Array) => (hash.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)), a);
   // A linear weight from row blocks (fused q|k|v, gate|up): kept as raw blocks when every part has the
   // same block-quantized format (its kernels dequantize on the fly), otherwise converted to f32.
@@ -98,6 +114,13 @@ export function buildModel(
       const raw = concatBytes(ts.map((t) => t.data));
       hash.update(raw);
       return { format: q.gpu!, raw, rowBytes: rowBytes(q.name, ts[0].shape[1]) };
+    }
+    const cols = ts[0].shape[1];
+    if ((ts.every((t) => t.dtype === "F16") && weightDtype !== "f32") || weightDtype === "f16") {
+      // f16 storage: exact for F16 checkpoints; a rounding of F32/BF16 ones when asked for
+      const raw = ts.every((t) => t.dtype === "F16") ? concatBytes(ts.map((t) => t.data)) : f16Bytes(concatRows(ts.map(asF32)));
+      hash.update(raw);
+      return { format: "f16", raw, rowBytes: cols * 2 };
     }
     return { format: "f32", f32: concatRows(ts.map((t) => hashed(asF32(t)))) };
   };
@@ -181,7 +204,7 @@ function readJson(path: string): Record<string, unknown> {
 }
 
 /** Loads a Hugging Face model folder (config.json + safetensors, single or sharded). */
-export async function loadHfFolder(dir: string, gpu?: Gpu): Promise<Model> {
+export async function loadHfFolder(dir: string, gpu?: Gpu, opts: { weightDtype?: "auto" | "f32" | "f16" } = {}): Promise<Model> {
   const configPath = join(dir, "config.json");
   if (!existsSync(configPath)) throw new ModelFormatError(`${dir}: config.json is missing`);
   const raw = readJson(configPath);
@@ -193,5 +216,6 @@ export async function loadHfFolder(dir: string, gpu?: Gpu): Promise<Model> {
     fingerprintSeed: canonical,
     generationConfig: readJson(join(dir, "generation_config.json")),
     tokenizerConfig: readJson(join(dir, "tokenizer_config.json")),
+    weightDtype: opts.weightDtype,
   });
 }

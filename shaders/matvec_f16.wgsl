@@ -1,0 +1,45 @@
+// matvec_f16: the decode-time linear layer for a single row, y[colOffset + n] = sum_k x[k] * W[n, k]
+// (+ bias[colOffset + n]); W stored as IEEE half floats (out x in, as in HF), computed in f32; possibly
+// one row chunk of a larger matrix.
+// Inputs:  x: array<vec4<f32>> [K/4]; w: array<vec2<u32>> [N, K/4], 4 packed halves per vec2 (this chunk; K a
+//          multiple of 4); bias: array<f32> (read only when hasBias = 1);
+//          params (same struct as matmul_f32; M must be 1).
+// Outputs: y: array<f32>, entries colOffset .. colOffset+N-1.
+// Layout:  256 threads = 8 output rows x 32 lanes; lanes stride over K in vec4 steps (256 contiguous
+//          bytes per row per iteration), then reduce in workgroup memory.
+// Bounds:  dispatch (min(ceil(N/8), 65535), ceil(ceil(N/8)/65535)); rows n >= N are masked.
+struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, hasBias: u32 }
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> w: array<vec2<u32>>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+
+var<workgroup> partial: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let lane = lid.x % 32u;
+  let sub = lid.x / 32u;
+  let n = (wg.x + wg.y * 65535u) * 8u + sub;
+  let k4 = p.K / 4u;
+  var s = 0.0;
+  if (n < p.N) {
+    let base = n * k4;
+    for (var k = lane; k < k4; k += 32u) {
+      let h = w[base + k];
+      s += dot(x[k], vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y)));
+    }
+  }
+  partial[lid.x] = s;
+  workgroupBarrier();
+  for (var step = 16u; step > 0u; step >>= 1u) {
+    if (lane < step) { partial[lid.x] += partial[lid.x + step]; }
+    workgroupBarrier();
+  }
+  if (lane == 0u && n < p.N) {
+    var v = partial[lid.x];
+    if (p.hasBias == 1u) { v += bias[p.colOffset + n]; }
+    y[p.colOffset + n] = v;
+  }
+}
