@@ -1,5 +1,5 @@
 /**
- * `ape bench engine [--dtype f32] [--layers N] [--prefill 512] [--decode 128] [--shape llama-3.2-1b|tiny]`
+ * `ape bench engine [--dtype f16|f32|q8_0|q4_1|q4_0] [--layers N] [--prefill 512] [--decode 128] [--shape llama-3.2-1b|tiny]`
  *
  * Prefill tokens/s and batch-1 decode tokens/s for a model of the given shape with random weights,
  * and the fraction of the memory-bandwidth floor that decode reaches: (bytes of weights + KV read per
@@ -10,6 +10,8 @@ import { readBuffer, storageBuffer } from "../src/gpu/buffers.ts";
 import { buildModel } from "../src/model/model.ts";
 import type { ModelConfig } from "../src/model/config.ts";
 import type { HostTensor } from "../src/model/tensor.ts";
+import { f32ToF16, quantize } from "../src/model/quant.ts";
+import type { GpuLinear } from "../src/model/weights.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { decode } from "../src/engine/generate.ts";
 import { sequentialLogits } from "../src/ape/ape.ts";
@@ -22,8 +24,13 @@ const SHAPES: Record<string, Partial<ModelConfig>> = {
   tiny: { hidden: 256, intermediate: 512, layers: 4, heads: 8, kvHeads: 2, headDim: 32, vocabSize: 4096, tieEmbeddings: true },
 };
 
-/** Random f32 weights, generated on demand by name (cheap xorshift, values in [-0.02, 0.02], norms ~1). */
-function randomSource(cfg: ModelConfig): { get(name: string): HostTensor | undefined } {
+const DTYPES: Record<string, string> = { f32: "F32", f16: "F16", q8_0: "Q8_0", q4_1: "Q4_1", q4_0: "Q4_0" };
+
+/**
+ * Random weights, generated on demand by name (cheap xorshift, values in [-0.02, 0.02], norms 1),
+ * linear weights and the embedding stored as `dtype` (quantized with the GGUF block quantizers).
+ */
+function randomSource(cfg: ModelConfig, dtype: string): { get(name: string): HostTensor | undefined } {
   const { hidden: H, intermediate: I, heads, kvHeads, headDim: hd, vocabSize: V } = cfg;
   let s = 0x9e3779b9;
   const shapeOf = (name: string): number[] | undefined => {
@@ -48,7 +55,13 @@ function randomSource(cfg: ModelConfig): { get(name: string): HostTensor | undef
         s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
         f[i] = norm ? 1 : ((s >>> 0) / 4294967296 - 0.5) * 0.04;
       }
-      return { name, dtype: "F32", shape, data: new Uint8Array(f.buffer) };
+      if (norm || dtype === "F32") return { name, dtype: "F32", shape, data: new Uint8Array(f.buffer) };
+      if (dtype === "F16") {
+        const h = new Uint16Array(n);
+        for (let i = 0; i < n; i++) h[i] = f32ToF16(f[i]);
+        return { name, dtype, shape, data: new Uint8Array(h.buffer) };
+      }
+      return { name, dtype, shape, data: quantize(dtype, f) };
     },
   };
 }
@@ -79,8 +92,8 @@ export async function run(argv: string[]): Promise<number> {
   const shapeName = a.string.shape ?? "llama-3.2-1b";
   const shape = SHAPES[shapeName];
   if (!shape) throw new InvalidArgumentError(`--shape must be one of ${Object.keys(SHAPES).join(", ")}`);
-  const dtype = a.string.dtype ?? "f32";
-  if (dtype !== "f32") throw new InvalidArgumentError(`--dtype ${dtype}: this build benchmarks f32 weights only`);
+  const dtype = a.string.dtype ?? "f16";
+  if (!DTYPES[dtype]) throw new InvalidArgumentError(`--dtype must be one of ${Object.keys(DTYPES).join(", ")} (got '${dtype}')`);
   const cfg: ModelConfig = {
     architecture: "llama", vocabSize: 0, hidden: 0, intermediate: 0, layers: 0, heads: 0, kvHeads: 0, headDim: 0,
     rmsEps: 1e-5, ropeTheta: 500000, ropeScaling: { type: "none" }, maxPositions: 131072, tieEmbeddings: true,
@@ -92,7 +105,7 @@ export async function run(argv: string[]): Promise<number> {
   console.log(`adapter: ${gpu.description}`);
   console.log(`model: ${shapeName} shape (${cfg.layers} layers, hidden ${cfg.hidden}, vocab ${cfg.vocabSize}), random ${dtype} weights`);
   let t = performance.now();
-  const model = buildModel(gpu, cfg, randomSource(cfg), { source: "random", fingerprintSeed: "bench" });
+  const model = buildModel(gpu, cfg, randomSource(cfg, DTYPES[dtype]), { source: "random", fingerprintSeed: "bench" });
   console.log(`load: ${((performance.now() - t) / 1000).toFixed(1)} s`);
   const engine = new Engine(model, { kvBudgetBytes: 2 * 2 ** 30, maxBatchRows: 8192 });
   const bw = await copyBandwidth(gpu, model.kernels);
@@ -106,23 +119,27 @@ export async function run(argv: string[]): Promise<number> {
   console.log(`prefill: ${prefillN} tokens in ${(prefillS * 1000).toFixed(1)} ms = ${(prefillN / prefillS).toFixed(0)} tokens/s`);
 
   const prompt = ids.subarray(0, 32);
-  const block = engine.pool.allocate(prompt.length + decodeN, 0);
+  const block = engine.pool.allocate(prompt.length + 16 + decodeN, 0);
   const group = (rows: number, writeAt: number) => ({ rows, write: block, writeAt, plain: [block] });
-  for await (const _ of decode(engine, { prompt, block, group, maxTokens: 16, stepsPerReadback: 16 })) { /* warm-up */ }
-  let first = 0, n = 0;
-  t = performance.now();
-  for await (const chunk of decode(engine, { prompt, block, group, maxTokens: decodeN, stepsPerReadback: 16 })) {
-    if (first === 0) first = performance.now();
-    n += chunk.length;
-  }
-  const end = performance.now();
-  const perToken = (end - first) / 1000 / Math.max(1, n - 16);
-  const f = 4; // bytes per weight (f32)
-  const weights = cfg.layers * (cfg.hidden * (cfg.heads + 2 * cfg.kvHeads) * cfg.headDim + cfg.heads * cfg.headDim * cfg.hidden + 3 * cfg.hidden * cfg.intermediate) * f
-    + cfg.vocabSize * cfg.hidden * f;
+  // decode speed as a difference of two runs (16 and 16 + N tokens), so prefill, the first readback
+  // and pipeline start-up cancel out
+  const timed = async (n: number) => {
+    const t0 = performance.now();
+    let got = 0;
+    for await (const chunk of decode(engine, { prompt, block, group, maxTokens: n, stepsPerReadback: 16 })) got += chunk.length;
+    if (got !== n) throw new Error(`decode produced ${got} of ${n} tokens`);
+    return performance.now() - t0;
+  };
+  await timed(16); // warm-up
+  const short = await timed(16), long = await timed(16 + decodeN);
+  const perToken = (long - short) / 1000 / decodeN;
+  const n = decodeN;
+  // bytes of weights a decode step reads: every linear layer's GPU buffers, and the LM head
+  const bytesOf = (l: GpuLinear) => l.chunks.reduce((n, c) => n + c.buffer.size, 0);
+  const weights = model.layers.reduce((n, L) => n + bytesOf(L.qkv) + bytesOf(L.o) + bytesOf(L.gateUp) + bytesOf(L.down), 0) + bytesOf(model.lmHead);
   const kv = cfg.layers * 2 * cfg.kvHeads * cfg.headDim * 4 * (prompt.length + decodeN / 2);
   const floor = (weights + kv) / (bw / 2);
-  console.log(`decode: ${n} tokens, ${(1 / perToken).toFixed(1)} tokens/s (${(perToken * 1000).toFixed(2)} ms/token, steady state after the first chunk)`);
+  console.log(`decode: ${n} tokens, ${(1 / perToken).toFixed(1)} tokens/s (${(perToken * 1000).toFixed(2)} ms/token, difference of a 16- and a ${16 + decodeN}-token run)`);
   console.log(`bytes read per token: ${((weights + kv) / 1e9).toFixed(3)} GB; floor at copy bandwidth: ${(floor * 1000).toFixed(3)} ms/token; fraction of floor reached: ${(floor / perToken * 100).toFixed(1)}%`);
   engine.pool.release(block);
   engine.destroy();
