@@ -8,7 +8,8 @@ import { describe, expect, it } from "vitest";
 import { getGpu, type Gpu } from "../src/gpu/device.ts";
 import { readBuffer, storageBuffer, uploadF32 } from "../src/gpu/buffers.ts";
 import { Kernels } from "../src/gpu/shaders.ts";
-import { Params, Program } from "../src/engine/program.ts";
+import { Program } from "../src/engine/program.ts";
+import { type MatvecLayout, recordLinear } from "../src/engine/linear.ts";
 import { openGguf } from "../src/model/gguf.ts";
 import { dequantize, f16ToF32, f32ToF16, FORMATS, quantize, rowBytes } from "../src/model/quant.ts";
 import { destroyLinear, type GpuLinear, uploadQuantLinear } from "../src/model/weights.ts";
@@ -74,20 +75,12 @@ function cpuLinear(x: Float32Array, w: Float32Array, M: number, N: number, K: nu
   return y;
 }
 
-/** Runs W on M rows the way forward.ts's `linear` does (same kernels, params and grids). */
-async function gpuLinear(gpu: Gpu, kernels: Kernels, W: GpuLinear, x: Float32Array, M: number): Promise<Float32Array> {
+/** Runs W on M rows through the engine's own kernel choice (recordLinear), in the given matvec layout. */
+async function gpuLinear(gpu: Gpu, kernels: Kernels, W: GpuLinear, x: Float32Array, M: number, layout: MatvecLayout = "lanes"): Promise<Float32Array> {
   const dev = gpu.device;
   const xb = uploadF32(dev, x), yb = storageBuffer(dev, M * W.rows * 4);
   const prog = new Program(dev);
-  const kind = M === 1 ? "matvec" : "matmul";
-  const pipe = kernels.pipeline(`${kind}_${W.format}`);
-  for (const ch of W.chunks) {
-    const params = prog.uniform(new Params().u(M, ch.rows, W.cols, W.rows, ch.rowStart, W.bias ? 1 : 0).bytes());
-    const bind = kernels.bind(pipe, [xb, ch.buffer, yb, params, W.bias ?? ch.buffer]);
-    const ceil = (a: number, b: number) => Math.ceil(a / b);
-    if (M === 1) prog.dispatch(pipe, bind, Math.min(ceil(ch.rows, 8), 65535), ceil(ceil(ch.rows, 8), 65535));
-    else prog.dispatch(pipe, bind, ceil(ch.rows, 64), ceil(M, 64));
-  }
+  recordLinear(prog, kernels, xb, W, yb, M, layout);
   prog.submit();
   const out = new Float32Array(await readBuffer(dev, yb, M * W.rows * 4));
   prog.destroy();
@@ -115,11 +108,39 @@ describe(`quantized matvec / matmul kernels on ${runtimeName()}`, () => {
     const W = uploadQuantLinear(gpu, "w", FORMATS[type].gpu!, raw, N, K, rb, chunked ? bias : undefined);
     expect(W.chunks.length).toBe(chunked ? Math.ceil(N / 16) : 1);
     try {
-      for (const M of [1, 67]) {
+      for (const [M, layout] of [[1, "lanes"], [1, "rows"], [67, "lanes"]] as const) {
         const x = Float32Array.from({ length: M * K }, () => rand() * 2 - 1);
-        const got = await gpuLinear(gpu0, kernels, W, x, M);
+        const got = await gpuLinear(gpu0, kernels, W, x, M, layout);
         const want = cpuLinear(x, wq, M, N, K, chunked ? bias : undefined);
-        expect(relError(got, want), `M=${M}`).toBeLessThan(1e-5);
+        expect(relError(got, want), `M=${M} ${layout}`).toBeLessThan(1e-5);
+      }
+    } finally {
+      destroyLinear(W);
+    }
+  });
+});
+
+describe(`float matvec / matmul kernels in both matvec layouts on ${runtimeName()}`, () => {
+  it.each(["f32", "f16"])("%s matches the CPU product", async (format) => {
+    const gpu = await getGpu();
+    const kernels = new Kernels(gpu.device);
+    const rand = rng(format.length * 7);
+    const N = 53, K = 96;
+    let w = Float32Array.from({ length: N * K }, () => (rand() * 2 - 1) * 0.5);
+    const bias = Float32Array.from({ length: N }, () => rand() - 0.5);
+    let W: GpuLinear;
+    if (format === "f16") {
+      const h = Uint16Array.from(w, (v) => f32ToF16(v));
+      w = Float32Array.from(h, (v) => f16ToF32(v));
+      W = uploadQuantLinear(gpu, "w", "f16", new Uint8Array(h.buffer), N, K, K * 2, bias);
+    } else {
+      const { uploadLinear } = await import("../src/model/weights.ts");
+      W = uploadLinear(gpu, "w", w, N, K, bias);
+    }
+    try {
+      for (const [M, layout] of [[1, "lanes"], [1, "rows"], [9, "lanes"]] as const) {
+        const x = Float32Array.from({ length: M * K }, () => rand() * 2 - 1);
+        expect(relError(await gpuLinear(gpu, kernels, W, x, M, layout), cpuLinear(x, w, M, N, K, bias)), `M=${M} ${layout}`).toBeLessThan(1e-5);
       }
     } finally {
       destroyLinear(W);

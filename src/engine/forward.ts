@@ -14,12 +14,12 @@
  * ```
  */
 import { readBuffer, storageBuffer, uploadU32 } from "../gpu/buffers.ts";
-import { ModelFormatError } from "../errors.ts";
 import type { Model } from "../model/model.ts";
 import type { GpuLinear } from "../model/weights.ts";
 import { cosSinTable } from "../model/rope.ts";
 import type { KvBlock, KvPool } from "./kv_pool.ts";
 import { Params, Program } from "./program.ts";
+import { recordLinear } from "./linear.ts";
 
 export interface AttendGroup {
   /** Consecutive rows of the batch in this group. */
@@ -86,25 +86,16 @@ export class Forward {
     this.dest = buf(n * 4, "dest");
     this.logitRows = input.logits.count;
     this.logits = buf(Math.max(1, this.logitRows) * c.vocabSize, "logits");
-    const layout = this.layoutState();
-    this.rowsPlain = this.track(uploadU32(dev, layout.rowsPlain));
-    this.blocksPlain = this.track(uploadU32(dev, layout.blocksPlain));
-    this.rowsCtx = this.track(uploadU32(dev, layout.rowsCtx));
-    this.blocksCtx = this.track(uploadU32(dev, layout.blocksCtx));
-    dev.queue.writeBuffer(this.cosSin, 0, layout.cosSin);
-    dev.queue.writeBuffer(this.dest, 0, layout.dest);
+    const state = this.layoutState();
+    this.rowsPlain = this.track(uploadU32(dev, state.rowsPlain));
+    this.blocksPlain = this.track(uploadU32(dev, state.blocksPlain));
+    this.rowsCtx = this.track(uploadU32(dev, state.rowsCtx));
+    this.blocksCtx = this.track(uploadU32(dev, state.blocksCtx));
+    dev.queue.writeBuffer(this.cosSin, 0, state.cosSin);
+    dev.queue.writeBuffer(this.dest, 0, state.dest);
 
-    const linear = (inp: GPUBuffer, W: GpuLinear, out: GPUBuffer, rows: number) => {
-      if (W.cols % 4 !== 0) throw new ModelFormatError(`a linear layer has ${W.cols} input features; apekit needs a multiple of 4`);
-      const kind = rows === 1 ? "matvec" : "matmul";
-      const pipe = k.pipeline(`${kind}_${W.format}`);
-      for (const ch of W.chunks) {
-        const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, W.bias ? 1 : 0).bytes());
-        const bind = k.bind(pipe, [inp, ch.buffer, out, params, W.bias ?? ch.buffer]);
-        if (rows === 1) prog.dispatch(pipe, bind, Math.min(ceil(ch.rows, 8), 65535), ceil(ceil(ch.rows, 8), 65535));
-        else prog.dispatch(pipe, bind, ceil(ch.rows, 64), ceil(rows, 64));
-      }
-    };
+    const layout = gpu.isCpu ? "rows" : "lanes";
+    const linear = (inp: GPUBuffer, W: GpuLinear, out: GPUBuffer, rows: number) => recordLinear(prog, k, inp, W, out, rows, layout);
     const rmsnormCopy = (src: GPUBuffer, w: GPUBuffer, dst: GPUBuffer, rows: number, fromRow = 0) => {
       const pipe = k.pipeline("rmsnorm_copy");
       const params = prog.uniform(new Params().u(rows, c.hidden, fromRow).f(c.rmsEps).bytes());

@@ -23,6 +23,8 @@ export interface Gpu {
   description: string;
   hasF16: boolean;
   hasSubgroups: boolean;
+  /** A software adapter running on the CPU (lavapipe / llvmpipe / SwiftShader): kernels pick CPU-friendly layouts. */
+  isCpu: boolean;
   limits: {
     maxStorageBufferBindingSize: number;
     maxBufferSize: number;
@@ -95,6 +97,7 @@ async function acquire(): Promise<Gpu> {
     description,
     hasF16,
     hasSubgroups,
+    isCpu: /llvmpipe|lavapipe|swiftshader/i.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`),
     limits: {
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
       maxBufferSize: l.maxBufferSize,
