@@ -76,11 +76,13 @@ function cpuLinear(x: Float32Array, w: Float32Array, M: number, N: number, K: nu
 }
 
 /** Runs W on M rows through the engine's own kernel choice (recordLinear), in the given matvec layout. */
-async function gpuLinear(gpu: Gpu, kernels: Kernels, W: GpuLinear, x: Float32Array, M: number, layout: MatvecLayout = "lanes"): Promise<Float32Array> {
+async function gpuLinear(gpu: Gpu, kernels: Kernels, W: GpuLinear, x: Float32Array, M: number, layout: MatvecLayout = "lanes", scratchBytes = 0): Promise<Float32Array> {
   const dev = gpu.device;
   const xb = uploadF32(dev, x), yb = storageBuffer(dev, M * W.rows * 4);
   const prog = new Program(dev);
-  recordLinear(prog, kernels, xb, W, yb, M, layout);
+  const scratch = scratchBytes > 0 ? storageBuffer(dev, scratchBytes) : undefined;
+  if (scratch) prog.owned.push(scratch);
+  recordLinear(prog, kernels, xb, W, yb, M, layout, scratch);
   prog.submit();
   const out = new Float32Array(await readBuffer(dev, yb, M * W.rows * 4));
   prog.destroy();
@@ -108,11 +110,13 @@ describe(`quantized matvec / matmul kernels on ${runtimeName()}`, () => {
     const W = uploadQuantLinear(gpu, "w", FORMATS[type].gpu!, raw, N, K, rb, chunked ? bias : undefined);
     expect(W.chunks.length).toBe(chunked ? Math.ceil(N / 16) : 1);
     try {
-      for (const [M, layout] of [[1, "lanes"], [1, "rows"], [67, "lanes"]] as const) {
+      // M = 67 runs twice: the fused matmul, and dequantize-to-f32 + matmul_f32 through a scratch buffer
+      // small enough (7 rows) that the slabs do not line up with the chunks
+      for (const [M, layout, scratch] of [[1, "lanes", 0], [1, "rows", 0], [67, "lanes", 0], [67, "lanes", 7 * K * 4]] as const) {
         const x = Float32Array.from({ length: M * K }, () => rand() * 2 - 1);
-        const got = await gpuLinear(gpu0, kernels, W, x, M, layout);
+        const got = await gpuLinear(gpu0, kernels, W, x, M, layout, scratch);
         const want = cpuLinear(x, wq, M, N, K, chunked ? bias : undefined);
-        expect(relError(got, want), `M=${M} ${layout}`).toBeLessThan(1e-5);
+        expect(relError(got, want), `M=${M} ${layout} scratch=${scratch}`).toBeLessThan(1e-5);
       }
     } finally {
       destroyLinear(W);

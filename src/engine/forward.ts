@@ -19,7 +19,7 @@ import type { GpuLinear } from "../model/weights.ts";
 import { cosSinTable } from "../model/rope.ts";
 import type { KvBlock, KvPool } from "./kv_pool.ts";
 import { Params, Program } from "./program.ts";
-import { recordLinear } from "./linear.ts";
+import { dequantScratchBytes, recordLinear } from "./linear.ts";
 
 export interface AttendGroup {
   /** Consecutive rows of the batch in this group. */
@@ -95,7 +95,10 @@ export class Forward {
     dev.queue.writeBuffer(this.dest, 0, state.dest);
 
     const layout = gpu.isCpu ? "rows" : "lanes";
-    const linear = (inp: GPUBuffer, W: GpuLinear, out: GPUBuffer, rows: number) => recordLinear(prog, k, inp, W, out, rows, layout);
+    const linears = [...model.layers.flatMap((L) => [L.qkv, L.o, L.gateUp, L.down]), ...(input.logits.count > 1 ? [model.lmHead] : [])];
+    const scratchBytes = dequantScratchBytes(linears, n, gpu.limits.maxStorageBufferBindingSize);
+    const scratch = scratchBytes > 0 ? buf(scratchBytes / 4, "dequant") : undefined;
+    const linear = (inp: GPUBuffer, W: GpuLinear, out: GPUBuffer, rows: number) => recordLinear(prog, k, inp, W, out, rows, layout, scratch);
     const rmsnormCopy = (src: GPUBuffer, w: GPUBuffer, dst: GPUBuffer, rows: number, fromRow = 0) => {
       const pipe = k.pipeline("rmsnorm_copy");
       const params = prog.uniform(new Params().u(rows, c.hidden, fromRow).f(c.rmsEps).bytes());

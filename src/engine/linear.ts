@@ -3,6 +3,9 @@
  * number of rows: matmul_<format> for many rows (prefill), and for one row (decode) either
  * matvec_<format> (32 lanes per row: coalesced reads, what GPUs want) or matvec_rows_<format> (one
  * row per invocation, no barriers: what CPU adapters such as lavapipe run several times faster).
+ * Block-quantized weights (GGUF) in a prefill of DEQUANT_MIN_ROWS rows or more are first expanded to f32
+ * into a scratch buffer, slab by slab (shaders/dequant_<format>.wgsl), and multiplied by matmul_f32:
+ * one pass over the weights instead of decoding each block in every output tile.
  * Matrices split into row chunks get one dispatch per chunk.
  *
  * @example
@@ -20,8 +23,38 @@ export type MatvecLayout = "lanes" | "rows";
 
 const ceil = (a: number, b: number) => Math.ceil(a / b);
 
-export function recordLinear(prog: Program, k: Kernels, x: GPUBuffer, W: GpuLinear, y: GPUBuffer, rows: number, layout: MatvecLayout): void {
+/** Prefills of at least this many rows dequantize block formats first. */
+export const DEQUANT_MIN_ROWS = 16;
+
+export function isBlockFormat(format: string): boolean {
+  return format !== "f32" && format !== "f16";
+}
+
+/** Bytes of f32 scratch a forward of `rows` rows needs for `linears` (0 when none is needed). */
+export function dequantScratchBytes(linears: GpuLinear[], rows: number, maxBinding: number): number {
+  if (rows < DEQUANT_MIN_ROWS) return 0;
+  const widest = Math.max(0, ...linears.filter((l) => isBlockFormat(l.format)).map((l) => Math.max(...l.chunks.map((c) => c.rows)) * l.cols * 4));
+  return Math.min(widest, maxBinding, 256 * 1024 * 1024);
+}
+
+export function recordLinear(
+  prog: Program, k: Kernels, x: GPUBuffer, W: GpuLinear, y: GPUBuffer, rows: number, layout: MatvecLayout, scratch?: GPUBuffer,
+): void {
   if (W.cols % 4 !== 0) throw new ModelFormatError(`a linear layer has ${W.cols} input features; apekit needs a multiple of 4`);
+  if (scratch && rows >= DEQUANT_MIN_ROWS && isBlockFormat(W.format)) {
+    const dq = k.pipeline(`dequant_${W.format}`), mm = k.pipeline("matmul_f32");
+    const slab = Math.max(1, Math.floor(scratch.size / (W.cols * 4)));
+    for (const ch of W.chunks) {
+      for (let s = 0; s < ch.rows; s += slab) {
+        const n = Math.min(slab, ch.rows - s);
+        const groups = ceil((n * W.cols) / 8, 64);
+        prog.dispatch(dq, k.bind(dq, [ch.buffer, scratch, prog.uniform(new Params().u(n, W.cols, s).bytes())]), Math.min(groups, 65535), ceil(groups, 65535));
+        const params = prog.uniform(new Params().u(rows, n, W.cols, W.rows, ch.rowStart + s, W.bias ? 1 : 0).bytes());
+        prog.dispatch(mm, k.bind(mm, [x, scratch, y, params, W.bias ?? scratch]), ceil(n, 64), ceil(rows, 64));
+      }
+    }
+    return;
+  }
   const name = rows > 1 ? `matmul_${W.format}` : layout === "rows" ? `matvec_rows_${W.format}` : `matvec_${W.format}`;
   const pipe = k.pipeline(name);
   for (const ch of W.chunks) {
