@@ -97,7 +97,8 @@ async function copyBandwidth(gpu: Gpu, kernels: import("../src/gpu/shaders.ts").
   const pipe = kernels.pipeline("copy");
   const params = prog.uniform(new Params().u(bytes / 16).bytes());
   const reps = 20;
-  for (let r = 0; r < reps; r++) prog.dispatch(pipe, kernels.bind(pipe, [src, dst, params]), 2048);
+  const groups = Math.min(65535, Math.ceil(bytes / 16 / (256 * 4))); // ~4 vec4 per thread
+  for (let r = 0; r < reps; r++) prog.dispatch(pipe, kernels.bind(pipe, [src, dst, params]), groups);
   prog.submit();
   await readBuffer(gpu.device, dst, 16); // warm-up
   const t0 = performance.now();
