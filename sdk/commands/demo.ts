@@ -1,30 +1,61 @@
 /**
- * `ape demo`: the README's main job. Until the default model lands it is a smoke run of the whole
- * stack: load the wasm module, tokenize a sentence, run a WGSL kernel on the adapter, print both.
+ * `ape demo`: the README's main job. On the embedded default model (SmolLM2-135M-Instruct), cache a
+ * set of short factual documents shipped in examples/data/facts.json, then answer questions over
+ * them, sequential and APE side by side with their timings.
+ *
+ *   ape demo [--model <dir|file.gguf>] [--docs N] [--questions N] [--max-tokens N] [--store <url>]
  */
-import { wasm } from "../../src/wasm/module.ts";
+import { readFileSync } from "node:fs";
 import { getGpu } from "../../src/gpu/device.ts";
-import { Kernels } from "../../src/gpu/shaders.ts";
-import { readBuffer, uploadF32, Usage } from "../../src/gpu/buffers.ts";
 import { runtimeName } from "../../src/runtime.ts";
+import { Ape, type GenerateResult } from "../ape.ts";
+import { parseArgs } from "./args.ts";
+import { openModel } from "./model_arg.ts";
+import { progressBar } from "./progress.ts";
 
-export async function run(_args: string[]): Promise<number> {
-  console.log(`runtime: ${runtimeName()}; wasm module ${wasm().wasmVersion()}`);
+interface Facts {
+  documents: string[];
+  questions: { question: string; answers: string[] }[];
+}
+
+export const PREFIX = "Answer the question with a short phrase, using the documents below.\n\n";
+
+export function loadFacts(): Facts {
+  return JSON.parse(readFileSync(new URL("../../examples/data/facts.json", import.meta.url), "utf8"));
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, { string: ["model", "docs", "questions", "max-tokens", "store"] });
   const gpu = await getGpu();
-  console.log(`adapter: ${gpu.description} (shader-f16: ${gpu.hasF16}, max binding ${gpu.limits.maxStorageBufferBindingSize} B)`);
-  const k = new Kernels(gpu.device);
-  const a = new Float32Array([1, 2, 3, 4]), b = new Float32Array([10, 20, 30, 40]);
-  const ga = uploadF32(gpu.device, a), gb = uploadF32(gpu.device, b);
-  const params = gpu.device.createBuffer({ size: 16, usage: Usage.UNIFORM | Usage.COPY_DST });
-  gpu.device.queue.writeBuffer(params, 0, new Uint32Array([4, 0, 0, 0]));
-  const p = k.pipeline("add");
-  const enc = gpu.device.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  pass.setPipeline(p);
-  pass.setBindGroup(0, k.bind(p, [ga, gb, params]));
-  pass.dispatchWorkgroups(1);
-  pass.end();
-  gpu.device.queue.submit([enc.finish()]);
-  console.log(`add.wgsl: [1,2,3,4] + [10,20,30,40] = [${Array.from(new Float32Array(await readBuffer(gpu.device, ga, 16)))}]`);
-  return 0;
+  const facts = loadFacts();
+  const nDocs = Math.min(facts.documents.length, Number(a.string.docs ?? (gpu.isCpu ? 12 : facts.documents.length)));
+  const nQ = Number(a.string.questions ?? 4);
+  const maxTokens = Number(a.string["max-tokens"] ?? 16);
+  const docs = facts.documents.slice(0, nDocs);
+  const questions = facts.questions.filter((q) => q.answers.some((ans) => docs.some((d) => d.includes(ans)))).slice(0, nQ);
+  console.log(`apekit demo on ${runtimeName()}, adapter: ${gpu.description}`);
+  let t = performance.now();
+  const model = await openModel(a.string.model);
+  console.log(`model: ${model.model.source} (${model.model.config.layers} layers, ${model.model.layers[0].qkv.format} weights), loaded in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  const ape = await Ape.create(model, { prefix: PREFIX, store: a.string.store ?? "memory:" });
+  try {
+    t = performance.now();
+    const handles = await ape.cache(docs, { onProgress: progressBar("caching documents") });
+    const tokens = handles.reduce((n, h) => n + h.tokens, 0);
+    console.log(`cached ${handles.length} documents (${tokens} tokens) in ${((performance.now() - t) / 1000).toFixed(1)} s, encoded in parallel once\n`);
+    const fmt = (r: GenerateResult) => `${JSON.stringify(r.text.trim())}  (first token ${r.stats.timeToFirstTokenMs.toFixed(0)} ms, total ${r.stats.totalMs.toFixed(0)} ms)`;
+    for (const q of questions) {
+      const seq = await ape.generateText({ query: q.question, contexts: handles, mode: "sequential", maxTokens });
+      const par = await ape.generateText({ query: q.question, contexts: handles, mode: "ape", maxTokens });
+      console.log(`Q: ${q.question}`);
+      console.log(`  sequential: ${fmt(seq)}`);
+      console.log(`  APE:        ${fmt(par)}`);
+    }
+    const s = ape.stats();
+    console.log(`\ncache: ${s.hits.gpu} GPU hits, ${s.misses} misses, ${s.entries.gpu} contexts resident (${(s.bytes.gpu / 1e6).toFixed(1)} MB)`);
+    return 0;
+  } finally {
+    await ape.close();
+    model.destroy();
+  }
 }

@@ -20,7 +20,8 @@ export async function run(argv: string[]): Promise<number> {
     multi: ["context-ids", "context"],
     boolean: ["json", "all"],
   });
-  const { model, tokenizer } = await openModel(a.string.model, { needTokenizer: a.string.prefix !== undefined || a.string.query !== undefined || a.multi.context.length > 0 });
+  const loaded = await openModel(a.string.model);
+  const { model, tokenizer } = loaded;
   const engine = new Engine(model, { kvBudgetBytes: a.string["kv-budget"] ? Number(a.string["kv-budget"]) : undefined });
   try {
     let logits: Float32Array;
@@ -35,8 +36,8 @@ export async function run(argv: string[]): Promise<number> {
       const mode = (a.string.mode ?? "sequential") as ApeMode;
       if (!["sequential", "parallel", "ape"].includes(mode)) throw new InvalidArgumentError(`--mode must be sequential, parallel or ape (got '${mode}')`);
       const text = (s: string, bos: boolean) => {
-        const ids = tokenizer!.encode(s, { addSpecialTokens: false });
-        const b = tokenizer!.bosId;
+        const ids = tokenizer.encode(s, { addSpecialTokens: false });
+        const b = tokenizer.bosId;
         return bos && b !== undefined ? Uint32Array.from([b, ...ids]) : ids;
       };
       const prefix = a.string["prefix-ids"] !== undefined ? parseIds("prefix-ids", a.string["prefix-ids"]) : a.string.prefix !== undefined ? text(a.string.prefix, true) : new Uint32Array(0);
@@ -67,6 +68,6 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   } finally {
     engine.destroy();
-    model.destroy();
+    loaded.destroy();
   }
 }

@@ -1,15 +1,11 @@
 /**
  * `--model` for every CLI command: a Hugging Face folder, a .gguf file, or (absent) the embedded
- * default model; plus the model's tokenizer when the command needs one.
+ * default model; loaded with a progress bar on a terminal.
  */
-import { loadHfFolder, type Model } from "../../src/model/model.ts";
+import { loadModel, type ApeModel } from "../load.ts";
+import { progressBar } from "./progress.ts";
 
-export interface OpenedModel {
-  model: Model;
-  tokenizer?: { encode(text: string, o?: { addSpecialTokens?: boolean }): Uint32Array; bosId?: number };
-}
-
-export async function openModel(path: string | undefined, _opts: { needTokenizer?: boolean } = {}): Promise<OpenedModel> {
-  if (!path) throw new Error("the default model is not available yet: pass --model <dir>");
-  return { model: await loadHfFolder(path) };
+export function openModel(path: string | undefined, dtype?: string): Promise<ApeModel> {
+  const d = dtype === undefined ? undefined : (dtype as "auto" | "f32" | "f16");
+  return loadModel(path, { dtype: d, onProgress: progressBar("loading model") });
 }

@@ -37,30 +37,37 @@ export interface LoadedModel {
  * the default model. Throws
  * ModelFormatError for anything else, DefaultModelMissingError when the default model is not fetched.
  */
-export async function loadModel(path?: string, opts: { gpu?: Gpu; weightDtype?: "auto" | "f32" | "f16" } = {}): Promise<LoadedModel> {
+export interface LoadOptions {
+  gpu?: Gpu;
+  weightDtype?: "auto" | "f32" | "f16";
+  onProgress?: (done: number, total: number) => void;
+}
+
+export async function loadModel(path?: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   const p = path ?? requireDefaultModel();
   if (!existsSync(p)) throw new ModelFormatError(`${p}: no such file or folder`);
   if (statSync(p).isDirectory()) {
     if (!existsSync(join(p, "config.json"))) {
       // A model-cache folder (models/<name>/model.gguf) or any folder holding exactly one .gguf file.
       const ggufs = readdirSync(p).filter((n) => n.toLowerCase().endsWith(".gguf"));
-      if (ggufs.length === 1) return loadGguf(join(p, ggufs[0]), opts.gpu);
+      if (ggufs.length === 1) return loadGguf(join(p, ggufs[0]), opts);
       throw new ModelFormatError(
         `${p}: a model folder needs config.json (a Hugging Face model) or exactly one .gguf file (found ${ggufs.length})`,
       );
     }
-    const model = await loadHfFolder(p, opts.gpu, { weightDtype: opts.weightDtype });
+    const model = await loadHfFolder(p, opts.gpu, { weightDtype: opts.weightDtype, onProgress: opts.onProgress });
     const t = model.tokenizerConfig.chat_template;
     return { model, format: "hf", chatTemplate: typeof t === "string" ? t : undefined };
   }
   if (!p.toLowerCase().endsWith(".gguf")) {
     throw new ModelFormatError(`${p}: not a model (expected a Hugging Face folder with config.json, or a .gguf file)`);
   }
-  return loadGguf(p, opts.gpu, opts.weightDtype);
+  return loadGguf(p, opts);
 }
 
 /** Loads a GGUF model file: config from its metadata, weights (quantized ones stay quantized on the GPU). */
-export async function loadGguf(path: string, gpu?: Gpu, weightDtype?: "auto" | "f32" | "f16"): Promise<LoadedModel> {
+export async function loadGguf(path: string, opts: LoadOptions = {}): Promise<LoadedModel> {
+  const { gpu, weightDtype, onProgress } = opts;
   const f = openGguf(path);
   try {
     const config = ggufConfig(f);
@@ -74,6 +81,7 @@ export async function loadGguf(path: string, gpu?: Gpu, weightDtype?: "auto" | "
     const model = buildModel(gpu ?? await getGpu(), config, ggufWeights(f, config), {
       source: path,
       weightDtype,
+      onProgress,
       // Same seed as an HF folder with the same config, so identical weights fingerprint identically.
       fingerprintSeed: JSON.stringify(config) + (factors ? `|rope_freqs:${Array.from(factors).join(",")}` : ""),
       generationConfig: { bos_token_id: config.bosTokenId, eos_token_id: config.eosTokenIds },

@@ -93,6 +93,8 @@ export function buildModel(
     /** Storage of float linear weights: "auto" keeps F16 checkpoints in f16 and the rest in f32;
      * "f16" stores every float linear weight in f16 (half the bytes; compute stays f32). */
     weightDtype?: "auto" | "f32" | "f16";
+    /** Called after each layer is on the GPU (done, total). */
+    onProgress?: (done: number, total: number) => void;
   },
 ): Model {
   const { hidden, heads, kvHeads, headDim, intermediate, vocabSize } = config;
@@ -158,6 +160,7 @@ export function buildModel(
       gateUp: upload(`${p}gate_up`, gateUp, 2 * intermediate, hidden),
       down: upload(`${p}down`, linearOf([t("mlp.down_proj.weight", [hidden, intermediate])]), hidden, intermediate),
     });
+    meta.onProgress?.(l + 1, config.layers);
   }
   const norm = uploadF32(gpu.device, hashed(f32("model.norm.weight", [hidden])));
   const lmT = config.tieEmbeddings ? undefined : src.get("lm_head.weight");
@@ -204,7 +207,11 @@ function readJson(path: string): Record<string, unknown> {
 }
 
 /** Loads a Hugging Face model folder (config.json + safetensors, single or sharded). */
-export async function loadHfFolder(dir: string, gpu?: Gpu, opts: { weightDtype?: "auto" | "f32" | "f16" } = {}): Promise<Model> {
+export async function loadHfFolder(
+  dir: string,
+  gpu?: Gpu,
+  opts: { weightDtype?: "auto" | "f32" | "f16"; onProgress?: (done: number, total: number) => void } = {},
+): Promise<Model> {
   const configPath = join(dir, "config.json");
   if (!existsSync(configPath)) throw new ModelFormatError(`${dir}: config.json is missing`);
   const raw = readJson(configPath);
@@ -217,5 +224,6 @@ export async function loadHfFolder(dir: string, gpu?: Gpu, opts: { weightDtype?:
     generationConfig: readJson(join(dir, "generation_config.json")),
     tokenizerConfig: readJson(join(dir, "tokenizer_config.json")),
     weightDtype: opts.weightDtype,
+    onProgress: opts.onProgress,
   });
 }

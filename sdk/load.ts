@@ -1,0 +1,92 @@
+/**
+ * `loadModel`: a model ready for `Ape.create`: the engine model (weights on the GPU) with its
+ * tokenizer and chat template, from a Hugging Face folder, a .gguf file, or (no argument) the
+ * embedded default model, SmolLM2-135M-Instruct.
+ *
+ * @example
+ * ```ts
+ * import { loadModel } from "./load.ts";
+ * const model = await loadModel(undefined, { onProgress: (d, t) => console.log(`layer ${d}/${t}`) });
+ * console.log(model.model.config.layers, model.tokenizer.encode("hello").length);
+ * model.destroy();
+ * ```
+ */
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { loadModel as loadWeights, type LoadOptions } from "../src/model/load.ts";
+import type { Model } from "../src/model/model.ts";
+import { ModelFormatError } from "../src/errors.ts";
+import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
+
+export interface ApeModel {
+  model: Model;
+  tokenizer: Tokenizer;
+  /** Hash of the tokenizer's definition (cache files are bound to it). */
+  tokenizerFingerprint: string;
+  chatTemplate?: string;
+  bosToken?: string;
+  eosToken?: string;
+  /** Whether prompts start with BOS when no template adds it. */
+  addBos: boolean;
+  destroy(): void;
+}
+
+export interface ModelOptions {
+  /** Weight storage: "auto" (default), "f32", or "f16" (half the bytes; compute stays f32). */
+  dtype?: "auto" | "f32" | "f16";
+  /** Progress of the upload, one call per layer. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+function tokenString(v: unknown): string | undefined {
+  if (typeof v === "string") return v;
+  if (v && typeof v === "object" && typeof (v as { content?: unknown }).content === "string") return (v as { content: string }).content;
+  return undefined;
+}
+
+export async function loadModel(path?: string, opts: ModelOptions = {}): Promise<ApeModel> {
+  const load: LoadOptions = { weightDtype: opts.dtype, onProgress: opts.onProgress };
+  const loaded = await loadWeights(path, load);
+  const { model } = loaded;
+  try {
+    let tokenizer: Tokenizer;
+    const fp = createHash("sha256");
+    if (loaded.format === "gguf") {
+      if (!loaded.tokenizer) throw new ModelFormatError(`${model.source}: the GGUF file carries no tokenizer (tokenizer.ggml.*)`);
+      const t = loaded.tokenizer;
+      tokenizer = Tokenizer.fromGgufMetadata({
+        model: t.model, pre: t.pre, tokens: t.tokens, merges: t.merges,
+        tokenTypes: t.tokenType ? Array.from(t.tokenType) : undefined, scores: t.scores ? Array.from(t.scores) : undefined,
+        bosId: t.bosId, eosId: t.eosId, unkId: t.unkId,
+        addBosToken: t.addBos, addEosToken: t.addEos, addSpacePrefix: t.addSpacePrefix,
+      });
+      fp.update(JSON.stringify({ model: t.model, pre: t.pre, tokens: t.tokens, merges: t.merges, types: t.tokenType ? Array.from(t.tokenType) : null, bos: t.bosId, eos: t.eosId }));
+    } else {
+      const dir = model.source;
+      const file = join(dir, "tokenizer.json");
+      if (!existsSync(file) || !statSync(file).isFile()) throw new ModelFormatError(`${dir}: tokenizer.json is missing`);
+      tokenizer = Tokenizer.fromFile(dir);
+      fp.update(readFileSync(file));
+      const cfg = join(dir, "tokenizer_config.json");
+      if (existsSync(cfg)) fp.update(readFileSync(cfg));
+    }
+    const tc = model.tokenizerConfig;
+    return {
+      model,
+      tokenizer,
+      tokenizerFingerprint: fp.digest("hex").slice(0, 32),
+      chatTemplate: loaded.chatTemplate,
+      bosToken: tokenString(tc.bos_token),
+      eosToken: tokenString(tc.eos_token),
+      addBos: tc.add_bos_token === true,
+      destroy() {
+        tokenizer.free?.();
+        model.destroy();
+      },
+    };
+  } catch (e) {
+    model.destroy();
+    throw e;
+  }
+}
