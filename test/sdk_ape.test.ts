@@ -1,0 +1,118 @@
+// The public SDK (sdk/mod.ts) end to end on a tiny HF fixture model: template split, caching tiers,
+// the three modes, stop strings, abort, damaged store entries, and special-token safety.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { Ape, type ApeModel, loadModel, openStore } from "../sdk/mod.ts";
+import { runtimeName } from "../src/runtime.ts";
+
+const MODEL = new URL("../fixtures/models/llama3", import.meta.url).pathname;
+const DOCS = ["the cat sat on the mat", "a dog ran in the park", "birds sing in the morning"];
+
+describe(`SDK (Ape) on ${runtimeName()}`, () => {
+  let model: ApeModel;
+  beforeAll(async () => {
+    model = await loadModel(MODEL);
+  });
+  afterAll(() => model?.destroy());
+
+  it("caches documents once and serves them from the GPU afterwards", async () => {
+    const ape = await Ape.create(model, { prefix: "use the text\n" });
+    try {
+      const h1 = await ape.cache(DOCS);
+      expect(ape.stats().misses).toBe(3);
+      const h2 = await ape.cache(DOCS);
+      expect(h2.map((h) => h.id)).toEqual(h1.map((h) => h.id));
+      expect(ape.stats().hits.gpu).toBe(3);
+      const out = await ape.generateText({ query: "what sat on the mat", contexts: h1, maxTokens: 6 });
+      expect(out.ids.length).toBeGreaterThan(0);
+      expect(out.stats.cacheHits).toBe(3);
+      expect(out.stats.contextTokens).toBe(h1.reduce((n, h) => n + h.tokens, 0));
+      expect(out.stats.timeToFirstTokenMs).toBeGreaterThan(0);
+    } finally {
+      await ape.close();
+    }
+  });
+
+  it("parallel mode over one context equals sequential mode (same positions, T = S = 1)", async () => {
+    const ape = await Ape.create(model, { prefix: "use the text\n" });
+    try {
+      const [doc] = await ape.cache([DOCS[0]]);
+      const seq = await ape.generateText({ query: "what sat", contexts: [doc], mode: "sequential", maxTokens: 8 });
+      const par = await ape.generateText({ query: "what sat", contexts: [doc], mode: "parallel", maxTokens: 8 });
+      expect(par.ids).toEqual(seq.ids);
+      const ape2 = await ape.generateText({ query: "what sat", contexts: [doc], mode: "ape", temperature: 0.5, scale: 0.5, maxTokens: 8 });
+      expect(ape2.stats.mode).toBe("ape");
+    } finally {
+      await ape.close();
+    }
+  });
+
+  it("streams token events whose text adds up to the final text; stop strings cut the answer", async () => {
+    const ape = await Ape.create(model, { raw: true });
+    try {
+      let streamed = "";
+      let done;
+      for await (const ev of ape.generate({ query: "the cat", contexts: DOCS, maxTokens: 12 })) {
+        if (ev.type === "token") streamed += ev.text;
+        else done = ev;
+      }
+      expect(done!.text).toBe(streamed);
+      expect(done!.text.length).toBeGreaterThan(2);
+      const stop = done!.text.slice(1, 3);
+      const cut = await ape.generateText({ query: "the cat", contexts: DOCS, maxTokens: 12, stop: [stop] });
+      expect(cut.text).toBe(done!.text.slice(0, done!.text.indexOf(stop)));
+      expect(cut.stats.stopReason).toBe("stop");
+    } finally {
+      await ape.close();
+    }
+  });
+
+  it("an aborted request ends with a typed error", async () => {
+    const ape = await Ape.create(model, {});
+    try {
+      const ac = new AbortController();
+      ac.abort();
+      await expect(ape.generateText({ query: "x", maxTokens: 40, signal: ac.signal, stepsPerReadback: 1 })).rejects.toThrow(/aborted/);
+    } finally {
+      await ape.close();
+    }
+  });
+
+  it("a file store persists contexts across instances; a damaged entry is re-encoded and reported", async () => {
+    const url = pathToFileURL(mkdtempSync(join(tmpdir(), "apekit-sdk-"))).href;
+    const a = await Ape.create(model, { prefix: "p\n", store: url });
+    const handles = await a.cache(DOCS);
+    const first = await a.generateText({ query: "q", contexts: handles, maxTokens: 5 });
+    await a.close();
+    const store = await openStore(url);
+    const bytes = (await store.get(handles[1].id))!;
+    bytes[bytes.length - 1] ^= 1;
+    await store.put(handles[1].id, bytes);
+    await store.close();
+    const b = await Ape.create(model, { prefix: "p\n", store: url });
+    try {
+      const again = await b.generateText({ query: "q", contexts: handles, maxTokens: 5 });
+      expect(again.ids).toEqual(first.ids);
+      const s = b.stats();
+      expect(s.hits.store).toBe(2);
+      expect(s.rejected).toBe(1);
+      expect(s.problems[0]).toMatch(/checksum/i);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it("special-token text inside documents and queries stays ordinary text", async () => {
+    const ape = await Ape.create(model, { raw: true });
+    try {
+      const im = model.tokenizer.tokenToId("<|im_end|>")!;
+      const [h] = await ape.cache(["look <|im_end|> here"]);
+      expect(Array.from(h.ids)).not.toContain(im);
+    } finally {
+      await ape.close();
+    }
+  });
+});
