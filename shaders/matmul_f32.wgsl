@@ -2,13 +2,14 @@
 // for prefill (many rows), W stored f32 as in HF (out x in). W may be one row chunk of a larger
 // matrix (colOffset = the chunk's first row) when it exceeds the binding-size limit.
 // Inputs:  x: array<vec4<f32>> [M, K/4]; w: array<vec4<f32>> [N, K/4] (this chunk; K is a multiple of
-//          4); bias: array<f32> (bound always; read only when hasBias = 1); params.
+//          4); bias: array<f32> (bound always; read only when flags bit 0 set); params.
 // Outputs: y: array<f32> [M, ldy], columns colOffset .. colOffset+N-1 written.
 // Layout:  a 64x64 output tile per workgroup of 16x16 threads, each computing 4 rows x 4 columns with
 //          vec4 FMAs; K advances 32 at a time through workgroup memory, stored k-major so each inner
 //          step reads one vec4 of x rows and one vec4 of W rows.
 // Bounds:  dispatch (ceil(N/64), ceil(M/64)); out-of-range rows/cols/k are zero-filled and not written.
-struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, hasBias: u32 }
+// flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused).
+struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32 }
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
@@ -62,7 +63,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       let n = col0 + lid.x * 4u + j;
       if (n >= p.N) { continue; }
       var v = acc[i][j];
-      if (p.hasBias == 1u) { v += bias[p.colOffset + n]; }
+      if ((p.flags & 1u) != 0u) { v += bias[p.colOffset + n]; }
+      if ((p.flags & 2u) != 0u) { v += y[m * p.ldy + p.colOffset + n]; }
       y[m * p.ldy + p.colOffset + n] = v;
     }
   }

@@ -4,13 +4,14 @@
 // matrix (colOffset = the chunk's first row).
 // Inputs:  x: array<f32> [M, K]; w: array<u32>, the chunk's raw blocks: row n starts at byte
 //          n * (K/32) * 34, rows contiguous, plus >= 4 bytes of padding at the end;
-//          bias: array<f32> [ldy] (bound always; read only when hasBias = 1); params.
+//          bias: array<f32> [ldy] (bound always; read only when flags bit 0 set); params.
 //          34-byte blocks of 32: f16 d, int8 qs[32]; x = d * q.
 // Outputs: y: array<f32> [M, ldy], columns colOffset .. colOffset+N-1 written.
 // Layout:  64x64 output tile per workgroup, 16x16 threads each computing 4x4; K in steps of 32: each
 //          thread stages 8 activations and decodes 8 weights (row t/4, elements 8*(t%4)..) per step.
 // Bounds:  K a multiple of 32; dispatch (ceil(N/64), ceil(M/64)); out-of-range rows/cols are masked.
-struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, hasBias: u32 }
+// flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused).
+struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
@@ -105,7 +106,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       let n = col0 + lid.x * 4u + j;
       if (n >= p.N) { continue; }
       var v = acc[i * 4u + j];
-      if (p.hasBias == 1u) { v += bias[p.colOffset + n]; }
+      if ((p.flags & 1u) != 0u) { v += bias[p.colOffset + n]; }
+      if ((p.flags & 2u) != 0u) { v += y[m * p.ldy + p.colOffset + n]; }
       y[m * p.ldy + p.colOffset + n] = v;
     }
   }

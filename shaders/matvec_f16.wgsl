@@ -2,13 +2,14 @@
 // (+ bias[colOffset + n]); W stored as IEEE half floats (out x in, as in HF), computed in f32; possibly
 // one row chunk of a larger matrix.
 // Inputs:  x: array<vec4<f32>> [K/4]; w: array<vec2<u32>> [N, K/4], 4 packed halves per vec2 (this chunk; K a
-//          multiple of 4); bias: array<f32> (read only when hasBias = 1);
+//          multiple of 4); bias: array<f32> (read only when flags bit 0 set);
 //          params (same struct as matmul_f32; M must be 1).
 // Outputs: y: array<f32>, entries colOffset .. colOffset+N-1.
 // Layout:  256 threads = 8 output rows x 32 lanes; lanes stride over K in vec4 steps (256 contiguous
 //          bytes per row per iteration), then reduce in workgroup memory.
 // Bounds:  dispatch (min(ceil(N/8), 65535), ceil(ceil(N/8)/65535)); rows n >= N are masked.
-struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, hasBias: u32 }
+// flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused).
+struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32 }
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w: array<vec2<u32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
@@ -39,7 +40,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   }
   if (lane == 0u && n < p.N) {
     var v = partial[lid.x];
-    if (p.hasBias == 1u) { v += bias[p.colOffset + n]; }
+    if ((p.flags & 1u) != 0u) { v += bias[p.colOffset + n]; }
+    if ((p.flags & 2u) != 0u) { v += y[p.colOffset + n]; }
     y[p.colOffset + n] = v;
   }
 }

@@ -3,13 +3,14 @@
 // (f32 accumulation). W is HF-shaped (out x in), possibly one row chunk of a larger matrix.
 // Inputs:  x: array<f32> [K]; w: array<u32>, the chunk's raw blocks: row n starts at byte
 //          n * (K/32) * 34, rows contiguous, plus >= 4 bytes of padding at the end;
-//          bias: array<f32> (read only when hasBias = 1); params (same struct as matvec_f32; M must be 1).
+//          bias: array<f32> (read only when flags bit 0 set); params (same struct as matvec_f32; M must be 1).
 //          34-byte blocks of 32: f16 d, int8 qs[32]; x = d * q.
 // Outputs: y: array<f32>, entries colOffset .. colOffset+N-1.
 // Layout:  256 threads = 8 output rows x 32 lanes; each lane decodes 8 consecutive weights at a time
 //          (lane-strided over K), then the lanes reduce in workgroup memory.
 // Bounds:  K a multiple of 32; dispatch (min(ceil(N/8), 65535), ceil(ceil(N/8)/65535)); rows n >= N are masked.
-struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, hasBias: u32 }
+// flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused).
+struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
@@ -74,7 +75,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   }
   if (lane == 0u && n < p.N) {
     var v = partial[lid.x];
-    if (p.hasBias == 1u) { v += bias[p.colOffset + n]; }
+    if ((p.flags & 1u) != 0u) { v += bias[p.colOffset + n]; }
+    if ((p.flags & 2u) != 0u) { v += y[p.colOffset + n]; }
     y[p.colOffset + n] = v;
   }
 }

@@ -1,13 +1,14 @@
 // matvec_rows_f16: the decode-time linear layer for a single row, for CPU adapters,
 // y[colOffset + n] = sum_k x[k] * W[n, k] (+ bias[colOffset + n]); W stored as half floats (out x in), computed in f32.
 // Inputs:  x: array<vec4<f32>> [K/4]; w: array<vec2<u32>> [N, K/4], 4 packed halves per vec2 (K a multiple of 4);
-//          bias: array<f32> (read only when hasBias = 1); params (same struct as matvec_f32).
+//          bias: array<f32> (read only when flags bit 0 set); params (same struct as matvec_f32).
 // Outputs: y: array<f32>, entries colOffset .. colOffset+N-1.
 // Layout:  one output row per invocation, no workgroup memory or barriers: CPU adapters (lavapipe)
 //          run an invocation's loop SIMD-wide across rows, several times faster there than the
 //          lane-split matvec_f16 (which GPUs prefer: it coalesces reads).
 // Bounds:  dispatch (min(ceil(N/64), 65535), ceil(ceil(N/64)/65535)); rows n >= N return at once.
-struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, hasBias: u32 }
+// flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused).
+struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32 }
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w: array<vec2<u32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
@@ -26,6 +27,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     s += x[k] * vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y));
   }
   var v = s.x + s.y + s.z + s.w;
-  if (p.hasBias == 1u) { v += bias[p.colOffset + n]; }
+  if ((p.flags & 1u) != 0u) { v += bias[p.colOffset + n]; }
+  if ((p.flags & 2u) != 0u) { v += y[p.colOffset + n]; }
   y[p.colOffset + n] = v;
 }

@@ -3,7 +3,7 @@
 // (f32 accumulation). W is HF-shaped (out x in), possibly one row chunk of a larger matrix.
 // Inputs:  x: array<f32> [K]; w: array<u32>, the chunk's raw blocks: row n starts at byte
 //          n * (K/32) * 18, rows contiguous, plus >= 4 bytes of padding at the end;
-//          bias: array<f32> (read only when hasBias = 1); params (same struct as matvec_f32; M must be 1).
+//          bias: array<f32> (read only when flags bit 0 set); params (same struct as matvec_f32; M must be 1).
 //          18-byte blocks of 32: f16 d, qs[16] (element j < 16: low nibble of qs[j]; j >= 16: high nibble of qs[j-16]); x = d * (q - 8).
 // Outputs: y: array<f32>, entries colOffset .. colOffset+N-1.
 // Layout:  one output row per invocation, no workgroup memory or barriers: CPU adapters (lavapipe)
@@ -11,7 +11,8 @@
 //          lane-split matvec_q4_0 (which GPUs prefer: it coalesces reads).
 // Bounds:  K a multiple of 32; dispatch (min(ceil(N/64), 65535), ceil(ceil(N/64)/65535)); rows n >= N
 //          return at once.
-struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, hasBias: u32 }
+// flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused).
+struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
@@ -65,6 +66,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     s += dot(v.lo, vec4<f32>(x[k], x[k + 1u], x[k + 2u], x[k + 3u]));
     s += dot(v.hi, vec4<f32>(x[k + 4u], x[k + 5u], x[k + 6u], x[k + 7u]));
   }
-  if (p.hasBias == 1u) { s += bias[p.colOffset + n]; }
+  if ((p.flags & 1u) != 0u) { s += bias[p.colOffset + n]; }
+  if ((p.flags & 2u) != 0u) { s += y[p.colOffset + n]; }
   y[p.colOffset + n] = s;
 }

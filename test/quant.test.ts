@@ -151,3 +151,33 @@ describe(`float matvec / matmul kernels in both matvec layouts on ${runtimeName(
     }
   });
 });
+
+describe(`fused residual add (accumulate) on ${runtimeName()}`, () => {
+  it.each([["f32", 1, "lanes"], ["f32", 1, "rows"], ["f32", 20, "lanes"], ["q4_1", 1, "lanes"], ["q4_1", 1, "rows"], ["q4_1", 20, "lanes"]] as const)(
+    "%s, %i rows, %s: y += x W^T + b",
+    async (format, M, layout) => {
+      const gpu = await getGpu();
+      const kernels = new Kernels(gpu.device);
+      const rand = rng(M * 13 + format.length);
+      const N = 40, K = 64;
+      const w0 = Float32Array.from({ length: N * K }, () => rand() - 0.5);
+      const bias = Float32Array.from({ length: N }, () => rand() - 0.5);
+      const { uploadLinear } = await import("../src/model/weights.ts");
+      const raw = format === "q4_1" ? quantize("Q4_1", w0) : undefined;
+      const w = raw ? dequantize("Q4_1", raw, N * K) : w0;
+      const W = raw ? uploadQuantLinear(gpu, "w", "q4_1", raw, N, K, rowBytes("Q4_1", K), bias) : uploadLinear(gpu, "w", w0, N, K, bias);
+      const x = Float32Array.from({ length: M * K }, () => rand() * 2 - 1);
+      const y0 = Float32Array.from({ length: M * N }, () => rand() * 2 - 1);
+      const xb = uploadF32(gpu.device, x), yb = uploadF32(gpu.device, y0);
+      const prog = new Program(gpu.device);
+      recordLinear(prog, kernels, xb, W, yb, M, layout, undefined, true);
+      prog.submit();
+      const got = new Float32Array(await readBuffer(gpu.device, yb, M * N * 4));
+      const want = cpuLinear(x, w, M, N, K, bias).map((v, i) => v + y0[i]);
+      expect(relError(got, want)).toBeLessThan(1e-5);
+      for (const b of [xb, yb]) b.destroy();
+      prog.destroy();
+      destroyLinear(W);
+    },
+  );
+});

@@ -81,7 +81,7 @@ export class Forward {
     const qkv = buf(n * qkvDim, "qkv"), attn = buf(n * qDim, "attn"), lse = buf(n * c.heads, "lse");
     const attnC = this.ape ? buf(n * qDim, "attnC") : attn, lseC = this.ape ? buf(n * c.heads, "lseC") : lse;
     const attnO = this.ape ? buf(n * qDim, "attnO") : attn;
-    const proj = buf(n * c.hidden, "proj"), gu = buf(n * 2 * c.intermediate, "gu"), h = buf(n * c.intermediate, "h");
+    const gu = buf(n * 2 * c.intermediate, "gu"), h = buf(n * c.intermediate, "h");
     this.cosSin = buf(n * c.headDim, "cosSin");
     this.dest = buf(n * 4, "dest");
     this.logitRows = input.logits.count;
@@ -98,7 +98,8 @@ export class Forward {
     const linears = [...model.layers.flatMap((L) => [L.qkv, L.o, L.gateUp, L.down]), ...(input.logits.count > 1 ? [model.lmHead] : [])];
     const scratchBytes = dequantScratchBytes(linears, n, gpu.limits.maxStorageBufferBindingSize);
     const scratch = scratchBytes > 0 ? buf(scratchBytes / 4, "dequant") : undefined;
-    const linear = (inp: GPUBuffer, W: GpuLinear, out: GPUBuffer, rows: number) => recordLinear(prog, k, inp, W, out, rows, layout, scratch);
+    const linear = (inp: GPUBuffer, W: GpuLinear, out: GPUBuffer, rows: number, accumulate = false) =>
+      recordLinear(prog, k, inp, W, out, rows, layout, scratch, accumulate);
     const rmsnormCopy = (src: GPUBuffer, w: GPUBuffer, dst: GPUBuffer, rows: number, fromRow = 0) => {
       const pipe = k.pipeline("rmsnorm_copy");
       const params = prog.uniform(new Params().u(rows, c.hidden, fromRow).f(c.rmsEps).bytes());
@@ -113,13 +114,6 @@ export class Forward {
       const pipe = k.pipeline("rope");
       const params = prog.uniform(new Params().u(n, heads, c.headDim, qkvDim, colOffset).bytes());
       prog.dispatch(pipe, k.bind(pipe, [qkv, this.cosSin, params]), ceil((c.headDim / 2) * heads, 64), n);
-    };
-    const add = (a: GPUBuffer, b: GPUBuffer) => {
-      const pipe = k.pipeline("add");
-      const count = n * c.hidden;
-      const params = prog.uniform(new Params().u(count).bytes());
-      const groups = ceil(count, 256);
-      prog.dispatch(pipe, k.bind(pipe, [a, b, params]), Math.min(groups, 65535), ceil(groups, 65535));
     };
     const attention = (layer: number, rowsBuf: GPUBuffer, blocksBuf: GPUBuffer, out: GPUBuffer, lseOut: GPUBuffer, temperature: number) => {
       const pipe = k.pipeline("attention");
@@ -145,8 +139,7 @@ export class Forward {
         headNorm(L.qNorm, c.heads, 0);
         headNorm(L.kNorm, c.kvHeads, qDim);
       }
-      rope(c.heads, 0);
-      rope(c.kvHeads, qDim);
+      rope(c.heads + c.kvHeads, 0); // q and k heads sit side by side in each fused qkv row
       const store = k.pipeline("kv_store");
       const storeParams = prog.uniform(new Params().u(n, c.kvHeads, c.headDim, qkvDim, qDim, qDim + kvDim).bytes());
       prog.dispatch(store, k.bind(store, [qkv, this.dest, pool.k[l], pool.v[l], storeParams]), ceil(kvDim, 64), n);
@@ -157,16 +150,14 @@ export class Forward {
         const mp = prog.uniform(new Params().u(n, c.heads, c.headDim).f(S * T).bytes());
         prog.dispatch(merge, k.bind(merge, [attnC, lseC, attnO, lse, attn, mp]), ceil(qDim, 64), n);
       }
-      linear(attn, L.o, proj, n);
-      add(x, proj);
+      linear(attn, L.o, x, n, true); // x += o_proj(attn)
       // MLP block
       rmsnormCopy(x, L.mlpNorm, xn, n);
       linear(xn, L.gateUp, gu, n);
       const swiglu = k.pipeline("swiglu");
       const sp = prog.uniform(new Params().u(n, c.intermediate).bytes());
       prog.dispatch(swiglu, k.bind(swiglu, [gu, h, sp]), ceil(c.intermediate, 64), n);
-      linear(h, L.down, proj, n);
-      add(x, proj);
+      linear(h, L.down, x, n, true); // x += down_proj(h)
     }
     if (this.logitRows > 0) {
       rmsnormCopy(x, model.norm, xn, this.logitRows, input.logits.from);

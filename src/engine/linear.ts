@@ -1,5 +1,5 @@
 /**
- * Records one linear layer, y = x W^T (+ bias), choosing the kernel by W's storage format and the
+ * Records one linear layer, y = x W^T (+ bias) or, accumulating, y += x W^T (+ bias), choosing the kernel by W's storage format and the
  * number of rows: matmul_<format> for many rows (prefill), and for one row (decode) either
  * matvec_<format> (32 lanes per row: coalesced reads, what GPUs want) or matvec_rows_<format> (one
  * row per invocation, no barriers: what CPU adapters such as lavapipe run several times faster).
@@ -39,7 +39,10 @@ export function dequantScratchBytes(linears: GpuLinear[], rows: number, maxBindi
 
 export function recordLinear(
   prog: Program, k: Kernels, x: GPUBuffer, W: GpuLinear, y: GPUBuffer, rows: number, layout: MatvecLayout, scratch?: GPUBuffer,
+  accumulate = false,
 ): void {
+  // kernel flags: bit 0 adds the bias, bit 1 adds the result to y (the residual add, fused)
+  const flags = (W.bias ? 1 : 0) | (accumulate ? 2 : 0);
   if (W.cols % 4 !== 0) throw new ModelFormatError(`a linear layer has ${W.cols} input features; apekit needs a multiple of 4`);
   if (scratch && rows >= DEQUANT_MIN_ROWS && isBlockFormat(W.format)) {
     const dq = k.pipeline(`dequant_${W.format}`), mm = k.pipeline("matmul_f32");
@@ -49,7 +52,7 @@ export function recordLinear(
         const n = Math.min(slab, ch.rows - s);
         const groups = ceil((n * W.cols) / 8, 64);
         prog.dispatch(dq, k.bind(dq, [ch.buffer, scratch, prog.uniform(new Params().u(n, W.cols, s).bytes())]), Math.min(groups, 65535), ceil(groups, 65535));
-        const params = prog.uniform(new Params().u(rows, n, W.cols, W.rows, ch.rowStart + s, W.bias ? 1 : 0).bytes());
+        const params = prog.uniform(new Params().u(rows, n, W.cols, W.rows, ch.rowStart + s, flags).bytes());
         prog.dispatch(mm, k.bind(mm, [x, scratch, y, params, W.bias ?? scratch]), ceil(n, 64), ceil(rows, 64));
       }
     }
@@ -58,7 +61,7 @@ export function recordLinear(
   const name = rows > 1 ? `matmul_${W.format}` : layout === "rows" ? `matvec_rows_${W.format}` : `matvec_${W.format}`;
   const pipe = k.pipeline(name);
   for (const ch of W.chunks) {
-    const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, W.bias ? 1 : 0).bytes());
+    const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, flags).bytes());
     const bind = k.bind(pipe, [x, ch.buffer, y, params, W.bias ?? ch.buffer]);
     if (rows > 1) prog.dispatch(pipe, bind, ceil(ch.rows, 64), ceil(rows, 64));
     else {

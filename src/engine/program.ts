@@ -37,8 +37,9 @@ export class Program {
   }
 
   encode(pass: GPUComputePassEncoder): void {
+    let current: GPUComputePipeline | undefined;
     for (const s of this.steps) {
-      pass.setPipeline(s.pipeline);
+      if (s.pipeline !== current) pass.setPipeline((current = s.pipeline)); // each call costs a few us in JS
       pass.setBindGroup(0, s.bind);
       pass.dispatchWorkgroups(s.grid[0], s.grid[1], s.grid[2]);
     }
