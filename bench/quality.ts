@@ -1,9 +1,11 @@
 /**
- * `ape bench quality [--model <path>] [--docs N] [--questions N] [--modes sequential,parallel,ape] [--max-tokens N]`
+ * `ape bench quality [--model <path>] [--distractors K] [--questions N] [--modes sequential,parallel,ape] [--max-tokens N]`
  *
  * Answer accuracy over short factual documents the model has never seen (examples/data/facts.json:
- * real capitals among invented organisations, founders and years), all documents given as contexts
- * (the others are distractors). An answer counts when it contains one of the expected strings.
+ * real capitals among invented organisations, founders and years). Every document is cached once;
+ * each question gets the document that answers it among K distractors (default 5, chosen and ordered
+ * by a fixed seed), as a retriever's top K+1 would. An answer counts when it contains one of the
+ * expected strings.
  * Prints accuracy per mode and APE's share of sequential accuracy (the default-model issue asks for
  * sequential >= 50% and APE >= 90% of sequential).
  */
@@ -20,10 +22,20 @@ export interface QualityResult {
   answers: { question: string; answer: string; ok: boolean }[];
 }
 
-export async function measureQuality(opts: { model?: string; docs?: number; questions?: number; modes?: Mode[]; maxTokens?: number; log?: (s: string) => void }): Promise<QualityResult[]> {
+/** The contexts of question `qi`: its answering document among `k` distractors, in a seeded order. */
+export function contextsFor(docs: string[], answers: string[], qi: number, k: number): number[] {
+  const gold = docs.findIndex((d) => answers.some((a) => d.includes(a)));
+  let s = 0x2545f491 + qi * 7919;
+  const rand = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296);
+  const others = docs.map((_, i) => i).filter((i) => i !== gold).sort(() => rand() - 0.5).slice(0, k);
+  const picked = [gold, ...others];
+  return picked.sort(() => rand() - 0.5);
+}
+
+export async function measureQuality(opts: { model?: string; distractors?: number; questions?: number; modes?: Mode[]; maxTokens?: number; log?: (s: string) => void }): Promise<QualityResult[]> {
   const facts = loadFacts();
-  const docs = facts.documents.slice(0, opts.docs ?? facts.documents.length);
-  const questions = facts.questions.filter((q) => q.answers.some((a) => docs.some((d) => d.includes(a)))).slice(0, opts.questions ?? 1000);
+  const docs = facts.documents;
+  const questions = facts.questions.slice(0, opts.questions ?? 1000);
   const model = await loadModel(opts.model);
   const ape = await Ape.create(model, { prefix: PREFIX });
   try {
@@ -31,8 +43,9 @@ export async function measureQuality(opts: { model?: string; docs?: number; ques
     const results: QualityResult[] = [];
     for (const mode of opts.modes ?? ["sequential", "parallel", "ape"]) {
       const r: QualityResult = { mode, correct: 0, total: questions.length, answers: [] };
-      for (const q of questions) {
-        const { text } = await ape.generateText({ query: q.question, contexts: handles, mode, maxTokens: opts.maxTokens ?? 24 });
+      for (const [qi, q] of questions.entries()) {
+        const contexts = contextsFor(docs, q.answers, qi, opts.distractors ?? 5).map((i) => handles[i]);
+        const { text } = await ape.generateText({ query: q.question, contexts, mode, maxTokens: opts.maxTokens ?? 24 });
         const ok = q.answers.some((a) => text.toLowerCase().includes(a.toLowerCase()));
         r.answers.push({ question: q.question, answer: text.trim(), ok });
         if (ok) r.correct++;
@@ -48,11 +61,11 @@ export async function measureQuality(opts: { model?: string; docs?: number; ques
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { string: ["model", "docs", "questions", "modes", "max-tokens"], boolean: ["json"] });
+  const a = parseArgs(argv, { string: ["model", "distractors", "questions", "modes", "max-tokens"], boolean: ["json"] });
   const modes = (a.string.modes ?? "sequential,parallel,ape").split(",") as Mode[];
   for (const m of modes) if (!["sequential", "parallel", "ape"].includes(m)) throw new InvalidArgumentError(`--modes: unknown mode '${m}'`);
   const results = await measureQuality({
-    model: a.string.model, docs: a.string.docs ? Number(a.string.docs) : undefined, questions: a.string.questions ? Number(a.string.questions) : undefined,
+    model: a.string.model, distractors: a.string.distractors ? Number(a.string.distractors) : undefined, questions: a.string.questions ? Number(a.string.questions) : undefined,
     modes, maxTokens: a.string["max-tokens"] ? Number(a.string["max-tokens"]) : undefined, log: a.boolean.json ? undefined : console.log,
   });
   const seq = results.find((r) => r.mode === "sequential");
