@@ -231,15 +231,9 @@ impl WasmTokenizer {
     /// config's add_bos_token/add_eos_token. `allow_special`: match special added tokens written
     /// in the text (off: they are ordinary text).
     pub fn encode(&mut self, text: &str, add_special: bool, allow_special: bool) -> Result<Vec<u32>, JsError> {
-        let mut out = std::mem::take(&mut self.out);
-        out.clear();
-        let r = self.encode_into(text, add_special, allow_special, &mut out).map_err(err);
-        let ids = out.clone();
-        if out.capacity() > 1 << 20 {
-            out = Vec::new(); // don't keep a huge buffer after a huge text
-        }
-        self.out = out;
-        r.map(|_| ids)
+        let mut out = Vec::with_capacity(text.len() / 3 + 8);
+        self.encode_into(text, add_special, allow_special, &mut out).map_err(err)?;
+        Ok(out)
     }
 
     /// The number of ids `encode` would return (no copy to JS).
@@ -249,6 +243,9 @@ impl WasmTokenizer {
         out.clear();
         let r = self.encode_into(text, add_special, allow_special, &mut out).map_err(err);
         let n = out.len() as u32;
+        if out.capacity() > 1 << 20 {
+            out = Vec::new(); // don't keep a huge buffer after a huge text
+        }
         self.out = out;
         r.map(|_| n)
     }

@@ -222,6 +222,8 @@ struct ModelJson<'a> {
     #[serde(default)]
     dropout: Option<f64>,
     #[serde(default)]
+    unk_token: Option<String>,
+    #[serde(default)]
     continuing_subword_prefix: Option<String>,
     #[serde(default)]
     end_of_word_suffix: Option<String>,
@@ -723,7 +725,10 @@ impl FastBpe {
             let s = bc[b].encode_utf8(&mut buf);
             match by_str.get(&*s) {
                 Some(id) => byte_ids[b] = *id,
-                None => return unsupported("vocab lacks a byte-level char"),
+                // The crate drops a char that is not in the vocab when there is no unk token (SmolLM2
+                // lacks a few control bytes): we do the same; with an unk token, the crate decides.
+                None if m.unk_token.is_none() => {}
+                None => return unsupported("vocab lacks a byte-level char and has an unk token"),
             }
         }
 
@@ -951,7 +956,10 @@ impl FastBpe {
             return;
         }
         if w.len() == 1 {
-            out.push(self.byte_ids[w[0] as usize]);
+            let id = self.byte_ids[w[0] as usize];
+            if id != NONE {
+                out.push(id);
+            }
             return;
         }
         if self.ignore_merges {
@@ -966,7 +974,7 @@ impl FastBpe {
         }
         let mut syms = std::mem::take(&mut self.syms);
         syms.clear();
-        syms.extend(w.iter().map(|&b| self.byte_ids[b as usize]));
+        syms.extend(w.iter().map(|&b| self.byte_ids[b as usize]).filter(|&id| id != NONE));
         if syms.len() <= 48 {
             merge_scan(&mut syms, &self.merges);
         } else {

@@ -117,45 +117,6 @@ impl Pattern {
     }
 }
 
-/// A decoded text with random access by char index.
-struct Chars<'a> {
-    s: &'a str,
-    /// (byte offset, char, class) of every char, plus a sentinel at the end.
-    v: Vec<(usize, char, u8)>,
-}
-
-impl<'a> Chars<'a> {
-    fn new(s: &'a str, buf: Vec<(usize, char, u8)>) -> Self {
-        let mut v = buf;
-        v.clear();
-        v.extend(s.char_indices().map(|(i, c)| {
-            let k = if (c as u32) < 0x80 { ASCII[c as usize] } else { class_of(c) };
-            (i, c, k)
-        }));
-        Chars { s, v }
-    }
-    #[inline]
-    fn len(&self) -> usize {
-        self.v.len()
-    }
-    #[inline]
-    fn c(&self, i: usize) -> char {
-        self.v[i].1
-    }
-    #[inline]
-    fn k(&self, i: usize) -> u8 {
-        self.v[i].2
-    }
-    #[inline]
-    fn off(&self, i: usize) -> usize {
-        if i < self.v.len() {
-            self.v[i].0
-        } else {
-            self.s.len()
-        }
-    }
-}
-
 /// Classes of the ASCII chars (fixed: \p{L} = letters, \p{N} = digits, \s = \t\n\v\f\r and space).
 const ASCII: [u8; 128] = {
     let mut t = [0u8; 128];
@@ -181,26 +142,60 @@ const ASCII: [u8; 128] = {
     t
 };
 
+/// A text scanned by byte offset; chars are decoded on the fly (no per-char buffer, so a
+/// 100 MB text costs no extra memory).
+struct Text<'a> {
+    s: &'a str,
+    b: &'a [u8],
+}
+
+/// Sentinel class for "past the end": matches no class.
+const END: u8 = 0x80;
+
+impl<'a> Text<'a> {
+    /// (char, class, byte length) at byte offset `i`; class END past the end.
+    #[inline]
+    fn at(&self, i: usize) -> (char, u8, usize) {
+        if i >= self.b.len() {
+            return ('\0', END, 0);
+        }
+        let x = self.b[i];
+        if x < 0x80 {
+            return (x as char, ASCII[x as usize], 1);
+        }
+        let c = self.s[i..].chars().next().unwrap_or('\0');
+        (c, class_of(c), c.len_utf8())
+    }
+    #[inline]
+    fn k(&self, i: usize) -> u8 {
+        self.at(i).1
+    }
+    /// End of the run of chars from `i` whose class satisfies `f`.
+    #[inline]
+    fn run(&self, mut i: usize, f: impl Fn(u8) -> bool) -> usize {
+        loop {
+            let (_, k, n) = self.at(i);
+            if k == END || !f(k) {
+                return i;
+            }
+            i += n;
+        }
+    }
+}
+
 #[inline]
 fn is_other(k: u8) -> bool {
-    k & (L | N | S) == 0
+    k & (L | N | S | END) == 0
 }
 
-/// Reused scratch space for the scanner.
+/// Reused scratch space for the scanner (none is needed any more; kept for the API).
 #[derive(Default)]
-pub struct Scratch {
-    chars: Vec<(usize, char, u8)>,
-}
+pub struct Scratch;
 
 /// Splits `s` like `Split(pattern, Isolated)` would and calls `emit` on every piece in order.
-pub fn split<'s>(p: Pattern, s: &'s str, scratch: &mut Scratch, emit: &mut dyn FnMut(&'s str)) {
-    if s.is_empty() {
-        return;
-    }
-    // Fast check for pure-ASCII-letter words is not needed: the scanner below is linear.
-    let buf = std::mem::take(&mut scratch.chars);
-    let t = Chars::new(s, buf);
-    let n = t.len();
+pub fn split<'s>(p: Pattern, s: &'s str, _scratch: &mut Scratch, emit: &mut dyn FnMut(&'s str)) {
+    let t = Text { s, b: s.as_bytes() };
+    let n = s.len();
     let mut i = 0;
     while i < n {
         let j = match p {
@@ -209,65 +204,66 @@ pub fn split<'s>(p: Pattern, s: &'s str, scratch: &mut Scratch, emit: &mut dyn F
             Pattern::Qwen2 => llama3_at(&t, i, 1),
         };
         debug_assert!(j > i);
-        emit(&s[t.off(i)..t.off(j)]);
+        emit(&s[i..j]);
         i = j;
     }
-    scratch.chars = t.v;
-}
-
-/// End (exclusive, in chars) of the run of chars from `i` that satisfy `f`.
-#[inline]
-fn run(t: &Chars, mut i: usize, f: impl Fn(u8) -> bool) -> usize {
-    let n = t.len();
-    while i < n && f(t.k(i)) {
-        i += 1;
-    }
-    i
 }
 
 /// `\s+(?!\S)|\s+` at a whitespace char `i`: the whole run if it reaches the end of the text or
 /// is one char long, else the run minus its last char.
 #[inline]
-fn ws_tail(t: &Chars, i: usize) -> usize {
-    let j = run(t, i, |k| k & S != 0);
-    if j == t.len() || j - i == 1 {
+fn ws_tail(t: &Text, i: usize) -> usize {
+    let mut j = i;
+    let mut last = i;
+    let mut count = 0;
+    loop {
+        let (_, k, n) = t.at(j);
+        if k == END || k & S == 0 {
+            break;
+        }
+        last = j;
+        j += n;
+        count += 1;
+    }
+    if j == t.b.len() || count == 1 {
         j
     } else {
-        j - 1
+        last
     }
 }
 
-fn contraction(t: &Chars, i: usize, ci: bool) -> usize {
-    // i is at '\''. Returns the end of the contraction or i if none.
-    let n = t.len();
-    let lower = |k: usize| -> Option<char> {
-        if k >= n {
-            return None;
+/// At an apostrophe `i`: the end of a contraction ('s 't 're 've 'm 'll 'd; `ci`: any case, as
+/// the regex crate folds it, so also 'ſ'), or `i` if none.
+fn contraction(t: &Text, i: usize, ci: bool) -> usize {
+    let fold = |c: char| -> char {
+        if !ci {
+            return c;
         }
-        let c = t.c(k);
-        if ci {
-            match c {
-                'S' | '\u{17F}' => Some('s'),
-                'T' | 'R' | 'E' | 'V' | 'M' | 'L' | 'D' => Some(c.to_ascii_lowercase()),
-                _ => Some(c),
-            }
-        } else {
-            Some(c)
+        match c {
+            'S' | '\u{17F}' => 's',
+            'T' | 'R' | 'E' | 'V' | 'M' | 'L' | 'D' => c.to_ascii_lowercase(),
+            _ => c,
         }
     };
-    match lower(i + 1) {
-        Some('s') | Some('t') | Some('m') | Some('d') => i + 2,
-        Some('r') if lower(i + 2) == Some('e') => i + 3,
-        Some('v') if lower(i + 2) == Some('e') => i + 3,
-        Some('l') if lower(i + 2) == Some('l') => i + 3,
+    let (c1, k1, n1) = t.at(i + 1);
+    if k1 == END {
+        return i;
+    }
+    let j = i + 1 + n1;
+    let c2 = || {
+        let (c, k, _) = t.at(j);
+        if k == END { None } else { Some(fold(c)) }
+    };
+    match fold(c1) {
+        's' | 't' | 'm' | 'd' => j,
+        'r' | 'v' if c2() == Some('e') => j + 1,
+        'l' if c2() == Some('l') => j + 1,
         _ => i,
     }
 }
 
-fn gpt2_at(t: &Chars, i: usize) -> usize {
-    let n = t.len();
-    let c = t.c(i);
-    let k = t.k(i);
+fn gpt2_at(t: &Text, i: usize) -> usize {
+    let (c, k, n) = t.at(i);
     // 's|'t|'re|'ve|'m|'ll|'d
     if c == '\'' {
         let e = contraction(t, i, false);
@@ -277,26 +273,27 @@ fn gpt2_at(t: &Chars, i: usize) -> usize {
     }
     // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`: the optional space only when the next char
     // starts one of them; otherwise the char at i itself must.
-    let start = if c == ' ' && i + 1 < n && t.k(i + 1) & S == 0 { i + 1 } else { i };
-    let k0 = t.k(start);
+    let (start, k0) = if c == ' ' {
+        let k1 = t.k(i + n);
+        if k1 & (S | END) == 0 { (i + n, k1) } else { (i, k) }
+    } else {
+        (i, k)
+    };
     if k0 & L != 0 {
-        return run(t, start, |k| k & L != 0);
+        return t.run(start, |k| k & L != 0);
     }
     if k0 & N != 0 {
-        return run(t, start, |k| k & N != 0);
+        return t.run(start, |k| k & N != 0);
     }
     if is_other(k0) {
-        return run(t, start, is_other);
+        return t.run(start, is_other);
     }
-    debug_assert!(k & S != 0);
     // `\s+(?!\S)|\s+`
     ws_tail(t, i)
 }
 
-fn llama3_at(t: &Chars, i: usize, max_digits: usize) -> usize {
-    let n = t.len();
-    let c = t.c(i);
-    let k = t.k(i);
+fn llama3_at(t: &Text, i: usize, max_digits: usize) -> usize {
+    let (c, k, n) = t.at(i);
     // (?i:'s|'t|'re|'ve|'m|'ll|'d)
     if c == '\'' {
         let e = contraction(t, i, true);
@@ -306,38 +303,47 @@ fn llama3_at(t: &Chars, i: usize, max_digits: usize) -> usize {
     }
     // [^\r\n\p{L}\p{N}]?\p{L}+
     if k & L != 0 {
-        return run(t, i, |k| k & L != 0);
+        return t.run(i, |k| k & L != 0);
     }
-    if k & N == 0 && c != '\r' && c != '\n' && i + 1 < n && t.k(i + 1) & L != 0 {
-        return run(t, i + 1, |k| k & L != 0);
+    if k & N == 0 && c != '\r' && c != '\n' && t.k(i + n) & L != 0 {
+        return t.run(i + n, |k| k & L != 0);
     }
     // \p{N}{1,max}
     if k & N != 0 {
         let mut j = i;
-        while j < n && j - i < max_digits && t.k(j) & N != 0 {
-            j += 1;
+        for _ in 0..max_digits {
+            let (_, kj, nj) = t.at(j);
+            if kj & N == 0 || kj == END {
+                break;
+            }
+            j += nj;
         }
         return j;
     }
     // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
-    let start = if c == ' ' && i + 1 < n && is_other(t.k(i + 1)) { i + 1 } else { i };
+    let start = if c == ' ' && is_other(t.k(i + n)) { i + n } else { i };
     if is_other(t.k(start)) {
-        let mut j = run(t, start, is_other);
-        while j < n && matches!(t.c(j), '\r' | '\n') {
+        let mut j = t.run(start, is_other);
+        while j < t.b.len() && matches!(t.b[j], b'\r' | b'\n') {
             j += 1;
         }
         return j;
     }
     // Here c is whitespace. `\s*[\r\n]+`: up to just after the last \r or \n of the run.
-    let j = run(t, i, |k| k & S != 0);
-    let mut last_nl = None;
-    for m in i..j {
-        if matches!(t.c(m), '\r' | '\n') {
-            last_nl = Some(m);
+    let mut j = i;
+    let mut after_nl = None;
+    loop {
+        let (cj, kj, nj) = t.at(j);
+        if kj == END || kj & S == 0 {
+            break;
+        }
+        j += nj;
+        if cj == '\r' || cj == '\n' {
+            after_nl = Some(j);
         }
     }
-    if let Some(m) = last_nl {
-        return m + 1;
+    if let Some(e) = after_nl {
+        return e;
     }
     // `\s+(?!\S)|\s+`
     ws_tail(t, i)
