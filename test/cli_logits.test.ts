@@ -46,3 +46,47 @@ describe(`ape logits CLI (spawned from ${runtimeName()})`, () => {
     expect(m.err).toMatch(/--temperature must be a positive number/);
   });
 });
+
+describe(`ape generate / cache / logits from text (spawned from ${runtimeName()})`, () => {
+  const MODEL = "fixtures/models/llama3";
+  it("--prefix/--context/--query TEXT tokenize each part alone (BOS only before the prefix)", () => {
+    const tok = (text: string) => {
+      const r = ape(["tokenize", "--tokenizer", MODEL, "--text", text, "--no-special-tokens", "--json"]);
+      expect(r.code, r.err).toBe(0);
+      return JSON.parse(r.out).ids as number[];
+    };
+    const prefix = [380, ...tok("use the text")], c1 = tok("the cat sat"), c2 = tok("a dog ran"), q = tok("who sat");
+    const byIds = ape(["logits", "--model", MODEL, "--mode", "ape", "--prefix-ids", prefix.join(","), "--context-ids", c1.join(","),
+      "--context-ids", c2.join(","), "--query-ids", q.join(","), "--json"]);
+    const byText = ape(["logits", "--model", MODEL, "--mode", "ape", "--prefix", "use the text", "--context", "the cat sat", "--context", "a dog ran",
+      "--query", "who sat", "--json"]);
+    expect(byText.code, byText.err).toBe(0);
+    expect(JSON.parse(byText.out).logits).toEqual(JSON.parse(byIds.out).logits);
+  });
+
+  it("generate --json prints text and stats; cache add stores documents and cache ls lists them", async () => {
+    const { mkdtempSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dir = mkdtempSync(join(tmpdir(), "apekit-cli-"));
+    const store = `file://${dir}/store`;
+    writeFileSync(join(dir, "a.txt"), "the cat sat on the mat");
+    writeFileSync(join(dir, "b.txt"), "a dog ran in the park");
+    const add = ape(["cache", "add", "--store", store, "--model", MODEL, "--prefix", "use the text\n", join(dir, "a.txt"), join(dir, "b.txt")]);
+    expect(add.code, add.err).toBe(0);
+    const ids = add.out.trim().split("\n").map((l) => l.split("\t")[0]);
+    expect(ids).toHaveLength(2);
+    const ls = ape(["cache", "ls", "--store", store, "--json"]);
+    expect(JSON.parse(ls.out).entries.map((e: { key: string }) => e.key).sort()).toEqual([...ids].sort());
+    const gen = ape(["generate", "--model", MODEL, "--store", store, "--prefix", "use the text\n", "--context", "the cat sat on the mat",
+      "--context", "a dog ran in the park", "--query", "who sat", "--max-tokens", "5", "--json"]);
+    expect(gen.code, gen.err).toBe(0);
+    const out = JSON.parse(gen.out);
+    expect(typeof out.text).toBe("string");
+    expect(out.stats.mode).toBe("ape");
+    expect(out.stats.cacheHits).toBe(2); // served from the store written by `cache add`
+    const bad = ape(["generate", "--model", MODEL, "--query", "x", "--mode", "nope"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toMatch(/--mode must be sequential, parallel or ape/);
+  });
+});

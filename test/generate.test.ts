@@ -6,7 +6,7 @@ import { decode } from "../src/engine/generate.ts";
 import { encodeContexts, encodePrefix, startQuery } from "../src/ape/ape.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { CpuReference } from "./reference/cpu_model.ts";
-import { randomModel, rng, tinyConfig } from "./reference/random_model.ts";
+import { randomModel, relError, rng, tinyConfig } from "./reference/random_model.ts";
 
 function argmax(a: ArrayLike<number>): number {
   let b = 0;
@@ -141,6 +141,32 @@ describe(`KV block transfer on ${runtimeName()}`, () => {
       }
       const after = await queryLogits(engine, { prefix: pre, contexts: copies, query, temperature: 0.9, scale: 0.9 });
       expect(Array.from(after)).toEqual(Array.from(before));
+    } finally {
+      engine.destroy();
+      model.destroy();
+    }
+  });
+});
+
+describe(`context independence on ${runtimeName()}`, () => {
+  it("a context encoded alone or inside a batch of others gives the same KV", async () => {
+    const { readBlock } = await import("../src/engine/kv_transfer.ts");
+    const cfg = tinyConfig();
+    const { tensors } = randomModel(cfg, 31);
+    const model = buildModel(await getGpu(), cfg, { get: (n) => tensors.get(n) }, { source: "random", fingerprintSeed: "i" });
+    const engine = new Engine(model, { kvBudgetBytes: 1 << 20 });
+    try {
+      const pre = await encodePrefix(engine, Uint32Array.from([1, 2, 3, 4]));
+      const target = Uint32Array.from([9, 8, 7, 6, 5, 4, 3]);
+      const [alone] = await encodeContexts(engine, pre, [target]);
+      const batch = await encodeContexts(engine, pre, [Uint32Array.from([11, 12]), target, Uint32Array.from([13, 14, 15, 16, 17, 18, 19, 20, 21])]);
+      const a = await readBlock(engine.pool, alone), b = await readBlock(engine.pool, batch[1]);
+      for (let l = 0; l < cfg.layers; l++) {
+        expect(relError(b.k[l], a.k[l])).toBeLessThan(1e-6);
+        expect(relError(b.v[l], a.v[l])).toBeLessThan(1e-6);
+      }
+      expect(batch[1].firstPos).toBe(4); // every context starts right after the prefix
+      expect(batch[2].firstPos).toBe(4);
     } finally {
       engine.destroy();
       model.destroy();
