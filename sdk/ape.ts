@@ -38,6 +38,8 @@ export interface ApeOptions {
   store?: string | KvStore;
   /** GPU memory for KV blocks (default 256 MiB). */
   gpuBudgetBytes?: number;
+  /** KV cache storage on the GPU and in cache files: "f32" (default) or "f16" (half the bytes). */
+  kvDtype?: "f32" | "f16";
   /** Host-memory tier for serialized contexts (default 512 MiB). */
   hostBudgetBytes?: number;
   /** APE defaults (per request overridable). */
@@ -126,7 +128,7 @@ export class Ape {
 
   static async create(model: ApeModel, options: ApeOptions = {}): Promise<Ape> {
     const { tokenizer } = model;
-    const engine = new Engine(model.model, { kvBudgetBytes: options.gpuBudgetBytes });
+    const engine = new Engine(model.model, { kvBudgetBytes: options.gpuBudgetBytes, kvDtype: options.kvDtype });
     const docTemplate = options.documentTemplate ?? "{text}\n\n";
     if (!docTemplate.includes("{text}")) throw new InvalidArgumentError("documentTemplate must contain {text}");
     const plain = (s: string) => tokenizer.encode(s, { addSpecialTokens: false, allowSpecial: false });
@@ -163,7 +165,7 @@ export class Ape {
       const store = typeof options.store === "object" ? options.store : await openStore(options.store ?? "memory:");
       const fp = model.model.fingerprint;
       const scope = { modelFingerprint: fp, tokenizerFingerprint: model.tokenizerFingerprint, prefixHash: prefixHash(fp, parts.prefixIds), prefix };
-      const cache = new ContextCache(engine, store, kvCodec(model.model), scope, options.hostBudgetBytes);
+      const cache = new ContextCache(engine, store, kvCodec(model.model, engine.pool.dtype), scope, options.hostBudgetBytes);
       return new Ape(model, options, engine, parts, prefix, cache);
     } catch (e) {
       engine.destroy();
@@ -175,11 +177,15 @@ export class Ape {
     if (this.#closed) throw new ApeError("E_CLOSED", "this Ape instance is closed");
   }
 
+  #id(ids: Uint32Array): string {
+    const s = this.#cache.scope;
+    return contextId(s.modelFingerprint, s.tokenizerFingerprint, s.prefixHash, ids, this.#engine.pool.dtype.toUpperCase());
+  }
+
   #handle(text: string): ContextHandle {
     const ids = this.#parts.documentIds(text);
     if (ids.length === 0) throw new InvalidArgumentError("a document is empty");
-    const s = this.#cache.scope;
-    return { id: contextId(s.modelFingerprint, s.tokenizerFingerprint, s.prefixHash, ids), tokens: ids.length, ids };
+    return { id: this.#id(ids), tokens: ids.length, ids };
   }
 
   /** Encodes the documents that are not cached yet (in batched passes), stores them, returns handles. */
@@ -215,10 +221,7 @@ export class Ape {
     if (!(T > 0 && S > 0)) throw new InvalidArgumentError(`temperature and scale must be > 0 (got ${T}, ${S})`);
     const handles = (req.contexts ?? []).map((c): ContextHandle => {
       if (typeof c === "string") return this.#handle(c);
-      if (c instanceof Uint32Array) {
-        const s = this.#cache.scope;
-        return { id: contextId(s.modelFingerprint, s.tokenizerFingerprint, s.prefixHash, c), tokens: c.length, ids: c };
-      }
+      if (c instanceof Uint32Array) return { id: this.#id(c), tokens: c.length, ids: c };
       return c;
     });
     const query = this.#parts.queryIds(req.query);

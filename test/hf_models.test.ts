@@ -80,3 +80,40 @@ describe.each(MODELS)(`HF fixture %s on ${runtimeName()}`, (name) => {
     again.destroy();
   });
 });
+
+describe(`f16 KV cache on ${runtimeName()}`, () => {
+  it.each(["llama3", "qwen3"])("%s: APE logits within 2e-2 of transformers; cached contexts round-trip through f16 cache files", async (name) => {
+    const dir = new URL(`${name}/`, ROOT).pathname;
+    const ref: Reference = JSON.parse(readFileSync(`${dir}reference.json`, "utf8"));
+    const model = await loadHfFolder(dir);
+    const engine = new Engine(model, { kvBudgetBytes: 1 << 20, kvDtype: "f16" });
+    try {
+      expect(engine.pool.dtype).toBe("f16");
+      for (const c of ref.ape.filter((x) => x.mode === "ape").slice(0, 3)) {
+        const got = await modeLogits(engine, "ape", {
+          prefix: Uint32Array.from(c.prefix), contexts: c.contexts.map((x) => Uint32Array.from(x)), query: Uint32Array.from(c.query),
+          temperature: c.temperature, scale: c.scale,
+        });
+        expect(relError(got, c.logits)).toBeLessThan(2e-2);
+      }
+      const { encodePrefix, encodeContexts } = await import("../src/ape/ape.ts");
+      const { readBlock, writeBlock } = await import("../src/engine/kv_transfer.ts");
+      const { kvCodec } = await import("../src/cache/kv_codec.ts");
+      const pre = await encodePrefix(engine, Uint32Array.from([1, 2]));
+      const [block] = await encodeContexts(engine, pre, [Uint32Array.from([3, 4, 5])]);
+      const host = await readBlock(engine.pool, block);
+      expect(host.k[0]).toBeInstanceOf(Uint16Array);
+      const codec = kvCodec(model, "f16");
+      const meta = { modelFingerprint: model.fingerprint, tokenizerFingerprint: "t", prefixHash: "p", kind: "context" as const, tokenIds: Uint32Array.from([3, 4, 5]), firstPos: 2 };
+      const back = codec.decode(codec.encode(meta, host), { modelFingerprint: model.fingerprint, tokenizerFingerprint: "t", prefixHash: "p" });
+      const copy = engine.pool.allocate(3, 2);
+      writeBlock(engine.pool, copy, back.kv);
+      const again = await readBlock(engine.pool, copy);
+      expect(Array.from(again.v[1])).toEqual(Array.from(host.v[1]));
+      expect(() => kvCodec(model, "f32").decode(codec.encode(meta, host), { modelFingerprint: model.fingerprint, tokenizerFingerprint: "t", prefixHash: "p" })).toThrow(/dtype/);
+    } finally {
+      engine.destroy();
+      model.destroy();
+    }
+  });
+});

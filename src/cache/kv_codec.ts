@@ -13,19 +13,20 @@ import type { Model } from "../model/model.ts";
 import { openKvFile, serializeKv } from "../kv/mod.ts";
 import type { KvCodec } from "./context_cache.ts";
 
-export function kvCodec(model: Model): KvCodec {
+export function kvCodec(model: Model, kvDtype: "f32" | "f16" = "f32"): KvCodec {
   const { layers, kvHeads, headDim } = model.config;
+  const dtype = kvDtype === "f16" ? "F16" : "F32";
   return {
     encode(meta, kv) {
       return serializeKv(
-        { ...meta, prefixHash: meta.prefixHash, dtype: "F32", layers, kvHeads, headDim },
+        { ...meta, prefixHash: meta.prefixHash, dtype, layers, kvHeads, headDim },
         { k: kv.k, v: kv.v },
       ).toBytes();
     },
     decode(bytes, expect) {
-      const f = openKvFile(bytes, { expect: { ...expect, dtype: "F32", layers, kvHeads, headDim } });
+      const f = openKvFile(bytes, { expect: { ...expect, dtype, layers, kvHeads, headDim } });
       const m = f.meta;
-      const arr = (name: string) => (f.array(name) as Float32Array);
+      const arr = (name: string) => f.array(name);
       return {
         meta: { modelFingerprint: m.modelFingerprint, tokenizerFingerprint: m.tokenizerFingerprint, prefixHash: m.prefixHash, kind: m.kind, tokenIds: m.tokenIds, firstPos: m.firstPos },
         kv: {

@@ -15,20 +15,22 @@
 import type { Model } from "../model/model.ts";
 import { CapacityError, InvalidArgumentError } from "../errors.ts";
 import { Forward, type ForwardInput } from "./forward.ts";
-import { KvPool } from "./kv_pool.ts";
+import { type KvDtype, KvPool } from "./kv_pool.ts";
 
 export interface EngineOptions {
   /** Bytes of GPU memory for KV blocks (default 256 MiB). */
   kvBudgetBytes?: number;
   /** Most rows in one forward batch (longer inputs are split; default 4096). */
   maxBatchRows?: number;
+  /** KV cache storage: "f32" (default) or "f16" (half the memory; attention math stays f32). */
+  kvDtype?: KvDtype;
 }
 
 export class Engine {
   readonly pool: KvPool;
   readonly maxBatchRows: number;
   constructor(readonly model: Model, opts: EngineOptions = {}) {
-    this.pool = new KvPool(model.gpu, model.config, opts.kvBudgetBytes ?? 256 * 1024 * 1024);
+    this.pool = new KvPool(model.gpu, model.config, opts.kvBudgetBytes ?? 256 * 1024 * 1024, opts.kvDtype ?? "f32");
     this.maxBatchRows = opts.maxBatchRows ?? 4096;
   }
 

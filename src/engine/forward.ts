@@ -116,7 +116,7 @@ export class Forward {
       prog.dispatch(pipe, k.bind(pipe, [qkv, this.cosSin, params]), ceil((c.headDim / 2) * heads, 64), n);
     };
     const attention = (layer: number, rowsBuf: GPUBuffer, blocksBuf: GPUBuffer, out: GPUBuffer, lseOut: GPUBuffer, temperature: number) => {
-      const pipe = k.pipeline("attention");
+      const pipe = k.pipeline(pool.dtype === "f16" ? "attention_f16kv" : "attention");
       const scale = 1 / (Math.sqrt(c.headDim) * temperature);
       const params = prog.uniform(new Params().u(n, c.heads, c.kvHeads, c.headDim, qkvDim).f(scale).u(c.slidingWindow).bytes());
       const bind = k.bind(pipe, [qkv, pool.k[layer], pool.v[layer], rowsBuf, blocksBuf, out, lseOut, params]);
@@ -140,9 +140,9 @@ export class Forward {
         headNorm(L.kNorm, c.kvHeads, qDim);
       }
       rope(c.heads + c.kvHeads, 0); // q and k heads sit side by side in each fused qkv row
-      const store = k.pipeline("kv_store");
+      const store = k.pipeline(pool.dtype === "f16" ? "kv_store_f16" : "kv_store");
       const storeParams = prog.uniform(new Params().u(n, c.kvHeads, c.headDim, qkvDim, qDim, qDim + kvDim).bytes());
-      prog.dispatch(store, k.bind(store, [qkv, this.dest, pool.k[l], pool.v[l], storeParams]), ceil(kvDim, 64), n);
+      prog.dispatch(store, k.bind(store, [qkv, this.dest, pool.k[l], pool.v[l], storeParams]), ceil(pool.dtype === "f16" ? kvDim / 2 : kvDim, 64), n);
       attention(l, this.rowsPlain, this.blocksPlain, attnO, lse, 1);
       if (this.ape) {
         attention(l, this.rowsCtx, this.blocksCtx, attnC, lseC, T);

@@ -29,6 +29,9 @@ export interface KvBlock {
   firstPos: number;
 }
 
+/** Storage of the K/V pools: f32, or f16 (half the memory and bandwidth; attention math stays f32). */
+export type KvDtype = "f32" | "f16";
+
 export class KvPool {
   readonly k: GPUBuffer[] = [];
   readonly v: GPUBuffer[] = [];
@@ -44,9 +47,10 @@ export class KvPool {
    */
   onFull?: (neededTokens: number) => boolean;
 
-  constructor(readonly gpu: Gpu, readonly config: ModelConfig, readonly budgetBytes: number) {
+  constructor(readonly gpu: Gpu, readonly config: ModelConfig, readonly budgetBytes: number, readonly dtype: KvDtype = "f32") {
     const { layers, kvHeads, headDim } = config;
-    const perLayerToken = kvHeads * headDim * 4;
+    if (dtype === "f16" && headDim % 2 !== 0) throw new CapacityError(`an f16 KV cache needs an even head_dim (got ${headDim})`);
+    const perLayerToken = kvHeads * headDim * this.elementBytes;
     this.bytesPerToken = perLayerToken * 2 * layers;
     const byBudget = Math.floor(budgetBytes / this.bytesPerToken);
     const byBinding = Math.floor(Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize) / perLayerToken);
@@ -98,9 +102,13 @@ export class KvPool {
     return this.#free.reduce((n, f) => n + f.size, 0);
   }
 
-  /** Byte offset and length of a block's tensor in a layer pool ([kvHeads, capacity, headDim] f32). */
+  get elementBytes(): number {
+    return this.dtype === "f16" ? 2 : 4;
+  }
+
+  /** Byte offset and length of a block's tensor in a layer pool ([kvHeads, capacity, headDim]). */
   blockBytes(block: KvBlock): { offset: number; size: number } {
-    const per = this.config.kvHeads * this.config.headDim * 4;
+    const per = this.config.kvHeads * this.config.headDim * this.elementBytes;
     return { offset: block.base * per, size: block.capacity * per };
   }
 

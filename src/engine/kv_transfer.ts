@@ -1,6 +1,7 @@
 /**
  * Moves a KV block between the GPU pools and the host, in the cache-file layout
- * ([kvHeads, tokens, headDim] f32 per layer and tensor). Reading copies every layer's K and V into one
+ * ([kvHeads, tokens, headDim] per layer and tensor; Float32Array for f32 pools, Uint16Array of half
+ * floats for f16 pools). Reading copies every layer's K and V into one
  * staging buffer and maps it once (one GPU round trip per block, not one per layer); writing is one
  * queue write per tensor (per kv head when the block has spare capacity).
  *
@@ -15,10 +16,12 @@ import { Usage } from "../gpu/buffers.ts";
 import { CacheMismatchError } from "../errors.ts";
 import type { KvBlock, KvPool } from "./kv_pool.ts";
 
+export type KvArray = Float32Array | Uint16Array;
+
 export interface HostKv {
-  /** Per layer, [kvHeads, tokens, headDim] float32. */
-  k: Float32Array[];
-  v: Float32Array[];
+  /** Per layer, [kvHeads, tokens, headDim]: f32 values, or f16 bits for an f16 pool. */
+  k: KvArray[];
+  v: KvArray[];
   tokens: number;
 }
 
@@ -34,20 +37,22 @@ export async function readBlock(pool: KvPool, block: KvBlock): Promise<HostKv> {
   }
   dev.queue.submit([enc.finish()]);
   await staging.mapAsync(0x1);
-  const all = new Float32Array(staging.getMappedRange().slice(0));
+  const mapped = staging.getMappedRange().slice(0);
+  const all: KvArray = pool.dtype === "f16" ? new Uint16Array(mapped) : new Float32Array(mapped);
+  const eb = pool.elementBytes;
   staging.unmap();
   staging.destroy();
   const t = block.tokens, cap = block.capacity, per = cap * headDim;
   const pick = (start: number) => {
     if (t === cap) return all.slice(start, start + kvHeads * per);
-    const out = new Float32Array(kvHeads * t * headDim);
+    const out = pool.dtype === "f16" ? new Uint16Array(kvHeads * t * headDim) : new Float32Array(kvHeads * t * headDim);
     for (let h = 0; h < kvHeads; h++) out.set(all.subarray(start + h * per, start + h * per + t * headDim), h * t * headDim);
     return out;
   };
-  const k: Float32Array[] = [], v: Float32Array[] = [];
+  const k: KvArray[] = [], v: KvArray[] = [];
   for (let l = 0; l < layers; l++) {
-    k.push(pick((2 * l) * size / 4));
-    v.push(pick((2 * l + 1) * size / 4));
+    k.push(pick((2 * l) * size / eb));
+    v.push(pick((2 * l + 1) * size / eb));
   }
   return { k, v, tokens: t };
 }
@@ -59,14 +64,16 @@ export function writeBlock(pool: KvPool, block: KvBlock, kv: HostKv): void {
   const want = kvHeads * kv.tokens * headDim;
   const dev = pool.gpu.device;
   const { offset } = pool.blockBytes(block);
+  const f16 = pool.dtype === "f16";
   for (let l = 0; l < layers; l++) {
     for (const [arr, buf] of [[kv.k[l], pool.k[l]], [kv.v[l], pool.v[l]]] as const) {
+      if ((arr instanceof Uint16Array) !== f16) throw new CacheMismatchError(`KV values are ${f16 ? "f32" : "f16"}, the pool holds ${pool.dtype}`);
       if (arr.length !== want) throw new CacheMismatchError(`layer ${l}: ${arr.length} values, expected ${want} ([${kvHeads}, ${kv.tokens}, ${headDim}])`);
       if (kv.tokens === block.capacity) {
         dev.queue.writeBuffer(buf, offset, arr);
       } else {
         for (let h = 0; h < kvHeads; h++) {
-          dev.queue.writeBuffer(buf, offset + h * block.capacity * headDim * 4, arr, h * kv.tokens * headDim, kv.tokens * headDim);
+          dev.queue.writeBuffer(buf, offset + h * block.capacity * headDim * pool.elementBytes, arr, h * kv.tokens * headDim, kv.tokens * headDim);
         }
       }
     }
