@@ -1,9 +1,10 @@
 /**
- * `ape bench quality [--model <path>] [--distractors K] [--questions N] [--modes sequential,parallel,ape] [--max-tokens N]`
+ * `ape bench quality [--model <path>] [--distractors K] [--questions N] [--modes sequential,parallel,ape] [--max-tokens N]
+ *                    [--temperature T] [--scale S]`
  *
  * Answer accuracy over short factual documents the model has never seen (examples/data/facts.json:
- * real capitals among invented organisations, founders and years). Every document is cached once;
- * each question gets the document that answers it among K distractors (default 5, chosen and ordered
+ * real capitals among invented organisations, founders and years). Every document is cached once (on
+ * first use); each question gets the document that answers it among K distractors (default 5, chosen and ordered
  * by a fixed seed), as a retriever's top K+1 would. An answer counts when it contains one of the
  * expected strings.
  * Prints accuracy per mode and APE's share of sequential accuracy (the default-model issue asks for
@@ -32,20 +33,23 @@ export function contextsFor(docs: string[], answers: string[], qi: number, k: nu
   return picked.sort(() => rand() - 0.5);
 }
 
-export async function measureQuality(opts: { model?: string; distractors?: number; questions?: number; modes?: Mode[]; maxTokens?: number; log?: (s: string) => void }): Promise<QualityResult[]> {
+export async function measureQuality(opts: {
+  model?: string; distractors?: number; questions?: number; modes?: Mode[]; maxTokens?: number; temperature?: number; scale?: number;
+  log?: (s: string) => void;
+}): Promise<QualityResult[]> {
   const facts = loadFacts();
   const docs = facts.documents;
   const questions = facts.questions.slice(0, opts.questions ?? 1000);
   const model = await loadModel(opts.model);
   const ape = await Ape.create(model, { prefix: PREFIX });
   try {
-    const handles = await ape.cache(docs);
     const results: QualityResult[] = [];
     for (const mode of opts.modes ?? ["sequential", "parallel", "ape"]) {
       const r: QualityResult = { mode, correct: 0, total: questions.length, answers: [] };
       for (const [qi, q] of questions.entries()) {
-        const contexts = contextsFor(docs, q.answers, qi, opts.distractors ?? 5).map((i) => handles[i]);
-        const { text } = await ape.generateText({ query: q.question, contexts, mode, maxTokens: opts.maxTokens ?? 24 });
+        // cached on first use: later questions and modes hit the cache
+        const contexts = await ape.cache(contextsFor(docs, q.answers, qi, opts.distractors ?? 5).map((i) => docs[i]));
+        const { text } = await ape.generateText({ query: q.question, contexts, mode, maxTokens: opts.maxTokens ?? 24, temperature: opts.temperature, scale: opts.scale });
         const ok = q.answers.some((a) => text.toLowerCase().includes(a.toLowerCase()));
         r.answers.push({ question: q.question, answer: text.trim(), ok });
         if (ok) r.correct++;
@@ -61,12 +65,13 @@ export async function measureQuality(opts: { model?: string; distractors?: numbe
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { string: ["model", "distractors", "questions", "modes", "max-tokens"], boolean: ["json"] });
+  const a = parseArgs(argv, { string: ["model", "distractors", "questions", "modes", "max-tokens", "temperature", "scale"], boolean: ["json"] });
   const modes = (a.string.modes ?? "sequential,parallel,ape").split(",") as Mode[];
   for (const m of modes) if (!["sequential", "parallel", "ape"].includes(m)) throw new InvalidArgumentError(`--modes: unknown mode '${m}'`);
   const results = await measureQuality({
     model: a.string.model, distractors: a.string.distractors ? Number(a.string.distractors) : undefined, questions: a.string.questions ? Number(a.string.questions) : undefined,
     modes, maxTokens: a.string["max-tokens"] ? Number(a.string["max-tokens"]) : undefined, log: a.boolean.json ? undefined : console.log,
+    temperature: a.string.temperature ? Number(a.string.temperature) : undefined, scale: a.string.scale ? Number(a.string.scale) : undefined,
   });
   const seq = results.find((r) => r.mode === "sequential");
   for (const r of results) {
