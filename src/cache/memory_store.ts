@@ -13,13 +13,19 @@ import { checkKey, type KvStore, type StoreEntry } from "./store.ts";
 export class MemoryStore implements KvStore {
   #map = new Map<string, Uint8Array>();
   constructor(readonly url: string) {}
-  async get(key: string): Promise<Uint8Array | undefined> {
-    checkKey(key);
-    return this.#map.get(key)?.slice();
+  get(key: string): Promise<Uint8Array | undefined> {
+    // a bad key rejects (never throws synchronously), like every other store
+    return new Promise((resolve) => {
+      checkKey(key);
+      resolve(this.#map.get(key)?.slice());
+    });
   }
-  async put(key: string, value: Uint8Array): Promise<void> {
-    checkKey(key);
-    this.#map.set(key, value.slice());
+  put(key: string, value: Uint8Array): Promise<void> {
+    return new Promise((resolve) => {
+      checkKey(key);
+      this.#map.set(key, value.slice());
+      resolve();
+    });
   }
   delete(key: string): Promise<void> {
     this.#map.delete(key);

@@ -101,7 +101,6 @@ export function buildModel(
   // Block-quantized tensors (GGUF) become f32 only where the engine needs f32 (norms, embedding gather).
   const asF32 = (t: HostTensor) => (quantFormat(t.dtype) ? dequantizeTensor(t) : toF32(t));
   const f32 = (name: string, shape: number[]) => asF32(expectShape(need(src, name), shape));
-  const vec = (name: string, n: number) => uploadF32(gpu.device, f32(name, [n]), name);
   const hash = createHash("sha256");
   hash.update(meta.fingerprintSeed);
   const weightDtype = meta.weightDtype ?? "auto";
