@@ -20,6 +20,7 @@ import { cosSinTable } from "../model/rope.ts";
 import type { KvBlock, KvPool } from "./kv_pool.ts";
 import { Params, Program } from "./program.ts";
 import { dequantScratchBytes, recordLinear } from "./linear.ts";
+import { ModelFormatError } from "../errors.ts";
 
 export interface AttendGroup {
   /** Consecutive rows of the batch in this group. */
@@ -74,6 +75,7 @@ export class Forward {
       return b;
     };
     const qDim = c.heads * c.headDim, kvDim = c.kvHeads * c.headDim, qkvDim = qDim + 2 * kvDim;
+    if (c.headDim % 4 !== 0) throw new ModelFormatError(`head_dim ${c.headDim}: apekit's kernels need a multiple of 4`);
     this.ape = input.groups.some((g) => g.contexts && g.contexts.length > 0);
 
     this.ids = idsBuffer ?? buf(n, "ids");
@@ -110,10 +112,12 @@ export class Forward {
       const params = prog.uniform(new Params().u(n, c.headDim, qkvDim, colOffset).f(c.rmsEps).u(heads).bytes());
       prog.dispatch(pipe, k.bind(pipe, [qkv, w, params]), heads, n);
     };
-    const rope = (heads: number, colOffset: number) => {
-      const pipe = k.pipeline("rope");
-      const params = prog.uniform(new Params().u(n, heads, c.headDim, qkvDim, colOffset).bytes());
-      prog.dispatch(pipe, k.bind(pipe, [qkv, this.cosSin, params]), ceil((c.headDim / 2) * heads, 64), n);
+    // rotates q and k (q and k heads sit side by side in each fused qkv row) and stores k, v in the KV block
+    const ropeStore = (layer: number) => {
+      const pipe = k.pipeline(pool.dtype === "f16" ? "rope_store_f16" : "rope_store");
+      const params = prog.uniform(new Params().u(n, c.heads, c.kvHeads, c.headDim, qkvDim, qDim, qDim + kvDim).bytes());
+      const bind = k.bind(pipe, [qkv, this.cosSin, this.dest, pool.k[layer], pool.v[layer], params]);
+      prog.dispatch(pipe, bind, ceil(((c.heads + c.kvHeads) * c.headDim) / 4, 64), n);
     };
     const attention = (layer: number, rowsBuf: GPUBuffer, blocksBuf: GPUBuffer, out: GPUBuffer, lseOut: GPUBuffer, temperature: number) => {
       const pipe = k.pipeline(pool.dtype === "f16" ? "attention_f16kv" : "attention");
@@ -139,10 +143,7 @@ export class Forward {
         headNorm(L.qNorm, c.heads, 0);
         headNorm(L.kNorm, c.kvHeads, qDim);
       }
-      rope(c.heads + c.kvHeads, 0); // q and k heads sit side by side in each fused qkv row
-      const store = k.pipeline(pool.dtype === "f16" ? "kv_store_f16" : "kv_store");
-      const storeParams = prog.uniform(new Params().u(n, c.kvHeads, c.headDim, qkvDim, qDim, qDim + kvDim).bytes());
-      prog.dispatch(store, k.bind(store, [qkv, this.dest, pool.k[l], pool.v[l], storeParams]), ceil(pool.dtype === "f16" ? kvDim / 2 : kvDim, 64), n);
+      ropeStore(l);
       attention(l, this.rowsPlain, this.blocksPlain, attnO, lse, 1);
       if (this.ape) {
         attention(l, this.rowsCtx, this.blocksCtx, attnC, lseC, T);

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The default model's answer quality on the GPU machine (through the device tool), several processes at
+# once (decode at batch 1 leaves the GPU mostly idle). Results under $OUT.
+#   first: bash bench/gguf_carry.sh split 2; receive 1; receive 2   (see bench/gguf_carry.sh)
+#   then:  source .device/boot.sh; export XDG_CACHE_HOME=/tmp/apekit-cache
+#          bash bench/h200_quality.sh grid                 # APE (T, S) grid on the validation split
+#          bash bench/h200_quality.sh test T S             # sequential, parallel, APE(T, S), APE(0.9, 0.9) on the test split
+#   carry: [".device", "wasm/pkg", "node_modules/@huggingface/jinja"]
+set -uo pipefail
+out=${OUT:-/tmp/out}
+mkdir -p "$out"
+q() { timeout "${LIMIT:-540}" "$DENO" run -A sdk/cli.ts bench quality "$@"; }
+case "${1:-}" in
+  grid)
+    q --split validation --modes sequential,parallel > "$out/grid-baselines.txt" 2>&1 &
+    for ts in 0.4,0.5 0.6,0.7 0.8 0.9 1.0; do
+      q --split validation --modes ape --grid "$ts:0.4,0.5,0.6,0.7,0.8,0.9,1.0" > "$out/grid-T$ts.txt" 2>&1 &
+    done
+    wait
+    grep -h "^sequential:\|^parallel:\|^ape T=.*:" "$out"/grid-*.txt | sort -t= -k3 | tee "$out/grid-summary.txt"
+    ;;
+  test)
+    t=${2:?T}; s=${3:?S}
+    q --split test --modes sequential > "$out/test-sequential.txt" 2>&1 &
+    q --split test --modes parallel > "$out/test-parallel.txt" 2>&1 &
+    q --split test --modes ape --temperature "$t" --scale "$s" > "$out/test-ape-$t-$s.txt" 2>&1 &
+    q --split test --modes ape --temperature 0.9 --scale 0.9 > "$out/test-ape-0.9-0.9.txt" 2>&1 &
+    q --split demo --modes sequential,parallel,ape --temperature "$t" --scale "$s" > "$out/demo-split.txt" 2>&1 &
+    wait
+    tail -n 3 "$out"/test-*.txt "$out/demo-split.txt" | tee "$out/test-summary.txt"
+    ;;
+  *) sed -n '2,9p' "$0" >&2; exit 2 ;;
+esac
