@@ -1,9 +1,10 @@
 /**
- * `ape bench engine [--dtype f16|f32|q8_0|q4_1|q4_0] [--layers N] [--prefill 512] [--decode 128] [--shape llama-3.2-1b|tiny]`
+ * `ape bench engine [--dtype f16|f32|q8_0|q4_1|q4_0] [--compute f32|f16] [--layers N] [--prefill 512] [--decode 128] [--shape llama-3.2-1b|tiny]`
  *
  * Prefill tokens/s and batch-1 decode tokens/s for a model of the given shape with random weights,
  * and the fraction of the memory-bandwidth floor that decode reaches: (bytes of weights + KV read per
  * token) / (the card's copy bandwidth, measured in the same run with shaders/copy.wgsl).
+ * `--compute f16` (with `--dtype f16`) runs the f16 linear layers in f16 arithmetic (shader-f16).
  */
 import { getGpu, type Gpu } from "../src/gpu/device.ts";
 import { readBuffer, storageBuffer } from "../src/gpu/buffers.ts";
@@ -17,6 +18,7 @@ import { sequentialLogits } from "../src/ape/ape.ts";
 import { Params, Program } from "../src/engine/program.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
 import { parseArgs } from "../sdk/commands/args.ts";
+import { decodeBreakdown } from "./decode_breakdown.ts";
 
 const SHAPES: Record<string, Partial<ModelConfig>> = {
   "llama-3.2-1b": { hidden: 2048, intermediate: 8192, layers: 16, heads: 32, kvHeads: 8, headDim: 64, vocabSize: 128256, tieEmbeddings: false },
@@ -97,7 +99,7 @@ async function copyBandwidth(gpu: Gpu, kernels: import("../src/gpu/shaders.ts").
   const pipe = kernels.pipeline("copy");
   const params = prog.uniform(new Params().u(bytes / 16).bytes());
   const reps = 20;
-  const groups = Math.min(65535, Math.ceil(bytes / 16 / (256 * 4))); // ~4 vec4 per thread
+  const groups = Math.min(65535, Math.ceil(bytes / 16 / (1024 * 4))); // ~4 vec4 per thread
   for (let r = 0; r < reps; r++) prog.dispatch(pipe, kernels.bind(pipe, [src, dst, params]), groups);
   prog.submit();
   await readBuffer(gpu.device, dst, 16); // warm-up
@@ -112,12 +114,15 @@ async function copyBandwidth(gpu: Gpu, kernels: import("../src/gpu/shaders.ts").
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { string: ["dtype", "layers", "prefill", "decode", "shape", "context"] });
+  const a = parseArgs(argv, { string: ["dtype", "compute", "layers", "prefill", "decode", "shape", "context"] });
   const shapeName = a.string.shape ?? "llama-3.2-1b";
   const shape = SHAPES[shapeName];
   if (!shape) throw new InvalidArgumentError(`--shape must be one of ${Object.keys(SHAPES).join(", ")}`);
   const dtype = a.string.dtype ?? "f16";
   if (!DTYPES[dtype]) throw new InvalidArgumentError(`--dtype must be one of ${Object.keys(DTYPES).join(", ")} (got '${dtype}')`);
+  const compute = a.string.compute ?? "f32";
+  if (compute !== "f32" && compute !== "f16") throw new InvalidArgumentError(`--compute must be f32 or f16 (got '${compute}')`);
+  if (compute === "f16" && dtype !== "f16") throw new InvalidArgumentError(`--compute f16 needs --dtype f16 (got '${dtype}')`);
   const cfg: ModelConfig = {
     architecture: "llama", vocabSize: 0, hidden: 0, intermediate: 0, layers: 0, heads: 0, kvHeads: 0, headDim: 0,
     rmsEps: 1e-5, ropeTheta: 500000, ropeScaling: { type: "none" }, maxPositions: 131072, tieEmbeddings: true,
@@ -127,9 +132,9 @@ export async function run(argv: string[]): Promise<number> {
   const prefillN = Number(a.string.prefill ?? 512), decodeN = Number(a.string.decode ?? 128);
   const gpu = await getGpu();
   console.log(`adapter: ${gpu.description}`);
-  console.log(`model: ${shapeName} shape (${cfg.layers} layers, hidden ${cfg.hidden}, vocab ${cfg.vocabSize}), random ${dtype} weights`);
+  console.log(`model: ${shapeName} shape (${cfg.layers} layers, hidden ${cfg.hidden}, vocab ${cfg.vocabSize}), random ${dtype} weights, ${compute} compute`);
   let t = performance.now();
-  const model = buildModel(gpu, cfg, randomSource(cfg, DTYPES[dtype]), { source: "random", fingerprintSeed: "bench" });
+  const model = buildModel(gpu, cfg, randomSource(cfg, DTYPES[dtype]), { source: "random", fingerprintSeed: "bench", compute });
   console.log(`load: ${((performance.now() - t) / 1000).toFixed(1)} s`);
   const engine = new Engine(model, { kvBudgetBytes: 2 * 2 ** 30, maxBatchRows: 8192 });
   const bw = await copyBandwidth(gpu, model.kernels);
@@ -165,6 +170,8 @@ export async function run(argv: string[]): Promise<number> {
   const floor = (weights + kv) / (bw / 2);
   console.log(`decode: ${n} tokens, ${(1 / perToken).toFixed(1)} tokens/s (${(perToken * 1000).toFixed(2)} ms/token, difference of a 16- and a ${16 + decodeN}-token run)`);
   console.log(`bytes read per token: ${((weights + kv) / 1e9).toFixed(3)} GB; floor at copy bandwidth: ${(floor * 1000).toFixed(3)} ms/token; fraction of floor reached: ${(floor / perToken * 100).toFixed(1)}%`);
+  const b = await decodeBreakdown(engine, prompt.length + decodeN / 2);
+  console.log(`decode step: ${b.dispatches} dispatches; host encode ${b.encodeMs.toFixed(3)} ms, submit ${b.submitMs.toFixed(3)} ms; GPU ${b.gpuMs.toFixed(3)} ms (${(b.gpuMs * 1000 / b.dispatches).toFixed(1)} us per dispatch; steps replayed in one submit)`);
   engine.pool.release(block);
   engine.destroy();
   model.destroy();

@@ -33,8 +33,11 @@ export interface ApeModel {
 }
 
 export interface ModelOptions {
-  /** Weight storage: "auto" (default), "f32", or "f16" (half the bytes; compute stays f32). */
+  /** Weight storage: "auto" (default), "f32", or "f16" (half the bytes). */
   dtype?: "auto" | "f32" | "f16";
+  /** Arithmetic of the f16 linear layers: "f32" (default) or "f16" (f16 products, f32 sums; needs the
+   * adapter's shader-f16, else GpuUnavailableError; implies dtype "f16" when dtype is "auto"). */
+  compute?: "f32" | "f16";
   /** Progress of the upload, one call per layer. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -46,7 +49,7 @@ function tokenString(v: unknown): string | undefined {
 }
 
 export async function loadModel(path?: string, opts: ModelOptions = {}): Promise<ApeModel> {
-  const load: LoadOptions = { weightDtype: opts.dtype, onProgress: opts.onProgress };
+  const load: LoadOptions = { weightDtype: opts.dtype, compute: opts.compute, onProgress: opts.onProgress };
   const loaded = await loadWeights(path, load);
   const { model } = loaded;
   try {

@@ -1,17 +1,18 @@
 // matvec_f16: the decode-time linear layer for a single row, y[colOffset + n] = sum_k x[k] * W[n, k]
 // (+ bias[colOffset + n]); W stored as IEEE half floats (out x in, as in HF), computed in f32; possibly
 // one row chunk of a larger matrix.
-// Inputs:  x: array<vec4<f32>> [K/4]; w: array<vec2<u32>> [N, K/4], 4 packed halves per vec2 (this chunk; K a
-//          multiple of 4); bias: array<f32> (read only when flags bit 0 set);
+// Inputs:  x: array<vec4<f32>> [K/4]; w: array<vec4<u32>> [N, K/8], 8 packed halves per vec4 (this chunk; K a
+//          multiple of 8); bias: array<f32> (read only when flags bit 0 set);
 //          params (same struct as matmul_f32; M must be 1).
 // Outputs: y: array<f32>, entries colOffset .. colOffset+N-1.
-// Layout:  256 threads = 8 output rows x 32 lanes; lanes stride over K in vec4 steps (256 contiguous
-//          bytes per row per iteration), then reduce in workgroup memory.
+// Layout:  256 threads = 8 output rows x 32 lanes; each lane loads 16 bytes (8 halves) per step, lanes
+//          stride over K (512 contiguous bytes per row per step), then reduce in workgroup memory.
 // Bounds:  dispatch (min(ceil(N/8), 65535), ceil(ceil(N/8)/65535)); rows n >= N are masked.
-// flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused).
-struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32 }
-@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> w: array<vec2<u32>>;
+// flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused); bits 2, 3 = SwiGLU or
+//        RMSNorm of the input on the fly (x is read through shaders/include/matvec_input.wgsl).
+struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32, eps: f32 }
+//#include matvec_input.wgsl
+@group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
@@ -20,16 +21,18 @@ var<workgroup> partial: array<f32, 256>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  input_prepare(lid.x);
   let lane = lid.x % 32u;
   let sub = lid.x / 32u;
   let n = (wg.x + wg.y * 65535u) * 8u + sub;
-  let k4 = p.K / 4u;
+  let k8 = p.K / 8u;
   var s = 0.0;
   if (n < p.N) {
-    let base = n * k4;
-    for (var k = lane; k < k4; k += 32u) {
+    let base = n * k8;
+    for (var k = lane; k < k8; k += 32u) {
       let h = w[base + k];
-      s += dot(x[k], vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y)));
+      s += dot(xin4(2u * k), vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y)));
+      s += dot(xin4(2u * k + 1u), vec4<f32>(unpack2x16float(h.z), unpack2x16float(h.w)));
     }
   }
   partial[lid.x] = s;

@@ -7,9 +7,10 @@
 // Layout:  256 threads = 8 output rows x 32 lanes; lanes stride over K in vec4 steps (512 contiguous
 //          bytes per row per iteration), then reduce in workgroup memory.
 // Bounds:  dispatch (min(ceil(N/8), 65535), ceil(ceil(N/8)/65535)); rows n >= N are masked.
-// flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused).
-struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32 }
-@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+// flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused); bits 2, 3 = SwiGLU or
+//        RMSNorm of the input on the fly (x is read through shaders/include/matvec_input.wgsl).
+struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32, eps: f32 }
+//#include matvec_input.wgsl
 @group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
@@ -19,6 +20,7 @@ var<workgroup> partial: array<f32, 256>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  input_prepare(lid.x);
   let lane = lid.x % 32u;
   let sub = lid.x / 32u;
   let n = (wg.x + wg.y * 65535u) * 8u + sub;
@@ -26,7 +28,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   var s = 0.0;
   if (n < p.N) {
     let base = n * k4;
-    for (var k = lane; k < k4; k += 32u) { s += dot(x[k], w[base + k]); }
+    for (var k = lane; k < k4; k += 32u) { s += dot(xin4(k), w[base + k]); }
   }
   partial[lid.x] = s;
   workgroupBarrier();

@@ -1,7 +1,7 @@
 // matvec_q6_k: the decode-time linear layer for a single row, y[colOffset + n] = sum_k x[k] * W[n, k]
 // (+ bias[colOffset + n]), with W kept as GGUF Q6_K blocks in GPU memory and dequantized on the fly
 // (f32 accumulation). W is HF-shaped (out x in), possibly one row chunk of a larger matrix.
-// Inputs:  x: array<f32> [K]; w: array<u32>, the chunk's raw blocks: row n starts at byte
+// Inputs:  x: array<vec4<f32>> [K/4]; w: array<u32>, the chunk's raw blocks: row n starts at byte
 //          n * (K/256) * 210, rows contiguous, plus >= 4 bytes of padding at the end;
 //          bias: array<f32> (read only when flags bit 0 set); params (same struct as matvec_f32; M must be 1).
 //          210-byte super-blocks of 256: ql[128], qh[64], int8 scales[16], f16 d; element e = 128n + 32t + l (t = 0..3): low nibble of ql[64n + l + 32(t&1)] (high nibble if t >= 2), two high bits (2t) of qh[32n + l]; x = d * scales[e/16] * (q - 32).
@@ -9,9 +9,10 @@
 // Layout:  256 threads = 8 output rows x 32 lanes; each lane decodes 8 consecutive weights at a time
 //          (lane-strided over K), then the lanes reduce in workgroup memory.
 // Bounds:  K a multiple of 256; dispatch (min(ceil(N/8), 65535), ceil(ceil(N/8)/65535)); rows n >= N are masked.
-// flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused).
-struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32 }
-@group(0) @binding(0) var<storage, read> x: array<f32>;
+// flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused); bits 2, 3 = SwiGLU or
+//        RMSNorm of the input on the fly (x is read through shaders/include/matvec_input.wgsl).
+struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32, eps: f32 }
+//#include matvec_input.wgsl
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
@@ -65,6 +66,7 @@ var<workgroup> partial: array<f32, 256>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  input_prepare(lid.x);
   let lane = lid.x % 32u;
   let sub = lid.x / 32u;
   let n = (wg.x + wg.y * 65535u) * 8u + sub;
@@ -73,8 +75,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let rb = n * (p.K / BLOCK) * BLOCK_BYTES;
     for (var k = lane * 8u; k < p.K; k += 256u) {
       let v = deq8(rb, k);
-      s += dot(v.lo, vec4<f32>(x[k], x[k + 1u], x[k + 2u], x[k + 3u]));
-      s += dot(v.hi, vec4<f32>(x[k + 4u], x[k + 5u], x[k + 6u], x[k + 7u]));
+      s += dot(v.lo, xin4(k / 4u));
+      s += dot(v.hi, xin4(k / 4u + 1u));
     }
   }
   partial[lid.x] = s;

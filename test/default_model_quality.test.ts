@@ -15,7 +15,7 @@ const node = runtimeName().startsWith("node");
 
 describe.skipIf(!present || !node)("default model quality (slow; Node only)", () => {
   it("sequential answers at least half of 6 questions; APE at least as many as parallel", async () => {
-    const [seq, par, ape] = await measureQuality({ questions: 6, distractors: 3, modes: ["sequential", "parallel", "ape"], maxTokens: 12 });
+    const [seq, par, ape] = await measureQuality({ split: "demo", questions: 6, distractors: 3, modes: ["sequential", "parallel", "ape"], maxTokens: 12 });
     expect(seq.correct, JSON.stringify(seq.answers)).toBeGreaterThanOrEqual(3);
     expect(ape.correct, JSON.stringify({ ape: ape.answers, parallel: par.answers })).toBeGreaterThanOrEqual(par.correct);
   }, 900_000);

@@ -76,13 +76,20 @@ function cpuLinear(x: Float32Array, w: Float32Array, M: number, N: number, K: nu
 }
 
 /** Runs W on M rows through the engine's own kernel choice (recordLinear), in the given matvec layout. */
-async function gpuLinear(gpu: Gpu, kernels: Kernels, W: GpuLinear, x: Float32Array, M: number, layout: MatvecLayout = "lanes", scratchBytes = 0): Promise<Float32Array> {
+async function gpuLinear(
+  gpu: Gpu, kernels: Kernels, W: GpuLinear, x: Float32Array, M: number, layout: MatvecLayout = "lanes", scratchBytes = 0,
+  transform?: { swiglu?: boolean; norm?: { weight: Float32Array; eps: number } },
+): Promise<Float32Array> {
   const dev = gpu.device;
   const xb = uploadF32(dev, x), yb = storageBuffer(dev, M * W.rows * 4);
   const prog = new Program(dev);
   const scratch = scratchBytes > 0 ? storageBuffer(dev, scratchBytes) : undefined;
   if (scratch) prog.owned.push(scratch);
-  recordLinear(prog, kernels, xb, W, yb, M, layout, scratch);
+  const normW = transform?.norm ? uploadF32(dev, transform.norm.weight) : undefined;
+  if (normW) prog.owned.push(normW);
+  recordLinear(prog, kernels, xb, W, yb, M, layout, scratch, false, {
+    swiglu: transform?.swiglu, norm: normW && transform?.norm ? { weight: normW, eps: transform.norm.eps } : undefined,
+  });
   prog.submit();
   const out = new Float32Array(await readBuffer(dev, yb, M * W.rows * 4));
   prog.destroy();
@@ -118,6 +125,16 @@ describe(`quantized matvec / matmul kernels on ${runtimeName()}`, () => {
         const want = cpuLinear(x, wq, M, N, K, chunked ? bias : undefined);
         expect(relError(got, want), `M=${M} ${layout} scratch=${scratch}`).toBeLessThan(1e-5);
       }
+      // the decode kernels' fused input stage: RMSNorm(x) * g, and silu(gate) * up
+      const x = Float32Array.from({ length: 2 * K }, () => rand() * 4 - 2);
+      const g = Float32Array.from({ length: K }, () => rand() + 0.5);
+      const eps = 1e-5;
+      const rms = 1 / Math.sqrt(x.subarray(0, K).reduce((a, v) => a + v * v, 0) / K + eps);
+      const normed = Float32Array.from({ length: K }, (_, i) => x[i] * rms * g[i]);
+      const gated = Float32Array.from({ length: K }, (_, i) => (x[i] / (1 + Math.exp(-x[i]))) * x[K + i]);
+      const bias1 = chunked ? bias : undefined;
+      expect(relError(await gpuLinear(gpu0, kernels, W, x.subarray(0, K), 1, "lanes", 0, { norm: { weight: g, eps } }), cpuLinear(normed, wq, 1, N, K, bias1)), "norm").toBeLessThan(1e-5);
+      expect(relError(await gpuLinear(gpu0, kernels, W, x, 1, "lanes", 0, { swiglu: true }), cpuLinear(gated, wq, 1, N, K, bias1)), "swiglu").toBeLessThan(1e-5);
     } finally {
       destroyLinear(W);
     }
@@ -146,6 +163,13 @@ describe(`float matvec / matmul kernels in both matvec layouts on ${runtimeName(
         const x = Float32Array.from({ length: M * K }, () => rand() * 2 - 1);
         expect(relError(await gpuLinear(gpu, kernels, W, x, M, layout), cpuLinear(x, w, M, N, K, bias)), `M=${M} ${layout}`).toBeLessThan(1e-5);
       }
+      const x = Float32Array.from({ length: 2 * K }, () => rand() * 4 - 2);
+      const g = Float32Array.from({ length: K }, () => rand() + 0.5);
+      const rms = 1 / Math.sqrt(x.subarray(0, K).reduce((a, v) => a + v * v, 0) / K + 1e-6);
+      const normed = Float32Array.from({ length: K }, (_, i) => x[i] * rms * g[i]);
+      const gated = Float32Array.from({ length: K }, (_, i) => (x[i] / (1 + Math.exp(-x[i]))) * x[K + i]);
+      expect(relError(await gpuLinear(gpu, kernels, W, x.subarray(0, K), 1, "lanes", 0, { norm: { weight: g, eps: 1e-6 } }), cpuLinear(normed, w, 1, N, K, bias)), "norm").toBeLessThan(1e-5);
+      expect(relError(await gpuLinear(gpu, kernels, W, x, 1, "lanes", 0, { swiglu: true }), cpuLinear(gated, w, 1, N, K, bias)), "swiglu").toBeLessThan(1e-5);
     } finally {
       destroyLinear(W);
     }

@@ -19,7 +19,7 @@ import type { GpuLinear } from "../model/weights.ts";
 import { cosSinTable } from "../model/rope.ts";
 import type { KvBlock, KvPool } from "./kv_pool.ts";
 import { Params, Program } from "./program.ts";
-import { dequantScratchBytes, recordLinear } from "./linear.ts";
+import { dequantScratchBytes, fusesInput, type LinearInput, recordLinear } from "./linear.ts";
 import { ModelFormatError } from "../errors.ts";
 
 export interface AttendGroup {
@@ -96,16 +96,24 @@ export class Forward {
     dev.queue.writeBuffer(this.cosSin, 0, state.cosSin);
     dev.queue.writeBuffer(this.dest, 0, state.dest);
 
-    const layout = gpu.isCpu ? "rows" : "lanes";
+    const layout = model.matvecLayout ?? (gpu.isCpu ? "rows" : "lanes");
+    // decode on a GPU: RMSNorm and SwiGLU ride in the next projection's input stage (fewer dispatches)
+    const fused = fusesInput(n, layout);
     const linears = [...model.layers.flatMap((L) => [L.qkv, L.o, L.gateUp, L.down]), ...(input.logits.count > 1 ? [model.lmHead] : [])];
     const scratchBytes = dequantScratchBytes(linears, n, gpu.limits.maxStorageBufferBindingSize);
     const scratch = scratchBytes > 0 ? buf(scratchBytes / 4, "dequant") : undefined;
-    const linear = (inp: GPUBuffer, W: GpuLinear, out: GPUBuffer, rows: number, accumulate = false) =>
-      recordLinear(prog, k, inp, W, out, rows, layout, scratch, accumulate);
+    const linear = (inp: GPUBuffer, W: GpuLinear, out: GPUBuffer, rows: number, accumulate = false, transform?: LinearInput) =>
+      recordLinear(prog, k, inp, W, out, rows, layout, scratch, accumulate, transform);
     const rmsnormCopy = (src: GPUBuffer, w: GPUBuffer, dst: GPUBuffer, rows: number, fromRow = 0) => {
       const pipe = k.pipeline("rmsnorm_copy");
       const params = prog.uniform(new Params().u(rows, c.hidden, fromRow).f(c.rmsEps).bytes());
       prog.dispatch(pipe, k.bind(pipe, [src, w, dst, params]), 1, rows);
+    };
+    // W applied to RMSNorm(x) * normW, for `rows` rows of x from `fromRow`
+    const normedLinear = (normW: GPUBuffer, W: GpuLinear, out: GPUBuffer, rows = n, fromRow = 0) => {
+      if (fused) return linear(x, W, out, rows, false, { norm: { weight: normW, eps: c.rmsEps } });
+      rmsnormCopy(x, normW, xn, rows, fromRow);
+      linear(xn, W, out, rows);
     };
     const headNorm = (w: GPUBuffer, heads: number, colOffset: number) => {
       const pipe = k.pipeline("rmsnorm");
@@ -137,8 +145,7 @@ export class Forward {
     for (let l = 0; l < c.layers; l++) {
       const L = model.layers[l];
       // attention block
-      rmsnormCopy(x, L.attnNorm, xn, n);
-      linear(xn, L.qkv, qkv, n);
+      normedLinear(L.attnNorm, L.qkv, qkv);
       if (L.qNorm && L.kNorm) {
         headNorm(L.qNorm, c.heads, 0);
         headNorm(L.kNorm, c.kvHeads, qDim);
@@ -153,16 +160,17 @@ export class Forward {
       }
       linear(attn, L.o, x, n, true); // x += o_proj(attn)
       // MLP block
-      rmsnormCopy(x, L.mlpNorm, xn, n);
-      linear(xn, L.gateUp, gu, n);
-      const swiglu = k.pipeline("swiglu");
-      const sp = prog.uniform(new Params().u(n, c.intermediate).bytes());
-      prog.dispatch(swiglu, k.bind(swiglu, [gu, h, sp]), ceil(c.intermediate, 64), n);
-      linear(h, L.down, x, n, true); // x += down_proj(h)
+      normedLinear(L.mlpNorm, L.gateUp, gu);
+      if (fused) linear(gu, L.down, x, n, true, { swiglu: true }); // x += down_proj(silu(gate) * up)
+      else {
+        const swiglu = k.pipeline("swiglu");
+        const sp = prog.uniform(new Params().u(n, c.intermediate).bytes());
+        prog.dispatch(swiglu, k.bind(swiglu, [gu, h, sp]), ceil(c.intermediate, 64), n);
+        linear(h, L.down, x, n, true); // x += down_proj(h)
+      }
     }
     if (this.logitRows > 0) {
-      rmsnormCopy(x, model.norm, xn, this.logitRows, input.logits.from);
-      linear(xn, model.lmHead, this.logits, this.logitRows);
+      normedLinear(model.norm, model.lmHead, this.logits, this.logitRows, input.logits.from);
     }
   }
 

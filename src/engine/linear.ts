@@ -6,7 +6,8 @@
  * Block-quantized weights (GGUF) in a prefill of DEQUANT_MIN_ROWS rows or more are first expanded to f32
  * into a scratch buffer, slab by slab (shaders/dequant_<format>.wgsl), and multiplied by matmul_f32:
  * one pass over the weights instead of decoding each block in every output tile.
- * Matrices split into row chunks get one dispatch per chunk.
+ * Matrices split into row chunks get one dispatch per chunk. f16 weights of a model that computes in f16
+ * (`W.compute === "f16"`) run the `*_f16c` kernels instead: f16 products, f32 accumulation.
  *
  * @example
  * ```ts
@@ -37,13 +38,39 @@ export function dequantScratchBytes(linears: GpuLinear[], rows: number, maxBindi
   return Math.min(widest, maxBinding, 256 * 1024 * 1024);
 }
 
+/** The kernel suffix for W: its storage format, or "f16c" for f16 weights computed in f16. */
+export function kernelFormat(W: GpuLinear): string {
+  return W.format === "f16" && W.compute === "f16" ? "f16c" : W.format;
+}
+
+/**
+ * How the one-row "lanes" matvec kernels may transform their input on the fly
+ * (shaders/include/matvec_input.wgsl), sparing the decode step the dispatch that would produce it.
+ */
+export interface LinearInput {
+  /** x holds [gate | up] (2 * cols floats); the layer multiplies silu(gate) * up. */
+  swiglu?: boolean;
+  /** The layer multiplies RMSNorm(x) * weight. */
+  norm?: { weight: GPUBuffer; eps: number };
+}
+
+/** Whether a linear layer over `rows` rows in this layout can take a LinearInput transform. */
+export function fusesInput(rows: number, layout: MatvecLayout): boolean {
+  return rows === 1 && layout === "lanes";
+}
+
 export function recordLinear(
   prog: Program, k: Kernels, x: GPUBuffer, W: GpuLinear, y: GPUBuffer, rows: number, layout: MatvecLayout, scratch?: GPUBuffer,
-  accumulate = false,
+  accumulate = false, input: LinearInput = {},
 ): void {
-  // kernel flags: bit 0 adds the bias, bit 1 adds the result to y (the residual add, fused)
-  const flags = (W.bias ? 1 : 0) | (accumulate ? 2 : 0);
+  // kernel flags: bit 0 adds the bias, bit 1 adds the result to y (the residual add, fused), bits 2 and 3
+  // transform the input (SwiGLU, RMSNorm)
+  const flags = (W.bias ? 1 : 0) | (accumulate ? 2 : 0) | (input.swiglu ? 4 : 0) | (input.norm ? 8 : 0);
   if (W.cols % 4 !== 0) throw new ModelFormatError(`a linear layer has ${W.cols} input features; apekit needs a multiple of 4`);
+  if ((input.swiglu || input.norm) && !fusesInput(rows, layout)) throw new Error(`recordLinear: input transforms need one row in the lanes layout`);
+  if (rows === 1 && layout === "lanes" && W.format === "f16" && W.cols % 8 !== 0) {
+    throw new ModelFormatError(`an f16 linear layer has ${W.cols} input features; apekit's f16 kernels need a multiple of 8`);
+  }
   if (scratch && rows >= DEQUANT_MIN_ROWS && isBlockFormat(W.format)) {
     const dq = k.pipeline(`dequant_${W.format}`), mm = k.pipeline("matmul_f32");
     const slab = Math.max(1, Math.floor(scratch.size / (W.cols * 4)));
@@ -58,11 +85,14 @@ export function recordLinear(
     }
     return;
   }
-  const name = rows > 1 ? `matmul_${W.format}` : layout === "rows" ? `matvec_rows_${W.format}` : `matvec_${W.format}`;
+  const fmt = kernelFormat(W);
+  const name = rows > 1 ? `matmul_${fmt}` : layout === "rows" ? `matvec_rows_${fmt}` : `matvec_${fmt}`;
   const pipe = k.pipeline(name);
+  const lanes = rows === 1 && layout === "lanes";
   for (const ch of W.chunks) {
-    const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, flags).bytes());
-    const bind = k.bind(pipe, [x, ch.buffer, y, params, W.bias ?? ch.buffer]);
+    const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, flags).f(input.norm?.eps ?? 0).bytes());
+    const buffers = [x, ch.buffer, y, params, W.bias ?? ch.buffer];
+    const bind = k.bind(pipe, lanes ? [...buffers, input.norm?.weight ?? x] : buffers);
     if (rows > 1) prog.dispatch(pipe, bind, ceil(ch.rows, 64), ceil(rows, 64));
     else {
       const groups = ceil(ch.rows, layout === "rows" ? 64 : 8);

@@ -1,7 +1,9 @@
 /**
- * Loads WGSL kernels from `shaders/` (one kernel per file) and caches compiled pipelines.
+ * Loads WGSL kernels from `shaders/` (one kernel per file; shared pieces in `shaders/include/`) and caches
+ * compiled pipelines.
  * Kernels are plain files, never strings assembled in TypeScript; per-use specialisation goes
- * through WGSL `override` constants.
+ * through WGSL `override` constants. Kernels that `enable f16;` (the f16-compute `*_f16c` ones) compile
+ * only on a device created with the `shader-f16` feature (`hasF16`).
  *
  * @example
  * ```ts
@@ -12,15 +14,22 @@
  * ```
  */
 import { readFileSync } from "node:fs";
+import { GpuUnavailableError } from "../errors.ts";
 
 const SHADER_DIR = new URL("../../shaders/", import.meta.url);
 const sources = new Map<string, string>();
 
-/** The WGSL source of `shaders/<name>.wgsl`. */
+/**
+ * The WGSL source of `shaders/<name>.wgsl`, with each `//#include <file>.wgsl` line replaced by
+ * `shaders/include/<file>.wgsl` (code several kernels share, e.g. the matvec input stage).
+ */
 export function shaderSource(name: string): string {
   let src = sources.get(name);
   if (src === undefined) {
-    src = readFileSync(new URL(`${name}.wgsl`, SHADER_DIR), "utf8");
+    src = readFileSync(new URL(`${name}.wgsl`, SHADER_DIR), "utf8").replace(
+      /^\/\/#include ([\w.]+\.wgsl)$/gm,
+      (_, file: string) => readFileSync(new URL(`include/${file}`, SHADER_DIR), "utf8"),
+    );
     sources.set(name, src);
   }
   return src;
@@ -35,7 +44,11 @@ export class Kernels {
     const key = `${name}:${entryPoint}:${JSON.stringify(constants)}`;
     let p = this.#pipelines.get(key);
     if (!p) {
-      const module = this.device.createShaderModule({ label: name, code: shaderSource(name) });
+      const code = shaderSource(name);
+      if (!this.hasF16 && /^\s*enable\s+f16\s*;/m.test(code)) {
+        throw new GpuUnavailableError(`kernel '${name}' computes in f16 and needs the WebGPU feature 'shader-f16', which this device lacks`);
+      }
+      const module = this.device.createShaderModule({ label: name, code });
       p = this.device.createComputePipeline({
         label: name,
         layout: "auto",
@@ -44,6 +57,12 @@ export class Kernels {
       this.#pipelines.set(key, p);
     }
     return p;
+  }
+
+  /** Whether kernel `name` has been compiled on this device (with any constants / entry point). */
+  has(name: string): boolean {
+    for (const key of this.#pipelines.keys()) if (key.startsWith(`${name}:`)) return true;
+    return false;
   }
 
   /** A bind group for `pipeline` with the buffers bound at 0..n-1 of group 0. */

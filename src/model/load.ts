@@ -18,7 +18,7 @@ import { type Gpu, getGpu } from "../gpu/device.ts";
 import { ModelFormatError } from "../errors.ts";
 import { requireDefaultModel } from "./default_model.ts";
 import { ggufConfig, type GgufTokenizer, ggufTokenizer, ggufWeights, openGguf, ropeFreqFactors } from "./gguf.ts";
-import { buildModel, loadHfFolder, type Model } from "./model.ts";
+import { buildModel, loadHfFolder, type Model, type ModelCompute } from "./model.ts";
 
 export type { GgufTokenizer } from "./gguf.ts";
 
@@ -40,6 +40,8 @@ export interface LoadedModel {
 export interface LoadOptions {
   gpu?: Gpu;
   weightDtype?: "auto" | "f32" | "f16";
+  /** Arithmetic of the f16 linear layers: "f32" (default) or "f16" (needs shader-f16; see buildModel). */
+  compute?: ModelCompute;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -55,7 +57,7 @@ export async function loadModel(path?: string, opts: LoadOptions = {}): Promise<
         `${p}: a model folder needs config.json (a Hugging Face model) or exactly one .gguf file (found ${ggufs.length})`,
       );
     }
-    const model = await loadHfFolder(p, opts.gpu, { weightDtype: opts.weightDtype, onProgress: opts.onProgress });
+    const model = await loadHfFolder(p, opts.gpu, { weightDtype: opts.weightDtype, compute: opts.compute, onProgress: opts.onProgress });
     const t = model.tokenizerConfig.chat_template;
     return { model, format: "hf", chatTemplate: typeof t === "string" ? t : undefined };
   }
@@ -67,7 +69,7 @@ export async function loadModel(path?: string, opts: LoadOptions = {}): Promise<
 
 /** Loads a GGUF model file: config from its metadata, weights (quantized ones stay quantized on the GPU). */
 export async function loadGguf(path: string, opts: LoadOptions = {}): Promise<LoadedModel> {
-  const { gpu, weightDtype, onProgress } = opts;
+  const { gpu, weightDtype, compute, onProgress } = opts;
   const f = openGguf(path);
   try {
     const config = ggufConfig(f);
@@ -81,6 +83,7 @@ export async function loadGguf(path: string, opts: LoadOptions = {}): Promise<Lo
     const model = buildModel(gpu ?? await getGpu(), config, ggufWeights(f, config), {
       source: path,
       weightDtype,
+      compute,
       onProgress,
       // Same seed as an HF folder with the same config, so identical weights fingerprint identically.
       fingerprintSeed: JSON.stringify(config) + (factors ? `|rope_freqs:${Array.from(factors).join(",")}` : ""),

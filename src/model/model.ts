@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { type Gpu, getGpu } from "../gpu/device.ts";
 import { uploadF32 } from "../gpu/buffers.ts";
 import { Kernels } from "../gpu/shaders.ts";
-import { ModelFormatError } from "../errors.ts";
+import { GpuUnavailableError, InvalidArgumentError, ModelFormatError } from "../errors.ts";
 import { type ModelConfig, parseHfConfig } from "./config.ts";
 import { inverseFrequencies } from "./rope.ts";
 import { readSafetensorsFolder } from "./safetensors.ts";
@@ -47,6 +47,10 @@ export interface Model {
   config: ModelConfig;
   gpu: Gpu;
   kernels: Kernels;
+  /** Decode matvec kernels: "rows" (one row per invocation: CPU adapters, the default there) or "lanes". */
+  matvecLayout?: "lanes" | "rows";
+  /** Arithmetic of the f16 linear layers: "f32" (default) or "f16" (shader-f16; see buildModel). */
+  compute: ModelCompute;
   embed: GpuLinear;
   layers: LayerWeights[];
   norm: GPUBuffer;
@@ -61,6 +65,9 @@ export interface Model {
   tokenizerConfig: Record<string, unknown>;
   destroy(): void;
 }
+
+/** Arithmetic of the linear layers stored in f16: "f32" (default), or "f16" (f16 products, f32 sums). */
+export type ModelCompute = "f32" | "f16";
 
 /** Tensors under Hugging Face names, from any source. */
 export interface WeightSource {
@@ -91,8 +98,12 @@ export function buildModel(
     generationConfig?: Record<string, unknown>;
     tokenizerConfig?: Record<string, unknown>;
     /** Storage of float linear weights: "auto" keeps F16 checkpoints in f16 and the rest in f32;
-     * "f16" stores every float linear weight in f16 (half the bytes; compute stays f32). */
+     * "f16" stores every float linear weight in f16 (half the bytes). */
     weightDtype?: "auto" | "f32" | "f16";
+    /** Arithmetic of the f16-stored linear layers: "f32" (default) or "f16" (needs the adapter's
+     * shader-f16; implies weightDtype "f16" when weightDtype is "auto"; block-quantized layers, the
+     * embedding gather and everything outside the linear layers stay f32). */
+    compute?: ModelCompute;
     /** Called after each layer is on the GPU (done, total). */
     onProgress?: (done: number, total: number) => void;
   },
@@ -103,7 +114,15 @@ export function buildModel(
   const f32 = (name: string, shape: number[]) => asF32(expectShape(need(src, name), shape));
   const hash = createHash("sha256");
   hash.update(meta.fingerprintSeed);
-  const weightDtype = meta.weightDtype ?? "auto";
+  const compute = meta.compute ?? "f32";
+  if (compute !== "f32" && compute !== "f16") throw new InvalidArgumentError(`compute must be "f32" or "f16" (got '${compute}')`);
+  if (compute === "f16" && meta.weightDtype === "f32") {
+    throw new InvalidArgumentError(`compute "f16" needs f16 weight storage, but weightDtype is "f32" (use weightDtype "f16" or "auto")`);
+  }
+  if (compute === "f16" && !gpu.hasF16) {
+    throw new GpuUnavailableError(`compute "f16" needs the WebGPU feature "shader-f16", which the adapter (${gpu.description}) does not offer; use compute "f32"`);
+  }
+  const weightDtype = compute === "f16" && (meta.weightDtype ?? "auto") === "auto" ? "f16" : meta.weightDtype ?? "auto";
   hash.update(`|weights:${weightDtype}|`);
   const hashed = (a: Float32Array) => (hash.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)), a);
   // A linear weight from row blocks (fused q|k|v, gate|up): kept as raw blocks when every part has the
@@ -125,10 +144,12 @@ export function buildModel(
     }
     return { format: "f32", f32: concatRows(ts.map((t) => hashed(asF32(t)))) };
   };
-  const upload = (name: string, w: HostLinear, rows: number, cols: number, bias?: Float32Array): GpuLinear =>
-    w.format === "f32"
-      ? uploadLinear(gpu, name, w.f32!, rows, cols, bias)
-      : uploadQuantLinear(gpu, name, w.format, w.raw!, rows, cols, w.rowBytes!, bias);
+  const upload = (name: string, w: HostLinear, rows: number, cols: number, bias?: Float32Array): GpuLinear => {
+    if (w.format === "f32") return uploadLinear(gpu, name, w.f32!, rows, cols, bias);
+    const lin = uploadQuantLinear(gpu, name, w.format, w.raw!, rows, cols, w.rowBytes!, bias);
+    if (w.format === "f16" && compute === "f16") lin.compute = "f16";
+    return lin;
+  };
 
   const embedT = expectShape(need(src, "model.embed_tokens.weight"), [vocabSize, hidden]);
   const embedF32 = hashed(asF32(embedT));
@@ -175,6 +196,7 @@ export function buildModel(
     config,
     gpu,
     kernels: new Kernels(gpu.device, gpu.hasF16),
+    compute,
     embed,
     layers,
     norm,
@@ -209,7 +231,7 @@ function readJson(path: string): Record<string, unknown> {
 export async function loadHfFolder(
   dir: string,
   gpu?: Gpu,
-  opts: { weightDtype?: "auto" | "f32" | "f16"; onProgress?: (done: number, total: number) => void } = {},
+  opts: { weightDtype?: "auto" | "f32" | "f16"; compute?: ModelCompute; onProgress?: (done: number, total: number) => void } = {},
 ): Promise<Model> {
   const configPath = join(dir, "config.json");
   if (!existsSync(configPath)) throw new ModelFormatError(`${dir}: config.json is missing`);
@@ -223,6 +245,7 @@ export async function loadHfFolder(
     generationConfig: readJson(join(dir, "generation_config.json")),
     tokenizerConfig: readJson(join(dir, "tokenizer_config.json")),
     weightDtype: opts.weightDtype,
+    compute: opts.compute,
     onProgress: opts.onProgress,
   });
 }

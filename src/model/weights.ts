@@ -22,7 +22,7 @@ export interface LinearChunk {
 }
 
 export interface GpuLinear {
-  /** Storage format: "f32", or a GGUF block format ("q8_0", "q4_1", "q4_k", ...: see quant.ts). */
+  /** Storage format: "f32", "f16", or a GGUF block format ("q8_0", "q4_1", "q4_k", ...: see quant.ts). */
   format: string;
   /** Output features (rows of W, as in HF's [out, in]). */
   rows: number;
@@ -30,6 +30,9 @@ export interface GpuLinear {
   cols: number;
   chunks: LinearChunk[];
   bias?: GPUBuffer;
+  /** Arithmetic of its kernels for f16 storage: "f16" runs the f16-compute `*_f16c` kernels (needs
+   * shader-f16); absent or "f32", every format computes in f32. */
+  compute?: "f32" | "f16";
 }
 
 /** Rows per chunk so that one chunk fits a binding. */

@@ -1,0 +1,55 @@
+// matvec_f16c: the decode-time linear layer for a single row, y[colOffset + n] = sum_k x[k] * W[n, k]
+// (+ bias[colOffset + n]); W stored as IEEE half floats (out x in, as in HF), computed in f16 (needs the
+// device feature shader-f16): the input is rounded to f16, each vec4 of products is one vec4<f16> dot
+// product, and those 4-product partial sums are promoted to f32 and accumulated in f32 (long rows neither
+// overflow nor drift). Inputs beyond the f16 range (|x| > 65504) become infinities. Mirrors matvec_f16
+// (f32 compute); possibly one row chunk of a larger matrix.
+// Inputs:  x: array<vec4<f32>> [K/4]; w: array<vec4<f16>> [N, K/4] (this chunk; K a multiple of 8; the
+//          bytes matvec_f16 reads as vec4<u32>); bias: array<f32> (read only when flags bit 0 set);
+//          params (same struct as matmul_f32; M must be 1).
+// Outputs: y: array<f32>, entries colOffset .. colOffset+N-1.
+// Layout:  256 threads = 8 output rows x 32 lanes; each lane reads 16 bytes (8 halves: two adjacent
+//          vec4<f16>) per step, lanes stride over K (512 contiguous bytes per row per step), then reduce
+//          in workgroup memory (f32).
+// Bounds:  dispatch (min(ceil(N/8), 65535), ceil(ceil(N/8)/65535)); rows n >= N are masked.
+// flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused); bits 2, 3 = SwiGLU or
+//        RMSNorm of the input on the fly, in f32 (x is read through shaders/include/matvec_input.wgsl).
+enable f16;
+
+struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32, eps: f32 }
+//#include matvec_input.wgsl
+@group(0) @binding(1) var<storage, read> w: array<vec4<f16>>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+
+var<workgroup> partial: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  input_prepare(lid.x);
+  let lane = lid.x % 32u;
+  let sub = lid.x / 32u;
+  let n = (wg.x + wg.y * 65535u) * 8u + sub;
+  let k8 = p.K / 8u;
+  var s = 0.0;
+  if (n < p.N) {
+    let base = n * 2u * k8;
+    for (var k = lane; k < k8; k += 32u) {
+      s += f32(dot(vec4<f16>(xin4(2u * k)), w[base + 2u * k]));
+      s += f32(dot(vec4<f16>(xin4(2u * k + 1u)), w[base + 2u * k + 1u]));
+    }
+  }
+  partial[lid.x] = s;
+  workgroupBarrier();
+  for (var step = 16u; step > 0u; step >>= 1u) {
+    if (lane < step) { partial[lid.x] += partial[lid.x + step]; }
+    workgroupBarrier();
+  }
+  if (lane == 0u && n < p.N) {
+    var v = partial[lid.x];
+    if ((p.flags & 1u) != 0u) { v += bias[p.colOffset + n]; }
+    if ((p.flags & 2u) != 0u) { v += y[p.colOffset + n]; }
+    y[p.colOffset + n] = v;
+  }
+}
