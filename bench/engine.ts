@@ -91,26 +91,30 @@ function randomSource(cfg: ModelConfig, dtype: string): { get(name: string): Hos
   };
 }
 
-/** Achievable copy bandwidth in bytes/s (read + write), from shaders/copy.wgsl on 512 MiB. */
+/**
+ * Achievable copy bandwidth in bytes/s (read + write), from shaders/copy.wgsl on 512 MiB: the
+ * difference of a 1-copy and a 21-copy submit, so the readback round trip (~12 ms in Deno) cancels.
+ */
 async function copyBandwidth(gpu: Gpu, kernels: import("../src/gpu/shaders.ts").Kernels): Promise<number> {
   const bytes = Math.min(512 << 20, gpu.limits.maxStorageBufferBindingSize);
   const src = storageBuffer(gpu.device, bytes), dst = storageBuffer(gpu.device, bytes);
-  const prog = new Program(gpu.device);
   const pipe = kernels.pipeline("copy");
-  const params = prog.uniform(new Params().u(bytes / 16).bytes());
-  const reps = 20;
   const groups = Math.min(65535, Math.ceil(bytes / 16 / (1024 * 4))); // ~4 vec4 per thread
-  for (let r = 0; r < reps; r++) prog.dispatch(pipe, kernels.bind(pipe, [src, dst, params]), groups);
-  prog.submit();
-  await readBuffer(gpu.device, dst, 16); // warm-up
-  const t0 = performance.now();
-  prog.submit();
-  await readBuffer(gpu.device, dst, 16);
-  const secs = (performance.now() - t0) / 1000;
-  prog.destroy();
+  const timed = async (reps: number) => {
+    const prog = new Program(gpu.device);
+    const params = prog.uniform(new Params().u(bytes / 16).bytes());
+    for (let r = 0; r < reps; r++) prog.dispatch(pipe, kernels.bind(pipe, [src, dst, params]), groups);
+    const t0 = performance.now();
+    prog.submit();
+    await readBuffer(gpu.device, dst, 16);
+    prog.destroy();
+    return performance.now() - t0;
+  };
+  await timed(2); // warm-up
+  const one = await timed(1), many = await timed(21);
   src.destroy();
   dst.destroy();
-  return (2 * bytes * reps) / secs;
+  return (2 * bytes * 20) / ((many - one) / 1000);
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -167,7 +171,7 @@ export async function run(argv: string[]): Promise<number> {
   const bytesOf = (l: GpuLinear) => l.chunks.reduce((n, c) => n + c.buffer.size, 0);
   const weights = model.layers.reduce((n, L) => n + bytesOf(L.qkv) + bytesOf(L.o) + bytesOf(L.gateUp) + bytesOf(L.down), 0) + bytesOf(model.lmHead);
   const kv = cfg.layers * 2 * cfg.kvHeads * cfg.headDim * 4 * (prompt.length + decodeN / 2);
-  const floor = (weights + kv) / (bw / 2);
+  const floor = (weights + kv) / bw; // a copy's read+write traffic rate is the memory system's rate
   console.log(`decode: ${n} tokens, ${(1 / perToken).toFixed(1)} tokens/s (${(perToken * 1000).toFixed(2)} ms/token, difference of a 16- and a ${16 + decodeN}-token run)`);
   console.log(`bytes read per token: ${((weights + kv) / 1e9).toFixed(3)} GB; floor at copy bandwidth: ${(floor * 1000).toFixed(3)} ms/token; fraction of floor reached: ${(floor / perToken * 100).toFixed(1)}%`);
   const b = await decodeBreakdown(engine, prompt.length + decodeN / 2);

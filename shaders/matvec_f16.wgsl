@@ -11,6 +11,7 @@
 // flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused); bits 2, 3 = SwiGLU or
 //        RMSNorm of the input on the fly (x is read through shaders/include/matvec_input.wgsl).
 struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32, eps: f32 }
+const WG_SIZE = 256u;
 //#include matvec_input.wgsl
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;

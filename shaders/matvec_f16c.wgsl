@@ -17,6 +17,7 @@
 enable f16;
 
 struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32, eps: f32 }
+const WG_SIZE = 256u;
 //#include matvec_input.wgsl
 @group(0) @binding(1) var<storage, read> w: array<vec4<f16>>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;

@@ -102,6 +102,8 @@ describe(`quantized matvec / matmul kernels on ${runtimeName()}`, () => {
   const cases = QUANT.flatMap((type) => [
     { type, N: 70, K: FORMATS[type].blockSize === 256 ? 512 : 96, chunked: false },
     { type, N: 37, K: FORMATS[type].blockSize === 256 ? 256 : 160, chunked: true },
+    // long rows: more than 32 blocks per row (several staged steps in matvec_q4_1, a partial last one)
+    { type, N: 19, K: FORMATS[type].blockSize === 256 ? 2560 : 1312, chunked: false },
   ]);
   it.each(cases)("$type: N=$N K=$K chunked=$chunked matches dequantize-then-multiply", async ({ type, N, K, chunked }) => {
     const gpu0 = await getGpu();

@@ -1,4 +1,5 @@
-// matvec_input: the input stage shared by the matvec_<format> kernels (decode, one row; workgroups of 256),
+// matvec_input: the input stage shared by the matvec_<format> kernels (decode, one row; workgroups of
+// WG_SIZE threads, a power of two the kernel declares),
 // spliced in where a kernel says `//#include matvec_input.wgsl` (src/gpu/shaders.ts). It hands the kernel
 // its input four values at a time, as stored or transformed on the fly, so that the layer feeding a
 // projection needs no dispatch of its own:
@@ -11,20 +12,20 @@
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> g: array<vec4<f32>>;
 
-var<workgroup> input_sum: array<f32, 256>;
+var<workgroup> input_sum: array<f32, WG_SIZE>;
 var<private> input_scale: f32;
 
 fn input_prepare(t: u32) {
   input_scale = 1.0;
   if ((p.flags & 8u) == 0u) { return; } // p is uniform: every thread takes the same branch
   var s = 0.0;
-  for (var i = t; i < p.K / 4u; i += 256u) {
+  for (var i = t; i < p.K / 4u; i += WG_SIZE) {
     let v = x[i];
     s += dot(v, v);
   }
   input_sum[t] = s;
   workgroupBarrier();
-  for (var step = 128u; step > 0u; step >>= 1u) {
+  for (var step = WG_SIZE / 2u; step > 0u; step >>= 1u) {
     if (t < step) { input_sum[t] += input_sum[t + step]; }
     workgroupBarrier();
   }
