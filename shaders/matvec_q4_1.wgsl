@@ -2,7 +2,7 @@
 // (+ bias[colOffset + n]), with W kept as GGUF Q4_1 blocks in GPU memory and dequantized on the fly
 // (f32 accumulation). W is HF-shaped (out x in), possibly one row chunk of a larger matrix.
 // Inputs:  x: array<vec4<f32>> [K/4]; w: array<u32>, the chunk's raw blocks: row n starts at byte
-//          n * (K/32) * 20, rows contiguous, plus >= 4 bytes of padding at the end;
+//          n * (K/32) * 20 (a whole word: blocks are 5 words), rows contiguous;
 //          bias: array<f32> (read only when flags bit 0 set); params (same struct as matvec_f32; M must be 1).
 //          20-byte blocks of 32: f16 d, f16 m, qs[16] (nibbles as Q4_0); x = d * q + m.
 // Outputs: y: array<f32>, entries colOffset .. colOffset+N-1.
@@ -22,38 +22,21 @@ const WG_SIZE = 256u;
 const BLOCK = 32u;
 const BLOCK_BYTES = 20u;
 
-// ---- reading bytes out of u32 words (blocks need not start on a 4-byte boundary) ----
-// byte o of the chunk
-fn byte_at(o: u32) -> u32 { return (w[o >> 2u] >> ((o & 3u) << 3u)) & 0xffu; }
-// the f16 at byte o (o even: never straddles two words)
-fn f16_at(o: u32) -> f32 { return unpack2x16float(w[o >> 2u] >> ((o & 2u) << 3u)).x; }
-// the 4 bytes at o (any alignment; may read the word after them: chunks carry 4 bytes of padding)
-fn u32_at(o: u32) -> u32 {
-  let s = (o & 3u) << 3u;
-  // (next << (31 - s)) << 1 is 0 when s = 0: no shift by 32, which WGSL would reduce mod 32
-  return (w[o >> 2u] >> s) | ((w[(o >> 2u) + 1u] << (31u - s)) << 1u);
-}
-// the low nibbles / low 2 bits / unsigned / signed values of the 4 bytes of v, as f32
+// the low nibbles of the 4 bytes of v, as f32
 fn nib4(v: u32) -> vec4<f32> { return vec4<f32>(vec4<u32>(v & 15u, (v >> 8u) & 15u, (v >> 16u) & 15u, (v >> 24u) & 15u)); }
-fn two4(v: u32) -> vec4<f32> { return vec4<f32>(vec4<u32>(v & 3u, (v >> 8u) & 3u, (v >> 16u) & 3u, (v >> 24u) & 3u)); }
-fn sbytes4(v: u32) -> vec4<f32> {
-  let s = bitcast<i32>(v);
-  return vec4<f32>(vec4<i32>((s << 24u) >> 24u, (s << 16u) >> 24u, (s << 8u) >> 24u, s >> 24u));
-}
-// bit i of h (i = 0..3) as 16.0 or 0.0: the fifth bit of Q5 quants
-fn hbit4(h: u32) -> vec4<f32> { return vec4<f32>(vec4<u32>(h & 1u, (h >> 1u) & 1u, (h >> 2u) & 1u, (h >> 3u) & 1u)) * 16.0; }
 
 struct V8 { lo: vec4<f32>, hi: vec4<f32> }
 
-// elements k..k+7 (k a multiple of 8) of the row starting at byte rb
+// elements k..k+7 (k a multiple of 8) of the row starting at byte rb: 20-byte blocks are whole words,
+// so three aligned word loads: (d, m), and the two words of nibbles (low nibbles for the block's first
+// 16 weights, high nibbles for the last 16)
 fn deq8(rb: u32, k: u32) -> V8 {
-  let bo = rb + (k >> 5u) * 20u;
-  let d = f16_at(bo);
-  let m = f16_at(bo + 2u);
-  let j = k & 31u;
-  let q = bo + 4u + (j & 15u);
-  let s = (j >> 4u) << 2u;
-  return V8(nib4(u32_at(q) >> s) * d + m, nib4(u32_at(q + 4u) >> s) * d + m);
+  let bo = (rb >> 2u) + (k >> 5u) * 5u;
+  let dm = unpack2x16float(w[bo]);
+  let j = (k >> 3u) & 3u;
+  let qw = bo + 1u + (j & 1u) * 2u;
+  let sh = (j >> 1u) * 4u;
+  return V8(nib4(w[qw] >> sh) * dm.x + dm.y, nib4(w[qw + 1u] >> sh) * dm.x + dm.y);
 }
 
 var<workgroup> partial: array<f32, 256>;
