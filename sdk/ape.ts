@@ -38,7 +38,10 @@ export interface ApeOptions {
   store?: string | KvStore;
   /** GPU memory for KV blocks (default 256 MiB). */
   gpuBudgetBytes?: number;
-  /** KV cache storage on the GPU and in cache files: "f32" (default) or "f16" (half the bytes). */
+  /**
+   * KV cache storage on the GPU and in cache files: "f16" (half the bytes; the default where the adapter
+   * offers shader-f16) or "f32" (the default elsewhere; exact). Attention math is f32 either way.
+   */
   kvDtype?: "f32" | "f16";
   /** Host-memory tier for serialized contexts (default 512 MiB). */
   hostBudgetBytes?: number;
@@ -128,7 +131,8 @@ export class Ape {
 
   static async create(model: ApeModel, options: ApeOptions = {}): Promise<Ape> {
     const { tokenizer } = model;
-    const engine = new Engine(model.model, { kvBudgetBytes: options.gpuBudgetBytes, kvDtype: options.kvDtype });
+    const kvDtype = options.kvDtype ?? (model.model.gpu.hasF16 ? "f16" : "f32");
+    const engine = new Engine(model.model, { kvBudgetBytes: options.gpuBudgetBytes, kvDtype });
     const docTemplate = options.documentTemplate ?? "{text}\n\n";
     if (!docTemplate.includes("{text}")) throw new InvalidArgumentError("documentTemplate must contain {text}");
     const plain = (s: string) => tokenizer.encode(s, { addSpecialTokens: false, allowSpecial: false });
@@ -203,6 +207,11 @@ export class Ape {
     const handles = texts.map((t) => this.#handle(t));
     await this.#cache.acquire(handles);
     return { handles, release: () => this.#cache.release(handles) };
+  }
+
+  /** How this instance stores KV states (GPU blocks and cache files). */
+  get kvDtype(): "f32" | "f16" {
+    return this.#engine.pool.dtype;
   }
 
   stats(): CacheStats & { problems: string[] } {

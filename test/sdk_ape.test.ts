@@ -36,6 +36,20 @@ describe(`SDK (Ape) on ${runtimeName()}`, () => {
     }
   });
 
+  it("stores KV in f16 by default where the adapter offers shader-f16, f32 when asked", async () => {
+    const ape = await Ape.create(model, { prefix: "use the text\n" });
+    const exact = await Ape.create(model, { prefix: "use the text\n", kvDtype: "f32" });
+    try {
+      expect(ape.kvDtype).toBe(model.model.gpu.hasF16 ? "f16" : "f32");
+      expect(exact.kvDtype).toBe("f32");
+      const [a, b] = await Promise.all([ape, exact].map(async (x) => (await x.generateText({ query: "what sat on the mat", contexts: await x.cache(DOCS), maxTokens: 4 })).ids));
+      expect(a).toEqual(b); // greedy tokens agree on this model
+    } finally {
+      await ape.close();
+      await exact.close();
+    }
+  });
+
   it("parallel mode over one context equals sequential mode (same positions, T = S = 1)", async () => {
     const ape = await Ape.create(model, { prefix: "use the text\n" });
     try {
