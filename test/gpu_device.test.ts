@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { runtimeName } from "../src/runtime.ts";
 import { getGpu } from "../src/gpu/device.ts";
-import { Kernels } from "../src/gpu/shaders.ts";
+import { Kernels, shaderSource } from "../src/gpu/shaders.ts";
+import { readdirSync } from "node:fs";
 import { readBuffer, uploadF32, Usage } from "../src/gpu/buffers.ts";
 
 describe(`GPU device on ${runtimeName()}`, () => {
@@ -37,5 +38,23 @@ describe(`GPU device on ${runtimeName()}`, () => {
     const out = new Float32Array(await readBuffer(gpu.device, ga, n * 4));
     for (let i = 0; i < n; i++) expect(out[i]).toBe(Math.fround(a[i] + b[i]));
     for (const buf of [ga, gb, params]) buf.destroy();
+  });
+
+  it("every kernel in shaders/ compiles without errors and builds a pipeline", async () => {
+    // a kernel that fails to compile would otherwise surface only as zeros (an invalid pipeline)
+    const gpu = await getGpu();
+    const k = new Kernels(gpu.device, gpu.hasF16);
+    const names = readdirSync(new URL("../shaders/", import.meta.url)).filter((f) => f.endsWith(".wgsl")).map((f) => f.slice(0, -5));
+    expect(names.length).toBeGreaterThan(40);
+    for (const name of names) {
+      if (name.endsWith("_f16c") && !gpu.hasF16) continue;
+      const module = gpu.device.createShaderModule({ code: shaderSource(name) });
+      const info = await module.getCompilationInfo();
+      const errors = info.messages.filter((m) => m.type === "error").map((m) => `${m.lineNum}:${m.linePos} ${m.message}`);
+      expect(errors, name).toEqual([]);
+      gpu.device.pushErrorScope("validation");
+      k.pipeline(name);
+      expect(await gpu.device.popErrorScope(), name).toBeNull();
+    }
   });
 });
