@@ -88,5 +88,8 @@ describe(`ape generate / cache / logits from text (spawned from ${runtimeName()}
     const bad = ape(["generate", "--model", MODEL, "--query", "x", "--mode", "nope"]);
     expect(bad.code).not.toBe(0);
     expect(bad.err).toMatch(/--mode must be sequential, parallel or ape/);
+    const badCompute = ape(["generate", "--model", MODEL, "--prompt", "x", "--compute", "f8"]);
+    expect(badCompute.code).not.toBe(0);
+    expect(badCompute.err).toMatch(/compute must be "f32" or "f16"/);
   });
 });

@@ -14,7 +14,7 @@ import { progressBar } from "./progress.ts";
 
 export async function run(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  const a = parseArgs(rest, { string: ["store", "model", "prefix", "system", "dtype"], boolean: ["json", "raw"] });
+  const a = parseArgs(rest, { string: ["store", "model", "prefix", "system", "dtype", "compute"], boolean: ["json", "raw"] });
   const store = a.string.store;
   if (!store) throw new InvalidArgumentError("--store <url> is required (file:///path, redis://host:port)");
   if (sub === "ls") {
@@ -37,7 +37,7 @@ export async function run(argv: string[]): Promise<number> {
       throw new InvalidArgumentError(`cannot read ${f}: ${(e as Error).message}`);
     }
   });
-  const model = await openModel(a.string.model, a.string.dtype);
+  const model = await openModel(a.string.model, a.string.dtype, a.string.compute);
   const ape = await Ape.create(model, { prefix: a.string.prefix, system: a.string.system, raw: a.boolean.raw, store });
   try {
     const handles = await ape.cache(texts, { onProgress: progressBar("caching") });

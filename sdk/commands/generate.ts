@@ -15,7 +15,7 @@ import { openModel } from "./model_arg.ts";
 
 export async function run(argv: string[]): Promise<number> {
   const a = parseArgs(argv, {
-    string: ["model", "store", "prefix", "query", "prompt", "mode", "temperature", "scale", "max-tokens", "system", "dtype", "seed", "sampling-temperature", "top-k", "top-p"],
+    string: ["model", "store", "prefix", "query", "prompt", "mode", "temperature", "scale", "max-tokens", "system", "dtype", "compute", "seed", "sampling-temperature", "top-k", "top-p"],
     multi: ["context"],
     boolean: ["raw", "json"],
   });
@@ -32,7 +32,7 @@ export async function run(argv: string[]): Promise<number> {
   if (prompt === undefined && a.string.query === undefined) throw new InvalidArgumentError("--query TEXT (or --prompt TEXT) is required");
   const maxTokens = num("max-tokens") ?? 128;
   if (!Number.isInteger(maxTokens)) throw new InvalidArgumentError("--max-tokens must be an integer");
-  const model = await openModel(a.string.model, a.string.dtype);
+  const model = await openModel(a.string.model, a.string.dtype, a.string.compute);
   const raw = a.boolean.raw || prompt !== undefined;
   const ape = await Ape.create(model, {
     prefix: prompt !== undefined ? "" : a.string.prefix, system: a.string.system, raw, store: a.string.store ?? "memory:",

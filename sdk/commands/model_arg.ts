@@ -5,7 +5,9 @@
 import { loadModel, type ApeModel } from "../load.ts";
 import { progressBar } from "./progress.ts";
 
-export function openModel(path: string | undefined, dtype?: string): Promise<ApeModel> {
+/** `--dtype auto|f32|f16` (weight storage) and `--compute f32|f16` (arithmetic); loadModel checks both. */
+export function openModel(path: string | undefined, dtype?: string, compute?: string): Promise<ApeModel> {
   const d = dtype === undefined ? undefined : (dtype as "auto" | "f32" | "f16");
-  return loadModel(path, { dtype: d, onProgress: progressBar("loading model") });
+  const c = compute === undefined ? undefined : (compute as "f32" | "f16");
+  return loadModel(path, { dtype: d, compute: c, onProgress: progressBar("loading model") });
 }
