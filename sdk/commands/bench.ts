@@ -5,6 +5,7 @@
  *   ape bench tokenize     tokenizer throughput vs @huggingface/tokenizers and Python tokenizers
  *   ape bench kv           KV-cache file serialize / verify throughput vs a plain memory copy
  *   ape bench engine       prefill and decode speed, fraction of the memory-bandwidth floor
+ *   ape bench matvec       GPU time of each decode matvec kernel alone on the 1B layer shapes
  *   ape bench quality      answer accuracy of sequential, parallel and APE on the demo documents
  */
 import { InvalidArgumentError } from "../../src/errors.ts";
@@ -13,6 +14,7 @@ const BENCHES: Record<string, () => Promise<{ run(args: string[]): Promise<numbe
   tokenize: () => import("../../bench/tokenize.ts"),
   kv: () => import("../../bench/kv.ts"),
   engine: () => import("../../bench/engine.ts"),
+  matvec: () => import("../../bench/matvec.ts"),
   quality: () => import("../../bench/quality.ts"),
 };
 

@@ -1,0 +1,85 @@
+/**
+ * `ape bench matvec [--kernels matvec_f16,matvec_q4_1,...] [--reps 50]`
+ *
+ * GPU time of the decode matvec kernels alone, on the Llama-3.2-1B layer shapes with random weights:
+ * each kernel is dispatched `reps` times in one submit, and the time of a 1-dispatch submit is
+ * subtracted (so no host round trip is counted). Prints microseconds per dispatch and the weight
+ * bytes streamed per second, beside the card's copy rate, with the input stage as a decode step uses
+ * it: RMSNorm for gate/up and the LM head, SwiGLU for down_proj (and down_proj without it).
+ */
+import { getGpu } from "../src/gpu/device.ts";
+import { readBuffer, storageBuffer, uploadBytes, uploadF32 } from "../src/gpu/buffers.ts";
+import { Kernels } from "../src/gpu/shaders.ts";
+import { Params, Program } from "../src/engine/program.ts";
+import { parseArgs } from "../sdk/commands/args.ts";
+import { InvalidArgumentError } from "../src/errors.ts";
+
+/** Bytes per row of K weights, per weight format (the kernel name's suffix up to any variant letters). */
+const ROW_BYTES: Record<string, (K: number) => number> = {
+  f32: (K) => K * 4, f16: (K) => K * 2, q8_0: (K) => (K / 32) * 34, q4_1: (K) => (K / 32) * 20, q4_0: (K) => (K / 32) * 18,
+};
+/** f16 scale words written into every block so the random weights stay finite. */
+const SCALES: Record<string, { bytes: number; at: [number, number][] }> = {
+  q8_0: { bytes: 34, at: [[0, 0x1800]] }, q4_1: { bytes: 20, at: [[0, 0x1400], [2, 0x9c00]] }, q4_0: { bytes: 18, at: [[0, 0x1c00]] },
+};
+
+function randomWeights(format: string, rows: number, K: number): Uint8Array {
+  const n = rows * ROW_BYTES[format](K);
+  const u = new Uint32Array(Math.ceil(n / 4) + 1);
+  let s = 0x9e3779b9;
+  for (let i = 0; i < u.length; i++) {
+    s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
+    u[i] = format === "f16" ? ((s >>> 0) & 0x83ff83ff) | 0x20002000 : format === "f32" ? 0x3c000000 | (s & 0x007fffff) : s >>> 0;
+  }
+  const b = new Uint8Array(u.buffer, 0, n + 4);
+  const sc = SCALES[format];
+  if (sc) for (let o = 0; o + sc.bytes <= n; o += sc.bytes) for (const [at, v] of sc.at) { b[o + at] = v & 0xff; b[o + at + 1] = v >> 8; }
+  return b;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, { string: ["kernels", "reps"] });
+  const kernels = (a.string.kernels ?? "matvec_f16,matvec_q8_0,matvec_q4_1").split(",");
+  const reps = Number(a.string.reps ?? 50);
+  const gpu = await getGpu();
+  const k = new Kernels(gpu.device, gpu.hasF16);
+  const dev = gpu.device;
+  console.log(`adapter: ${gpu.description}`);
+  const shapes = [
+    { name: "gate_up+norm", N: 16384, K: 2048, flags: 8 },
+    { name: "down+swiglu", N: 2048, K: 8192, flags: 4 },
+    { name: "down", N: 2048, K: 8192, flags: 0 },
+    { name: "o_proj", N: 2048, K: 2048, flags: 0 },
+    { name: "lm_head+norm", N: 128256, K: 2048, flags: 8 },
+  ];
+  const x = uploadF32(dev, Float32Array.from({ length: 2 * 8192 }, (_, i) => Math.sin(i)));
+  const g = uploadF32(dev, new Float32Array(8192).fill(1));
+  const y = storageBuffer(dev, 128256 * 4);
+  for (const name of kernels) {
+    const format = Object.keys(ROW_BYTES).find((f) => name.startsWith(`matvec_${f}`));
+    if (!format) throw new InvalidArgumentError(`--kernels: cannot tell the weight format of '${name}'`);
+    const pipe = k.pipeline(name);
+    for (const sh of shapes) {
+      const w = uploadBytes(dev, randomWeights(format, sh.N, sh.K));
+      const timed = async (n: number) => {
+        const prog = new Program(dev);
+        const params = prog.uniform(new Params().u(1, sh.N, sh.K, sh.N, 0, sh.flags).f(1e-5).bytes());
+        const groups = Math.ceil(sh.N / 8);
+        for (let r = 0; r < n; r++) prog.dispatch(pipe, k.bind(pipe, [x, w, y, params, x, g]), Math.min(groups, 65535), Math.ceil(groups / 65535));
+        const t0 = performance.now();
+        prog.submit();
+        await readBuffer(dev, y, 4);
+        prog.destroy();
+        return performance.now() - t0;
+      };
+      await timed(2);
+      const one = await timed(1), many = await timed(reps + 1);
+      const us = ((many - one) / reps) * 1000;
+      const bytes = sh.N * ROW_BYTES[format](sh.K);
+      console.log(`${name.padEnd(18)} ${sh.name.padEnd(14)} ${us.toFixed(1).padStart(8)} us  ${(bytes / us / 1e6).toFixed(2).padStart(6)} TB/s of weights (${(bytes / 1e6).toFixed(1)} MB)`);
+      w.destroy();
+    }
+  }
+  for (const b of [x, g, y]) b.destroy();
+  return 0;
+}
