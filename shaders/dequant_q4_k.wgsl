@@ -8,67 +8,7 @@
 // Outputs: out: array<vec4<f32>> [rows, K/4] (row-major f32).
 // Bounds:  K a multiple of the block size; one invocation per 8 weights: dispatch
 //          (ceil(rows*K/8/64) folded over x and y); invocations past the end return at once.
-struct Params { rows: u32, K: u32, rowOffset: u32 }
-@group(0) @binding(0) var<storage, read> w: array<u32>;
-@group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
-@group(0) @binding(2) var<uniform> p: Params;
-
 const BLOCK = 256u;
 const BLOCK_BYTES = 144u;
-
-// ---- reading bytes out of u32 words (blocks need not start on a 4-byte boundary) ----
-// byte o of the chunk
-fn byte_at(o: u32) -> u32 { return (w[o >> 2u] >> ((o & 3u) << 3u)) & 0xffu; }
-// the f16 at byte o (o even: never straddles two words)
-fn f16_at(o: u32) -> f32 { return unpack2x16float(w[o >> 2u] >> ((o & 2u) << 3u)).x; }
-// the 4 bytes at o (any alignment; may read the word after them: chunks carry 4 bytes of padding)
-fn u32_at(o: u32) -> u32 {
-  let s = (o & 3u) << 3u;
-  // (next << (31 - s)) << 1 is 0 when s = 0: no shift by 32, which WGSL would reduce mod 32
-  return (w[o >> 2u] >> s) | ((w[(o >> 2u) + 1u] << (31u - s)) << 1u);
-}
-// the low nibbles / low 2 bits / unsigned / signed values of the 4 bytes of v, as f32
-fn nib4(v: u32) -> vec4<f32> { return vec4<f32>(vec4<u32>(v & 15u, (v >> 8u) & 15u, (v >> 16u) & 15u, (v >> 24u) & 15u)); }
-fn two4(v: u32) -> vec4<f32> { return vec4<f32>(vec4<u32>(v & 3u, (v >> 8u) & 3u, (v >> 16u) & 3u, (v >> 24u) & 3u)); }
-fn sbytes4(v: u32) -> vec4<f32> {
-  let s = bitcast<i32>(v);
-  return vec4<f32>(vec4<i32>((s << 24u) >> 24u, (s << 16u) >> 24u, (s << 8u) >> 24u, s >> 24u));
-}
-// bit i of h (i = 0..3) as 16.0 or 0.0: the fifth bit of Q5 quants
-fn hbit4(h: u32) -> vec4<f32> { return vec4<f32>(vec4<u32>(h & 1u, (h >> 1u) & 1u, (h >> 2u) & 1u, (h >> 3u) & 1u)) * 16.0; }
-
-struct V8 { lo: vec4<f32>, hi: vec4<f32> }
-
-// elements k..k+7 (k a multiple of 8) of the row starting at byte rb
-fn deq8(rb: u32, k: u32) -> V8 {
-  let bo = rb + (k >> 8u) * 144u;
-  let e = k & 255u;
-  let sub = e >> 5u;
-  var sc: u32;
-  var mn: u32;
-  if (sub < 4u) {
-    sc = byte_at(bo + 4u + sub) & 63u;
-    mn = byte_at(bo + 8u + sub) & 63u;
-  } else {
-    let b = byte_at(bo + 8u + sub);
-    sc = (b & 15u) | ((byte_at(bo + sub) >> 6u) << 4u);
-    mn = (b >> 4u) | ((byte_at(bo + 4u + sub) >> 6u) << 4u);
-  }
-  let scale = f16_at(bo) * f32(sc);
-  let mv = f16_at(bo + 2u) * f32(mn);
-  let q = bo + 16u + 32u * (e >> 6u) + (e & 31u);
-  let s = (sub & 1u) << 2u;
-  return V8(nib4(u32_at(q) >> s) * scale - mv, nib4(u32_at(q + 4u) >> s) * scale - mv);
-}
-
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 64u; // which group of 8 weights
-  let per = p.K / 8u;
-  if (i >= p.rows * per) { return; }
-  let r = i / per;
-  let k = (i % per) * 8u;
-  let v = deq8((p.rowOffset + r) * (p.K / BLOCK) * BLOCK_BYTES, k);
-  out[i * 2u] = v.lo;
-  out[i * 2u + 1u] = v.hi;
-}
+//#include block_q4_k.wgsl
+//#include dequant_blocks.wgsl

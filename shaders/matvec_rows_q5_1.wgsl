@@ -12,63 +12,7 @@
 // Bounds:  K a multiple of 32; dispatch (min(ceil(N/64), 65535), ceil(ceil(N/64)/65535)); rows n >= N
 //          return at once.
 // flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused).
-struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32 }
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
-
 const BLOCK = 32u;
 const BLOCK_BYTES = 24u;
-
-// ---- reading bytes out of u32 words (blocks need not start on a 4-byte boundary) ----
-// byte o of the chunk
-fn byte_at(o: u32) -> u32 { return (w[o >> 2u] >> ((o & 3u) << 3u)) & 0xffu; }
-// the f16 at byte o (o even: never straddles two words)
-fn f16_at(o: u32) -> f32 { return unpack2x16float(w[o >> 2u] >> ((o & 2u) << 3u)).x; }
-// the 4 bytes at o (any alignment; may read the word after them: chunks carry 4 bytes of padding)
-fn u32_at(o: u32) -> u32 {
-  let s = (o & 3u) << 3u;
-  // (next << (31 - s)) << 1 is 0 when s = 0: no shift by 32, which WGSL would reduce mod 32
-  return (w[o >> 2u] >> s) | ((w[(o >> 2u) + 1u] << (31u - s)) << 1u);
-}
-// the low nibbles / low 2 bits / unsigned / signed values of the 4 bytes of v, as f32
-fn nib4(v: u32) -> vec4<f32> { return vec4<f32>(vec4<u32>(v & 15u, (v >> 8u) & 15u, (v >> 16u) & 15u, (v >> 24u) & 15u)); }
-fn two4(v: u32) -> vec4<f32> { return vec4<f32>(vec4<u32>(v & 3u, (v >> 8u) & 3u, (v >> 16u) & 3u, (v >> 24u) & 3u)); }
-fn sbytes4(v: u32) -> vec4<f32> {
-  let s = bitcast<i32>(v);
-  return vec4<f32>(vec4<i32>((s << 24u) >> 24u, (s << 16u) >> 24u, (s << 8u) >> 24u, s >> 24u));
-}
-// bit i of h (i = 0..3) as 16.0 or 0.0: the fifth bit of Q5 quants
-fn hbit4(h: u32) -> vec4<f32> { return vec4<f32>(vec4<u32>(h & 1u, (h >> 1u) & 1u, (h >> 2u) & 1u, (h >> 3u) & 1u)) * 16.0; }
-
-struct V8 { lo: vec4<f32>, hi: vec4<f32> }
-
-// elements k..k+7 (k a multiple of 8) of the row starting at byte rb
-fn deq8(rb: u32, k: u32) -> V8 {
-  let bo = rb + (k >> 5u) * 24u;
-  let d = f16_at(bo);
-  let m = f16_at(bo + 2u);
-  let j = k & 31u;
-  let h = u32_at(bo + 4u) >> j;
-  let q = bo + 8u + (j & 15u);
-  let s = (j >> 4u) << 2u;
-  return V8((nib4(u32_at(q) >> s) + hbit4(h)) * d + m, (nib4(u32_at(q + 4u) >> s) + hbit4(h >> 4u)) * d + m);
-}
-
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let n = gid.x + gid.y * nwg.x * 64u;
-  if (n >= p.N) { return; }
-  let rb = n * (p.K / BLOCK) * BLOCK_BYTES;
-  var s = 0.0;
-  for (var k = 0u; k < p.K; k += 8u) {
-    let v = deq8(rb, k);
-    s += dot(v.lo, vec4<f32>(x[k], x[k + 1u], x[k + 2u], x[k + 3u]));
-    s += dot(v.hi, vec4<f32>(x[k + 4u], x[k + 5u], x[k + 6u], x[k + 7u]));
-  }
-  if ((p.flags & 1u) != 0u) { s += bias[p.colOffset + n]; }
-  if ((p.flags & 2u) != 0u) { s += y[p.colOffset + n]; }
-  y[p.colOffset + n] = s;
-}
+//#include block_q5_1.wgsl
+//#include matvec_rows_blocks.wgsl

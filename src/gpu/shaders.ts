@@ -21,18 +21,25 @@ const sources = new Map<string, string>();
 
 /**
  * The WGSL source of `shaders/<name>.wgsl`, with each `//#include <file>.wgsl` line replaced by
- * `shaders/include/<file>.wgsl` (code several kernels share, e.g. the matvec input stage).
+ * `shaders/include/<file>.wgsl` (code several kernels share: the matvec input stage, the GGUF block
+ * decoders, the bodies the block formats' kernels have in common).
  */
 export function shaderSource(name: string): string {
   let src = sources.get(name);
   if (src === undefined) {
-    src = readFileSync(new URL(`${name}.wgsl`, SHADER_DIR), "utf8").replace(
-      /^\/\/#include ([\w.]+\.wgsl)$/gm,
-      (_, file: string) => readFileSync(new URL(`include/${file}`, SHADER_DIR), "utf8"),
-    );
+    src = expandIncludes(readFileSync(new URL(`${name}.wgsl`, SHADER_DIR), "utf8"), name, []);
     sources.set(name, src);
   }
   return src;
+}
+
+/** Splices `shaders/include/<file>` for every `//#include <file>` line, recursively (each file once per kernel). */
+function expandIncludes(code: string, from: string, seen: string[]): string {
+  return code.replace(/^\/\/#include ([\w.]+\.wgsl)$/gm, (_, file: string) => {
+    if (seen.includes(file)) throw new Error(`shaders: ${from} includes ${file} twice (or in a cycle)`);
+    seen.push(file);
+    return expandIncludes(readFileSync(new URL(`include/${file}`, SHADER_DIR), "utf8"), file, seen);
+  });
 }
 
 /** Compiles each (kernel, constants) pair once per device. */
