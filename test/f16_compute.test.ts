@@ -18,6 +18,7 @@ import { destroyLinear, uploadQuantLinear } from "../src/model/weights.ts";
 import { GpuUnavailableError, InvalidArgumentError } from "../src/errors.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { relError, rng } from "./reference/random_model.ts";
+import { expectLanesDecodeMatches } from "./reference/lanes_decode.ts";
 
 const gpu = await getGpu();
 if (!gpu.hasF16) console.warn(`f16 compute: the adapter (${gpu.description}) lacks shader-f16; f16-compute kernel and fixture tests are skipped`);
@@ -149,27 +150,7 @@ describe.skipIf(!gpu.hasF16).each(MODELS)(`HF fixture %s in f16 compute on ${run
   });
 
   it("decode in the GPU 'lanes' layout (RMSNorm and SwiGLU fused into matvec_f16c's input) stays within 2e-2 at every position", async () => {
-    model.matvecLayout = "lanes";
-    try {
-      const V = model.config.vocabSize, c = ref.logits[0];
-      const block = engine.pool.allocate(c.ids.length, 0);
-      try {
-        for (let p = 0; p < c.ids.length; p++) {
-          const got = await engine.run(Uint32Array.of(c.ids[p]), { groups: [{ rows: 1, write: block, writeAt: p, plain: [block] }], logits: { from: 0, count: 1 } });
-          expect(relError(got.subarray(0, V), c.logits[p]), `position ${p}`).toBeLessThan(2e-2);
-        }
-      } finally {
-        engine.pool.release(block);
-      }
-      const prompt = Uint32Array.from(ref.greedy.prompt), n = ref.greedy.tokens.length;
-      const live = engine.pool.allocate(prompt.length + n, 0);
-      const got: number[] = [];
-      for await (const ch of decode(engine, { prompt, block: live, maxTokens: n, group: (rows, writeAt) => ({ rows, write: live, writeAt, plain: [live] }) })) got.push(...ch);
-      engine.pool.release(live);
-      expect(got).toEqual(ref.greedy.tokens);
-    } finally {
-      model.matvecLayout = undefined;
-    }
+    await expectLanesDecodeMatches(engine, ref, 2e-2);
   });
 
   it("the linear layers ran the f16c kernels (f16 storage implied), with weightDtype f16's fingerprint", async () => {

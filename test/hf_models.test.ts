@@ -9,6 +9,7 @@ import { decode } from "../src/engine/generate.ts";
 import { type ApeMode, modeLogits, sequentialLogits } from "../src/ape/ape.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { relError } from "./reference/random_model.ts";
+import { expectLanesDecodeMatches } from "./reference/lanes_decode.ts";
 
 interface Reference {
   logits: { ids: number[]; logits: number[][] }[];
@@ -50,28 +51,7 @@ describe.each(MODELS)(`HF fixture %s on ${runtimeName()}`, (name) => {
   });
 
   it("decode kernels (one row at a time, GPU 'lanes' layout: RMSNorm and SwiGLU fused into the projections) match at every position", async () => {
-    model.matvecLayout = "lanes";
-    try {
-      const V = model.config.vocabSize;
-      const c = ref.logits[0];
-      const block = engine.pool.allocate(c.ids.length, 0);
-      try {
-        for (let p = 0; p < c.ids.length; p++) {
-          const got = await engine.run(Uint32Array.of(c.ids[p]), { groups: [{ rows: 1, write: block, writeAt: p, plain: [block] }], logits: { from: 0, count: 1 } });
-          expect(relError(got.subarray(0, V), c.logits[p]), `position ${p}`).toBeLessThan(1e-4);
-        }
-      } finally {
-        engine.pool.release(block);
-      }
-      const prompt = Uint32Array.from(ref.greedy.prompt), n = ref.greedy.tokens.length;
-      const live = engine.pool.allocate(prompt.length + n, 0);
-      const got: number[] = [];
-      for await (const ch of decode(engine, { prompt, block: live, maxTokens: n, group: (rows, writeAt) => ({ rows, write: live, writeAt, plain: [live] }) })) got.push(...ch);
-      engine.pool.release(live);
-      expect(got).toEqual(ref.greedy.tokens);
-    } finally {
-      model.matvecLayout = undefined;
-    }
+    await expectLanesDecodeMatches(engine, ref, 1e-4);
   });
 
   it("sequential, parallel and APE logits match the PyTorch implementation of the formula", async () => {
