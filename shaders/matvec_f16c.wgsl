@@ -24,7 +24,7 @@ const WG_SIZE = 256u;
 @group(0) @binding(3) var<uniform> p: Params;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
-var<workgroup> partial: array<f32, 256>;
+//#include matvec_output.wgsl
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -41,16 +41,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       s += f32(dot(vec4<f16>(xin4(2u * k + 1u)), w[base + 2u * k + 1u]));
     }
   }
-  partial[lid.x] = s;
-  workgroupBarrier();
-  for (var step = 16u; step > 0u; step >>= 1u) {
-    if (lane < step) { partial[lid.x] += partial[lid.x + step]; }
-    workgroupBarrier();
-  }
-  if (lane == 0u && n < p.N) {
-    var v = partial[lid.x];
-    if ((p.flags & 1u) != 0u) { v += bias[p.colOffset + n]; }
-    if ((p.flags & 2u) != 0u) { v += y[p.colOffset + n]; }
-    y[p.colOffset + n] = v;
-  }
+  matvec_store(lid.x, lane, n, s);
 }

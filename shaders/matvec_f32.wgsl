@@ -17,7 +17,7 @@ const WG_SIZE = 256u;
 @group(0) @binding(3) var<uniform> p: Params;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
-var<workgroup> partial: array<f32, 256>;
+//#include matvec_output.wgsl
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -31,16 +31,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let base = n * k4;
     for (var k = lane; k < k4; k += 32u) { s += dot(xin4(k), w[base + k]); }
   }
-  partial[lid.x] = s;
-  workgroupBarrier();
-  for (var step = 16u; step > 0u; step >>= 1u) {
-    if (lane < step) { partial[lid.x] += partial[lid.x + step]; }
-    workgroupBarrier();
-  }
-  if (lane == 0u && n < p.N) {
-    var v = partial[lid.x];
-    if ((p.flags & 1u) != 0u) { v += bias[p.colOffset + n]; }
-    if ((p.flags & 2u) != 0u) { v += y[p.colOffset + n]; }
-    y[p.colOffset + n] = v;
-  }
+  matvec_store(lid.x, lane, n, s);
 }

@@ -13,7 +13,7 @@ const WG_SIZE = 256u;
 
 //#include quant_bytes.wgsl
 
-var<workgroup> partial: array<f32, 256>;
+//#include matvec_output.wgsl
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -30,16 +30,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       s += dot(v.hi, xin4(k / 4u + 1u));
     }
   }
-  partial[lid.x] = s;
-  workgroupBarrier();
-  for (var step = 16u; step > 0u; step >>= 1u) {
-    if (lane < step) { partial[lid.x] += partial[lid.x + step]; }
-    workgroupBarrier();
-  }
-  if (lane == 0u && n < p.N) {
-    var v = partial[lid.x];
-    if ((p.flags & 1u) != 0u) { v += bias[p.colOffset + n]; }
-    if ((p.flags & 2u) != 0u) { v += y[p.colOffset + n]; }
-    y[p.colOffset + n] = v;
-  }
+  matvec_store(lid.x, lane, n, s);
 }
