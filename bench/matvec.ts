@@ -76,7 +76,8 @@ export async function run(argv: string[]): Promise<number> {
       const one = await timed(1), many = await timed(reps + 1);
       const us = ((many - one) / reps) * 1000;
       const bytes = sh.N * ROW_BYTES[format](sh.K);
-      console.log(`${name.padEnd(18)} ${sh.name.padEnd(14)} ${us.toFixed(1).padStart(8)} us  ${(bytes / us / 1e6).toFixed(2).padStart(6)} TB/s of weights (${(bytes / 1e6).toFixed(1)} MB)`);
+      const rate = us > 0 ? `${(bytes / us / 1e6).toFixed(2).padStart(6)} TB/s of weights` : "(no difference measured: raise --reps)";
+      console.log(`${name.padEnd(18)} ${sh.name.padEnd(14)} ${Math.max(0, us).toFixed(1).padStart(8)} us  ${rate} (${(bytes / 1e6).toFixed(1)} MB)`);
       w.destroy();
     }
   }
