@@ -17,7 +17,7 @@ case "${1:-}" in
       q --split validation --modes ape --grid "$ts:0.4,0.5,0.6,0.7,0.8,0.9,1.0" > "$out/grid-T$ts.txt" 2>&1 &
     done
     wait
-    grep -h "^sequential:\|^parallel:\|^ape T=.*:" "$out"/grid-*.txt | sort -t= -k3 | tee "$out/grid-summary.txt"
+    grep -hE "^(sequential|parallel|ape T=[0-9.]+ S=[0-9.]+): [0-9]+/" "$out"/grid-*.txt | tee "$out/grid-summary.txt"
     ;;
   test)
     t=${2:?T}; s=${3:?S}
@@ -27,7 +27,7 @@ case "${1:-}" in
     q --split test --modes ape --temperature 0.9 --scale 0.9 > "$out/test-ape-0.9-0.9.txt" 2>&1 &
     q --split demo --modes sequential,parallel,ape --temperature "$t" --scale "$s" > "$out/demo-split.txt" 2>&1 &
     wait
-    tail -n 3 "$out"/test-*.txt "$out/demo-split.txt" | tee "$out/test-summary.txt"
+    grep -hE "^(sequential|parallel|ape T=[0-9.]+ S=[0-9.]+): [0-9]+/" "$out"/test-*.txt "$out/demo-split.txt" | tee "$out/test-summary.txt"
     ;;
   *) sed -n '2,9p' "$0" >&2; exit 2 ;;
 esac
