@@ -14,7 +14,7 @@ case "${1:-}" in
   grid)
     q --split validation --modes sequential,parallel > "$out/grid-baselines.txt" 2>&1 &
     for ts in 0.4,0.5 0.6,0.7 0.8 0.9 1.0; do
-      q --split validation --modes ape --grid "$ts:0.4,0.5,0.6,0.7,0.8,0.9,1.0" > "$out/grid-T$ts.txt" 2>&1 &
+      q --split validation --modes ape --grid "$ts:0.4,0.5,0.6,0.7,0.8,0.9,1.0" > "$out/grid-T${ts//,/_}.txt" 2>&1 &
     done
     wait
     grep -hE "^(sequential|parallel|ape T=[0-9.]+ S=[0-9.]+): [0-9]+/" "$out"/grid-*.txt | tee "$out/grid-summary.txt"
