@@ -10,31 +10,19 @@
 // Bounds:  dispatch (min(ceil(N/8), 65535), ceil(ceil(N/8)/65535)); rows n >= N are masked.
 // flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused); bits 2, 3 = SwiGLU or
 //        RMSNorm of the input on the fly (x is read through shaders/include/matvec_input.wgsl).
-struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32, eps: f32 }
-const WG_SIZE = 256u;
-//#include matvec_input.wgsl
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
 
-//#include matvec_output.wgsl
-
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  input_prepare(lid.x);
-  let lane = lid.x % 32u;
-  let sub = lid.x / 32u;
-  let n = (wg.x + wg.y * 65535u) * 8u + sub;
+// lane's share of row n . x
+fn row_dot(n: u32, lane: u32) -> f32 {
   let k8 = p.K / 8u;
+  let base = n * k8;
   var s = 0.0;
-  if (n < p.N) {
-    let base = n * k8;
-    for (var k = lane; k < k8; k += 32u) {
-      let h = w[base + k];
-      s += dot(xin4(2u * k), vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y)));
-      s += dot(xin4(2u * k + 1u), vec4<f32>(unpack2x16float(h.z), unpack2x16float(h.w)));
-    }
+  for (var k = lane; k < k8; k += 32u) {
+    let h = w[base + k];
+    s += dot(xin4(2u * k), vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y)));
+    s += dot(xin4(2u * k + 1u), vec4<f32>(unpack2x16float(h.z), unpack2x16float(h.w)));
   }
-  matvec_store(lid.x, lane, n, s);
+  return s;
 }
+
+//#include matvec_body.wgsl

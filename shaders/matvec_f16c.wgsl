@@ -16,30 +16,18 @@
 //        RMSNorm of the input on the fly, in f32 (x is read through shaders/include/matvec_input.wgsl).
 enable f16;
 
-struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32, eps: f32 }
-const WG_SIZE = 256u;
-//#include matvec_input.wgsl
 @group(0) @binding(1) var<storage, read> w: array<vec4<f16>>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
 
-//#include matvec_output.wgsl
-
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  input_prepare(lid.x);
-  let lane = lid.x % 32u;
-  let sub = lid.x / 32u;
-  let n = (wg.x + wg.y * 65535u) * 8u + sub;
+// lane's share of row n . x
+fn row_dot(n: u32, lane: u32) -> f32 {
   let k8 = p.K / 8u;
   var s = 0.0;
-  if (n < p.N) {
-    let base = n * 2u * k8;
-    for (var k = lane; k < k8; k += 32u) {
-      s += f32(dot(vec4<f16>(xin4(2u * k)), w[base + 2u * k]));
-      s += f32(dot(vec4<f16>(xin4(2u * k + 1u)), w[base + 2u * k + 1u]));
-    }
+  let base = n * 2u * k8;
+  for (var k = lane; k < k8; k += 32u) {
+    s += f32(dot(vec4<f16>(xin4(2u * k)), w[base + 2u * k]));
+    s += f32(dot(vec4<f16>(xin4(2u * k + 1u)), w[base + 2u * k + 1u]));
   }
-  matvec_store(lid.x, lane, n, s);
+  return s;
 }
+
+//#include matvec_body.wgsl

@@ -8,23 +8,15 @@
 //          lane-split matvec_f32 (which GPUs prefer: it coalesces reads).
 // Bounds:  dispatch (min(ceil(N/64), 65535), ceil(ceil(N/64)/65535)); rows n >= N return at once.
 // flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused).
-struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32 }
-@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let n = gid.x + gid.y * nwg.x * 64u;
-  if (n >= p.N) { return; }
+// row n . x
+fn row_sum(n: u32) -> f32 {
   let k4 = p.K / 4u;
   let base = n * k4;
   var s = vec4<f32>(0.0);
   for (var k = 0u; k < k4; k++) { s += x[k] * w[base + k]; }
-  var v = s.x + s.y + s.z + s.w;
-  if ((p.flags & 1u) != 0u) { v += bias[p.colOffset + n]; }
-  if ((p.flags & 2u) != 0u) { v += y[p.colOffset + n]; }
-  y[p.colOffset + n] = v;
+  return s.x + s.y + s.z + s.w;
 }
+
+//#include matvec_rows_body.wgsl

@@ -1,7 +1,7 @@
 // matvec_rows_q4_k: the decode-time linear layer for a single row, for CPU adapters, y[colOffset + n] = sum_k x[k] * W[n, k]
 // (+ bias[colOffset + n]), with W kept as GGUF Q4_K blocks in GPU memory and dequantized on the fly
 // (f32 accumulation). W is HF-shaped (out x in), possibly one row chunk of a larger matrix.
-// Inputs:  x: array<f32> [K]; w: array<u32>, the chunk's raw blocks: row n starts at byte
+// Inputs:  x: array<vec4<f32>> [K/4]; w: array<u32>, the chunk's raw blocks: row n starts at byte
 //          n * (K/256) * 144, rows contiguous, plus >= 4 bytes of padding at the end;
 //          bias: array<f32> (read only when flags bit 0 set); params (same struct as matvec_f32; M must be 1).
 //          144-byte super-blocks of 256: f16 d, f16 dmin, scales[12] (8 six-bit scales and mins), qs[128]; element e is in sub-block e/32 and is the nibble (low for even sub-blocks) of qs[32*(e/64) + e%32]; x = d*sc*q - dmin*m.

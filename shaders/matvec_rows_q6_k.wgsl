@@ -1,7 +1,7 @@
 // matvec_rows_q6_k: the decode-time linear layer for a single row, for CPU adapters, y[colOffset + n] = sum_k x[k] * W[n, k]
 // (+ bias[colOffset + n]), with W kept as GGUF Q6_K blocks in GPU memory and dequantized on the fly
 // (f32 accumulation). W is HF-shaped (out x in), possibly one row chunk of a larger matrix.
-// Inputs:  x: array<f32> [K]; w: array<u32>, the chunk's raw blocks: row n starts at byte
+// Inputs:  x: array<vec4<f32>> [K/4]; w: array<u32>, the chunk's raw blocks: row n starts at byte
 //          n * (K/256) * 210, rows contiguous, plus >= 4 bytes of padding at the end;
 //          bias: array<f32> (read only when flags bit 0 set); params (same struct as matvec_f32; M must be 1).
 //          210-byte super-blocks of 256: ql[128], qh[64], int8 scales[16], f16 d; element e = 128n + 32t + l (t = 0..3): low nibble of ql[64n + l + 32(t&1)] (high nibble if t >= 2), two high bits (2t) of qh[32n + l]; x = d * scales[e/16] * (q - 32).

@@ -1,0 +1,34 @@
+// matvec_body: main() of every matvec_<format> kernel (decode, one row of x; GPUs): 256 threads = 8 output
+// rows x 32 lanes. The format's file binds w (binding 1) and defines row_dot(n, lane): lane's share of
+// row n's dot product with the input, read through xin4 (matvec_input.wgsl: as stored, or SwiGLU /
+// RMSNorm on the fly). The 32 lanes of a row then add their shares and lane 0 writes
+// y[colOffset + n] (+ bias with flags bit 0, + the old y with bit 1: the fused residual add).
+struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32, eps: f32 }
+const WG_SIZE = 256u;
+//#include matvec_input.wgsl
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+
+var<workgroup> partial: array<f32, 256>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  input_prepare(lid.x);
+  let lane = lid.x % 32u;
+  let n = (wg.x + wg.y * 65535u) * 8u + lid.x / 32u;
+  var s = 0.0;
+  if (n < p.N) { s = row_dot(n, lane); }
+  partial[lid.x] = s;
+  workgroupBarrier();
+  for (var step = 16u; step > 0u; step >>= 1u) {
+    if (lane < step) { partial[lid.x] += partial[lid.x + step]; }
+    workgroupBarrier();
+  }
+  if (lane == 0u && n < p.N) {
+    var v = partial[lid.x];
+    if ((p.flags & 1u) != 0u) { v += bias[p.colOffset + n]; }
+    if ((p.flags & 2u) != 0u) { v += y[p.colOffset + n]; }
+    y[p.colOffset + n] = v;
+  }
+}
