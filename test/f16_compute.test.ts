@@ -10,7 +10,6 @@ import { Kernels } from "../src/gpu/shaders.ts";
 import { Program } from "../src/engine/program.ts";
 import { kernelFormat, type MatvecLayout, recordLinear } from "../src/engine/linear.ts";
 import { Engine } from "../src/engine/engine.ts";
-import { decode } from "../src/engine/generate.ts";
 import { sequentialLogits } from "../src/ape/ape.ts";
 import { loadHfFolder, type Model } from "../src/model/model.ts";
 import { f16ToF32, f32ToF16 } from "../src/model/quant.ts";
@@ -18,7 +17,7 @@ import { destroyLinear, uploadQuantLinear } from "../src/model/weights.ts";
 import { GpuUnavailableError, InvalidArgumentError } from "../src/errors.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { relError, rng } from "./reference/random_model.ts";
-import { expectLanesDecodeMatches } from "./reference/lanes_decode.ts";
+import { expectGreedyMatches, expectLanesDecodeMatches } from "./reference/fixture_decode.ts";
 
 const gpu = await getGpu();
 if (!gpu.hasF16) console.warn(`f16 compute: the adapter (${gpu.description}) lacks shader-f16; f16-compute kernel and fixture tests are skipped`);
@@ -141,12 +140,7 @@ describe.skipIf(!gpu.hasF16).each(MODELS)(`HF fixture %s in f16 compute on ${run
   });
 
   it("greedy generation reproduces transformers' tokens", async () => {
-    const prompt = Uint32Array.from(ref.greedy.prompt), n = ref.greedy.tokens.length;
-    const block = engine.pool.allocate(prompt.length + n, 0);
-    const got: number[] = [];
-    for await (const c of decode(engine, { prompt, block, maxTokens: n, group: (rows, writeAt) => ({ rows, write: block, writeAt, plain: [block] }) })) got.push(...c);
-    engine.pool.release(block);
-    expect(got).toEqual(ref.greedy.tokens);
+    await expectGreedyMatches(engine, ref);
   });
 
   it("decode in the GPU 'lanes' layout (RMSNorm and SwiGLU fused into matvec_f16c's input) stays within 2e-2 at every position", async () => {

@@ -5,11 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readdirSync, readFileSync } from "node:fs";
 import { loadHfFolder, type Model } from "../src/model/model.ts";
 import { Engine } from "../src/engine/engine.ts";
-import { decode } from "../src/engine/generate.ts";
 import { type ApeMode, modeLogits, sequentialLogits } from "../src/ape/ape.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { relError } from "./reference/random_model.ts";
-import { expectLanesDecodeMatches } from "./reference/lanes_decode.ts";
+import { expectGreedyMatches, expectLanesDecodeMatches } from "./reference/fixture_decode.ts";
 
 interface Reference {
   logits: { ids: number[]; logits: number[][] }[];
@@ -42,12 +41,7 @@ describe.each(MODELS)(`HF fixture %s on ${runtimeName()}`, (name) => {
   });
 
   it("greedy generation reproduces transformers' tokens", async () => {
-    const prompt = Uint32Array.from(ref.greedy.prompt), n = ref.greedy.tokens.length;
-    const block = engine.pool.allocate(prompt.length + n, 0);
-    const got: number[] = [];
-    for await (const c of decode(engine, { prompt, block, maxTokens: n, group: (rows, writeAt) => ({ rows, write: block, writeAt, plain: [block] }) })) got.push(...c);
-    engine.pool.release(block);
-    expect(got).toEqual(ref.greedy.tokens);
+    await expectGreedyMatches(engine, ref);
   });
 
   it("decode kernels (one row at a time, GPU 'lanes' layout: RMSNorm and SwiGLU fused into the projections) match at every position", async () => {

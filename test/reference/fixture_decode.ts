@@ -1,5 +1,6 @@
-// Shared by the fixture tests: decode one row at a time through the GPU "lanes" kernels (RMSNorm and
-// SwiGLU fused into the projections' input stage) and compare with transformers' reference.
+// Shared by the fixture tests (f32 and f16 compute): greedy generation, and decoding one row at a time
+// through the GPU "lanes" kernels (RMSNorm and SwiGLU fused into the projections' input stage), compared
+// with transformers' reference.
 import { expect } from "vitest";
 import type { Engine } from "../../src/engine/engine.ts";
 import { decode } from "../../src/engine/generate.ts";
@@ -25,16 +26,21 @@ export async function expectLanesDecodeMatches(engine: Engine, ref: FixtureRefer
     } finally {
       engine.pool.release(block);
     }
-    const prompt = Uint32Array.from(ref.greedy.prompt), n = ref.greedy.tokens.length;
-    const live = engine.pool.allocate(prompt.length + n, 0);
-    const got: number[] = [];
-    try {
-      for await (const ch of decode(engine, { prompt, block: live, maxTokens: n, group: (rows, writeAt) => ({ rows, write: live, writeAt, plain: [live] }) })) got.push(...ch);
-    } finally {
-      engine.pool.release(live);
-    }
-    expect(got).toEqual(ref.greedy.tokens);
+    await expectGreedyMatches(engine, ref);
   } finally {
     model.matvecLayout = undefined;
   }
+}
+
+/** Greedy generation from the reference prompt reproduces transformers' tokens. */
+export async function expectGreedyMatches(engine: Engine, ref: FixtureReference): Promise<void> {
+  const prompt = Uint32Array.from(ref.greedy.prompt), n = ref.greedy.tokens.length;
+  const block = engine.pool.allocate(prompt.length + n, 0);
+  const got: number[] = [];
+  try {
+    for await (const c of decode(engine, { prompt, block, maxTokens: n, group: (rows, writeAt) => ({ rows, write: block, writeAt, plain: [block] }) })) got.push(...c);
+  } finally {
+    engine.pool.release(block);
+  }
+  expect(got).toEqual(ref.greedy.tokens);
 }
