@@ -19,6 +19,7 @@ import { Params, Program } from "../src/engine/program.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
 import { parseArgs } from "../sdk/commands/args.ts";
 import { decodeBreakdown } from "./decode_breakdown.ts";
+import { randomWeightBytes, randomWords } from "./random_weights.ts";
 
 const SHAPES: Record<string, Partial<ModelConfig>> = {
   "llama-3.2-1b": { hidden: 2048, intermediate: 8192, layers: 16, heads: 32, kvHeads: 8, headDim: 64, vocabSize: 128256, tieEmbeddings: false },
@@ -26,30 +27,14 @@ const SHAPES: Record<string, Partial<ModelConfig>> = {
 };
 
 const DTYPES: Record<string, string> = { f32: "F32", f16: "F16", q8_0: "Q8_0", q4_1: "Q4_1", q4_0: "Q4_0" };
-/** Block layouts: bytes per 32 weights, and the f16 scale words (offset, value) set in each block. */
-const BLOCKS: Record<string, { bytes: number; scales: [number, number][] }> = {
-  Q8_0: { bytes: 34, scales: [[0, 0x1800]] },
-  Q4_1: { bytes: 20, scales: [[0, 0x1400], [2, 0x9c00]] },
-  Q4_0: { bytes: 18, scales: [[0, 0x1c00]] },
-};
-
 /**
- * Random weights made straight in their storage format (fast enough for a 1B model: raw random bits,
- * with f16 exponents and block scales fixed to small values), generated on demand by name. The
+ * Random weights in their storage format (bench/random_weights.ts), generated on demand by name. The
  * embedding is f32 (the gather reads f32 rows) and untied from an LM head in the benchmarked dtype, so
  * every matrix a decode step reads is in that dtype.
  */
 function randomSource(cfg: ModelConfig, dtype: string): { get(name: string): HostTensor | undefined } {
   const { hidden: H, intermediate: I, heads, kvHeads, headDim: hd, vocabSize: V } = cfg;
-  let s = 0x9e3779b9;
-  const bits = (words: number) => {
-    const u = new Uint32Array(words);
-    for (let i = 0; i < words; i++) {
-      s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
-      u[i] = s >>> 0;
-    }
-    return u;
-  };
+  const bits = randomWords();
   const shapeOf = (name: string): number[] | undefined => {
     if (name === "model.embed_tokens.weight" || name === "lm_head.weight") return [V, H];
     if (name === "model.norm.weight" || name.endsWith("layernorm.weight")) return [H];
@@ -66,26 +51,7 @@ function randomSource(cfg: ModelConfig, dtype: string): { get(name: string): Hos
       if (!shape) return undefined;
       const n = shape.reduce((a, b) => a * b, 1);
       const type = shape.length === 1 || name === "model.embed_tokens.weight" ? "F32" : dtype;
-      if (type === "F32") {
-        const u = bits(n), f = new Float32Array(u.buffer);
-        const norm = shape.length === 1;
-        for (let i = 0; i < n; i++) f[i] = norm ? 1 : (u[i] / 4294967296 - 0.5) * 0.04;
-        return { name, dtype: type, shape, data: new Uint8Array(f.buffer) };
-      }
-      if (type === "F16") {
-        const u = bits(n / 2);
-        for (let i = 0; i < u.length; i++) u[i] = (u[i] & 0x83ff83ff) | 0x20002000; // ±[2^-7, 2^-6)
-        return { name, dtype: type, shape, data: new Uint8Array(u.buffer) };
-      }
-      const b = BLOCKS[type];
-      const blocks = n / 32;
-      const data = new Uint8Array(bits(Math.ceil((blocks * b.bytes) / 4)).buffer, 0, blocks * b.bytes);
-      for (let k = 0; k < blocks; k++) {
-        for (const [o, v] of b.scales) {
-          data[k * b.bytes + o] = v & 0xff;
-          data[k * b.bytes + o + 1] = v >> 8;
-        }
-      }
+      const data = randomWeightBytes(type, n, bits, shape.length === 1);
       return { name, dtype: type, shape, data };
     },
   };

@@ -13,29 +13,8 @@ import { Kernels } from "../src/gpu/shaders.ts";
 import { Params, Program } from "../src/engine/program.ts";
 import { parseArgs } from "../sdk/commands/args.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
-
-/** Bytes per row of K weights, per weight format (the kernel name's suffix up to any variant letters). */
-const ROW_BYTES: Record<string, (K: number) => number> = {
-  f32: (K) => K * 4, f16: (K) => K * 2, q8_0: (K) => (K / 32) * 34, q4_1: (K) => (K / 32) * 20, q4_0: (K) => (K / 32) * 18,
-};
-/** f16 scale words written into every block so the random weights stay finite. */
-const SCALES: Record<string, { bytes: number; at: [number, number][] }> = {
-  q8_0: { bytes: 34, at: [[0, 0x1800]] }, q4_1: { bytes: 20, at: [[0, 0x1400], [2, 0x9c00]] }, q4_0: { bytes: 18, at: [[0, 0x1c00]] },
-};
-
-function randomWeights(format: string, rows: number, K: number): Uint8Array {
-  const n = rows * ROW_BYTES[format](K);
-  const u = new Uint32Array(Math.ceil(n / 4) + 1);
-  let s = 0x9e3779b9;
-  for (let i = 0; i < u.length; i++) {
-    s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
-    u[i] = format === "f16" ? ((s >>> 0) & 0x83ff83ff) | 0x20002000 : format === "f32" ? 0x3c000000 | (s & 0x007fffff) : s >>> 0;
-  }
-  const b = new Uint8Array(u.buffer, 0, n + 4);
-  const sc = SCALES[format];
-  if (sc) for (let o = 0; o + sc.bytes <= n; o += sc.bytes) for (const [at, v] of sc.at) { b[o + at] = v & 0xff; b[o + at + 1] = v >> 8; }
-  return b;
-}
+import { FORMATS, rowBytes } from "../src/model/quant.ts";
+import { RANDOM_TYPES, randomWeightBytes } from "./random_weights.ts";
 
 export async function run(argv: string[]): Promise<number> {
   const a = parseArgs(argv, { string: ["kernels", "reps"] });
@@ -56,11 +35,14 @@ export async function run(argv: string[]): Promise<number> {
   const g = uploadF32(dev, new Float32Array(8192).fill(1));
   const y = storageBuffer(dev, 128256 * 4);
   for (const name of kernels) {
-    const format = Object.keys(ROW_BYTES).find((f) => name.startsWith(`matvec_${f}`));
-    if (!format) throw new InvalidArgumentError(`--kernels: cannot tell the weight format of '${name}'`);
+    // the weight type from the kernel's name: matvec_<gpu format>[variant]
+    const type = RANDOM_TYPES.find((t) => name.startsWith(`matvec_${FORMATS[t].gpu ?? t.toLowerCase()}`));
+    if (!type) throw new InvalidArgumentError(`--kernels: no random weights for '${name}' (formats: ${RANDOM_TYPES.join(", ")})`);
     const pipe = k.pipeline(name);
     for (const sh of shapes) {
-      const w = uploadBytes(dev, randomWeights(format, sh.N, sh.K));
+      const padded = new Uint8Array(sh.N * rowBytes(type, sh.K) + 4); // block kernels may read one word past the end
+      padded.set(randomWeightBytes(type, sh.N * sh.K));
+      const w = uploadBytes(dev, padded);
       const timed = async (n: number) => {
         const prog = new Program(dev);
         const params = prog.uniform(new Params().u(1, sh.N, sh.K, sh.N, 0, sh.flags).f(1e-5).bytes());
@@ -75,7 +57,7 @@ export async function run(argv: string[]): Promise<number> {
       await timed(2);
       const one = await timed(1), many = await timed(reps + 1);
       const us = ((many - one) / reps) * 1000;
-      const bytes = sh.N * ROW_BYTES[format](sh.K);
+      const bytes = sh.N * rowBytes(type, sh.K);
       const rate = us > 0 ? `${(bytes / us / 1e6).toFixed(2).padStart(6)} TB/s of weights` : "(no difference measured: raise --reps)";
       console.log(`${name.padEnd(18)} ${sh.name.padEnd(14)} ${Math.max(0, us).toFixed(1).padStart(8)} us  ${rate} (${(bytes / 1e6).toFixed(1)} MB)`);
       w.destroy();
