@@ -66,9 +66,10 @@ export function recordLinear(
   // kernel flags: bit 0 adds the bias, bit 1 adds the result to y (the residual add, fused), bits 2 and 3
   // transform the input (SwiGLU, RMSNorm)
   const flags = (W.bias ? 1 : 0) | (accumulate ? 2 : 0) | (input.swiglu ? 4 : 0) | (input.norm ? 8 : 0);
+  const lanes = fusesInput(rows, layout); // the matvec_<fmt> kernels: input stage, norm weight at binding 5
   if (W.cols % 4 !== 0) throw new ModelFormatError(`a linear layer has ${W.cols} input features; apekit needs a multiple of 4`);
-  if ((input.swiglu || input.norm) && !fusesInput(rows, layout)) throw new Error(`recordLinear: input transforms need one row in the lanes layout`);
-  if (rows === 1 && layout === "lanes" && W.format === "f16" && W.cols % 8 !== 0) {
+  if ((input.swiglu || input.norm) && !lanes) throw new Error(`recordLinear: input transforms need one row in the lanes layout`);
+  if (lanes && W.format === "f16" && W.cols % 8 !== 0) {
     throw new ModelFormatError(`an f16 linear layer has ${W.cols} input features; apekit's f16 kernels need a multiple of 8`);
   }
   if (scratch && rows >= DEQUANT_MIN_ROWS && isBlockFormat(W.format)) {
@@ -86,16 +87,15 @@ export function recordLinear(
     return;
   }
   const fmt = kernelFormat(W);
-  const name = rows > 1 ? `matmul_${fmt}` : layout === "rows" ? `matvec_rows_${fmt}` : `matvec_${fmt}`;
+  const name = rows > 1 ? `matmul_${fmt}` : lanes ? `matvec_${fmt}` : `matvec_rows_${fmt}`;
   const pipe = k.pipeline(name);
-  const lanes = rows === 1 && layout === "lanes";
   for (const ch of W.chunks) {
     const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, flags).f(input.norm?.eps ?? 0).bytes());
     const buffers = [x, ch.buffer, y, params, W.bias ?? ch.buffer];
     const bind = k.bind(pipe, lanes ? [...buffers, input.norm?.weight ?? x] : buffers);
     if (rows > 1) prog.dispatch(pipe, bind, ceil(ch.rows, 64), ceil(rows, 64));
     else {
-      const groups = ceil(ch.rows, layout === "rows" ? 64 : 8);
+      const groups = ceil(ch.rows, lanes ? 8 : 64);
       prog.dispatch(pipe, bind, Math.min(groups, 65535), ceil(groups, 65535));
     }
   }

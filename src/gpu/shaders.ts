@@ -18,6 +18,7 @@ import { GpuUnavailableError } from "../errors.ts";
 
 const SHADER_DIR = new URL("../../shaders/", import.meta.url);
 const sources = new Map<string, string>();
+const includes = new Map<string, string>(); // shaders/include/ files, read once
 
 /**
  * The WGSL source of `shaders/<name>.wgsl`, with each `//#include <file>.wgsl` line replaced by
@@ -38,7 +39,9 @@ function expandIncludes(code: string, from: string, seen: string[]): string {
   return code.replace(/^\/\/#include ([\w.]+\.wgsl)$/gm, (_, file: string) => {
     if (seen.includes(file)) throw new Error(`shaders: ${from} includes ${file} twice (or in a cycle)`);
     seen.push(file);
-    return expandIncludes(readFileSync(new URL(`include/${file}`, SHADER_DIR), "utf8"), file, seen);
+    let text = includes.get(file);
+    if (text === undefined) includes.set(file, (text = readFileSync(new URL(`include/${file}`, SHADER_DIR), "utf8")));
+    return expandIncludes(text, file, seen);
   });
 }
 
