@@ -20,7 +20,7 @@ import { InvalidArgumentError } from "../src/errors.ts";
 import { Ape, type ContextHandle, type Mode } from "../sdk/ape.ts";
 import { loadModel } from "../sdk/load.ts";
 import { parseArgs } from "../sdk/commands/args.ts";
-import { PREFIX } from "../sdk/commands/demo.ts";
+import { loadFacts, PREFIX } from "../sdk/commands/demo.ts";
 
 export type Split = "test" | "validation" | "demo";
 
@@ -48,9 +48,9 @@ export interface QualityResult {
 /** The questions of a split with their documents. */
 export function loadQualitySet(split: Split): QualitySet {
   if (split === "demo") {
-    const facts = JSON.parse(readFileSync(new URL("../examples/data/facts.json", import.meta.url), "utf8"));
-    const documents: string[] = facts.documents;
-    const questions = (facts.questions as { question: string; answers: string[] }[]).map((q) => ({
+    const facts = loadFacts();
+    const documents = facts.documents;
+    const questions = facts.questions.map((q) => ({
       ...q,
       doc: documents.findIndex((d) => q.answers.some((a) => d.toLowerCase().includes(a.toLowerCase()))),
     }));
