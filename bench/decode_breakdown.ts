@@ -13,6 +13,7 @@
 import type { Engine } from "../src/engine/engine.ts";
 import { Forward } from "../src/engine/forward.ts";
 import { readBuffer } from "../src/gpu/buffers.ts";
+import { Sampler } from "../src/engine/sampler.ts";
 
 export interface DecodeBreakdown {
   /** Dispatches in one decode step (forward pass and LM head). */
@@ -21,8 +22,10 @@ export interface DecodeBreakdown {
   encodeMs: number;
   /** Host time of one queue.submit of a step. */
   submitMs: number;
-  /** GPU time of one step, replayed back to back in one submit. */
+  /** GPU time of one step (forward pass, LM head and greedy sampling), replayed back to back in one submit. */
   gpuMs: number;
+  /** GPU time of the sampling dispatch alone (greedy, repetition penalty 1.1), replayed the same way. */
+  sampleMs: number;
 }
 
 export async function decodeBreakdown(engine: Engine, contextTokens = 64, reps = 32): Promise<DecodeBreakdown> {
@@ -32,6 +35,8 @@ export async function decodeBreakdown(engine: Engine, contextTokens = 64, reps =
   const fwd = new Forward(engine.model, engine.pool, 1, {
     groups: [{ rows: 1, write: block, writeAt: contextTokens, plain: [block] }], logits: { from: 0, count: 1 },
   });
+  const sampler = new Sampler(engine.model, { repetitionPenalty: 1.1 }, 1, Uint32Array.from({ length: 64 }, (_, i) => i * 997));
+  sampler.record(fwd.program, fwd.logits);
   try {
     fwd.setIds(new Uint32Array([1]));
     const encodeOne = () => {
@@ -67,8 +72,28 @@ export async function decodeBreakdown(engine: Engine, contextTokens = 64, reps =
     dev.queue.submit([many]);
     await readBuffer(dev, fwd.logits, 4);
     const gpuMs = (performance.now() - t - single) / (reps - 1);
-    return { dispatches: fwd.program.steps.length, encodeMs, submitMs, gpuMs };
+    const last = fwd.program.steps[fwd.program.steps.length - 1]; // the sampling dispatch
+    const replay = (n: number) => {
+      const enc = dev.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      pass.setPipeline(last.pipeline);
+      pass.setBindGroup(0, last.bind);
+      for (let i = 0; i < n; i++) pass.dispatchWorkgroups(1);
+      pass.end();
+      return enc.finish();
+    };
+    const timeReplay = async (n: number) => {
+      const c = replay(n);
+      const t0 = performance.now();
+      dev.queue.submit([c]);
+      await readBuffer(dev, fwd.logits, 4);
+      return performance.now() - t0;
+    };
+    await timeReplay(1);
+    const sampleMs = ((await timeReplay(reps + 1)) - (await timeReplay(1))) / reps;
+    return { dispatches: fwd.program.steps.length, encodeMs, submitMs, gpuMs, sampleMs };
   } finally {
+    sampler.destroy();
     fwd.destroy();
     engine.pool.release(block);
   }

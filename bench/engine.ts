@@ -141,7 +141,7 @@ export async function run(argv: string[]): Promise<number> {
   console.log(`decode: ${n} tokens, ${(1 / perToken).toFixed(1)} tokens/s (${(perToken * 1000).toFixed(2)} ms/token, difference of a 16- and a ${16 + decodeN}-token run)`);
   console.log(`bytes read per token: ${((weights + kv) / 1e9).toFixed(3)} GB; floor at copy bandwidth: ${(floor * 1000).toFixed(3)} ms/token; fraction of floor reached: ${(floor / perToken * 100).toFixed(1)}%`);
   const b = await decodeBreakdown(engine, prompt.length + decodeN / 2);
-  console.log(`decode step: ${b.dispatches} dispatches; host encode ${b.encodeMs.toFixed(3)} ms, submit ${b.submitMs.toFixed(3)} ms; GPU ${b.gpuMs.toFixed(3)} ms (${(b.gpuMs * 1000 / b.dispatches).toFixed(1)} us per dispatch; steps replayed in one submit)`);
+  console.log(`decode step: ${b.dispatches} dispatches; host encode ${b.encodeMs.toFixed(3)} ms, submit ${b.submitMs.toFixed(3)} ms; GPU ${b.gpuMs.toFixed(3)} ms (${(b.gpuMs * 1000 / b.dispatches).toFixed(1)} us per dispatch; steps replayed in one submit), of which sampling ${(b.sampleMs * 1000).toFixed(1)} us`);
   engine.pool.release(block);
   engine.destroy();
   model.destroy();

@@ -7,7 +7,7 @@
 //          bitmask of tokens seen, state: array<u32> (state[0] = step index), params.
 // Outputs: tokens[step] = chosen id, next[0] = chosen id (the next step's embedding input), and the
 //          chosen id's bit set in `seen`.
-// Bounds:  ONE workgroup of 256 threads; dispatch (1, 1, 1). Top-k / top-p thresholds are found by
+// Bounds:  ONE workgroup of 1024 threads; dispatch (1, 1, 1). Top-k / top-p thresholds are found by
 //          32-step bisection over logit values (ties at the threshold are all kept).
 struct Params { vocab: u32, topK: u32, seed: u32, pad: u32, temperature: f32, topP: f32, penalty: f32, pad2: f32 }
 @group(0) @binding(0) var<storage, read_write> logits: array<f32>;
@@ -17,9 +17,9 @@ struct Params { vocab: u32, topK: u32, seed: u32, pad: u32, temperature: f32, to
 @group(0) @binding(4) var<storage, read> state: array<u32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
-const WG = 256u;
-var<workgroup> redF: array<f32, 256>;
-var<workgroup> redU: array<u32, 256>;
+const WG = 1024u;
+var<workgroup> redF: array<f32, WG>;
+var<workgroup> redU: array<u32, WG>;
 var<workgroup> chosen: u32;
 
 fn sumF(lid: u32, v: f32) -> f32 {
@@ -66,10 +66,6 @@ fn sumU(lid: u32, v: u32) -> u32 {
   return workgroupUniformLoad(&redU[0]);
 }
 
-fn isSeen(i: u32) -> bool {
-  return (atomicLoad(&seen[i / 32u]) & (1u << (i % 32u))) != 0u;
-}
-
 // PCG-style hash: a uniform float in [0, 1) from (seed, step).
 fn random01(seed: u32, step: u32) -> f32 {
   var x = seed * 747796405u + step * 2891336453u + 1u;
@@ -96,16 +92,22 @@ fn mass(lid: u32, threshold: f32, mx: f32) -> f32 {
   return sumF(lid, s);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(1024)
 fn main(@builtin(local_invocation_id) lid3: vec3<u32>) {
   let lid = lid3.x;
   let step = state[0];
   // 1. repetition penalty
+  // (walks the bitmask's words and touches only the seen ids)
   if (p.penalty != 1.0) {
-    for (var i = lid; i < p.vocab; i += WG) {
-      if (isSeen(i)) {
-        let l = logits[i];
-        logits[i] = select(l * p.penalty, l / p.penalty, l > 0.0);
+    for (var wi = lid; wi < (p.vocab + 31u) / 32u; wi += WG) {
+      var m = atomicLoad(&seen[wi]);
+      while (m != 0u) {
+        let i = wi * 32u + firstTrailingBit(m);
+        m &= m - 1u;
+        if (i < p.vocab) {
+          let l = logits[i];
+          logits[i] = select(l * p.penalty, l / p.penalty, l > 0.0);
+        }
       }
     }
   }
@@ -115,9 +117,12 @@ fn main(@builtin(local_invocation_id) lid3: vec3<u32>) {
   if (p.temperature <= 0.0) {
     var best = -3.4e38;
     var bestI = 0xffffffffu;
-    for (var i = lid; i < p.vocab; i += WG) {
-      let l = logits[i];
-      if (l > best) { best = l; bestI = i; }
+    // four consecutive ids per thread per trip: independent loads in flight, 16 contiguous bytes per lane
+    for (var i = lid * 4u; i < p.vocab; i += WG * 4u) {
+      for (var j = 0u; j < 4u; j++) {
+        let l = logits[min(i + j, p.vocab - 1u)];
+        if (l > best) { best = l; bestI = min(i + j, p.vocab - 1u); }
+      }
     }
     let mx = maxF(lid, best);
     var cand = 0xffffffffu;
