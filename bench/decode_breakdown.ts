@@ -26,6 +26,8 @@ export interface DecodeBreakdown {
   gpuMs: number;
   /** GPU time of the sampling dispatch alone (greedy, repetition penalty 1.1), replayed the same way. */
   sampleMs: number;
+  /** Per kernel and grid (`name[grid]`): its dispatches in one step and their GPU time per step (replayed alone). */
+  kernels: { name: string; dispatches: number; ms: number }[];
 }
 
 export async function decodeBreakdown(engine: Engine, contextTokens = 64, reps = 32): Promise<DecodeBreakdown> {
@@ -72,26 +74,37 @@ export async function decodeBreakdown(engine: Engine, contextTokens = 64, reps =
     dev.queue.submit([many]);
     await readBuffer(dev, fwd.logits, 4);
     const gpuMs = (performance.now() - t - single) / (reps - 1);
-    const last = fwd.program.steps[fwd.program.steps.length - 1]; // the sampling dispatch
-    const replay = (n: number) => {
+    // each kernel's dispatches replayed `reps` times in one pass (a pass of 1 repetition subtracted)
+    const timeReplay = async (steps: typeof fwd.program.steps, n: number) => {
       const enc = dev.createCommandEncoder();
       const pass = enc.beginComputePass();
-      pass.setPipeline(last.pipeline);
-      pass.setBindGroup(0, last.bind);
-      for (let i = 0; i < n; i++) pass.dispatchWorkgroups(1);
+      for (let i = 0; i < n; i++) {
+        for (const s of steps) {
+          pass.setPipeline(s.pipeline);
+          pass.setBindGroup(0, s.bind);
+          pass.dispatchWorkgroups(...s.grid);
+        }
+      }
       pass.end();
-      return enc.finish();
-    };
-    const timeReplay = async (n: number) => {
-      const c = replay(n);
+      const c = enc.finish();
       const t0 = performance.now();
       dev.queue.submit([c]);
       await readBuffer(dev, fwd.logits, 4);
       return performance.now() - t0;
     };
-    await timeReplay(1);
-    const sampleMs = ((await timeReplay(reps + 1)) - (await timeReplay(1))) / reps;
-    return { dispatches: fwd.program.steps.length, encodeMs, submitMs, gpuMs, sampleMs };
+    const byKernel = new Map<string, typeof fwd.program.steps>();
+    for (const s of fwd.program.steps) {
+      const key = `${s.pipeline.label}[${s.grid.filter((g, i) => i === 0 || g > 1).join("x")}]`; // the grid tells projections apart
+      byKernel.set(key, [...(byKernel.get(key) ?? []), s]);
+    }
+    const kernels: DecodeBreakdown["kernels"] = [];
+    for (const [name, steps] of byKernel) {
+      await timeReplay(steps, 1);
+      const ms = ((await timeReplay(steps, reps + 1)) - (await timeReplay(steps, 1))) / reps;
+      kernels.push({ name, dispatches: steps.length, ms });
+    }
+    const sampleMs = kernels.find((k) => k.name.startsWith("sample["))?.ms ?? 0;
+    return { dispatches: fwd.program.steps.length, encodeMs, submitMs, gpuMs, sampleMs, kernels };
   } finally {
     sampler.destroy();
     fwd.destroy();

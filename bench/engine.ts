@@ -14,6 +14,7 @@ import type { HostTensor } from "../src/model/tensor.ts";
 import type { GpuLinear } from "../src/model/weights.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { decode } from "../src/engine/generate.ts";
+import { MATVEC_VARIANTS } from "../src/engine/linear.ts";
 import { sequentialLogits } from "../src/ape/ape.ts";
 import { Params, Program } from "../src/engine/program.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
@@ -84,7 +85,7 @@ async function copyBandwidth(gpu: Gpu, kernels: import("../src/gpu/shaders.ts").
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { string: ["dtype", "compute", "layers", "prefill", "decode", "shape", "context"] });
+  const a = parseArgs(argv, { string: ["dtype", "compute", "layers", "prefill", "decode", "shape", "context", "matvec"] });
   const shapeName = a.string.shape ?? "llama-3.2-1b";
   const shape = SHAPES[shapeName];
   if (!shape) throw new InvalidArgumentError(`--shape must be one of ${Object.keys(SHAPES).join(", ")}`);
@@ -100,6 +101,11 @@ export async function run(argv: string[]): Promise<number> {
   };
   if (a.string.layers) cfg.layers = Number(a.string.layers);
   const prefillN = Number(a.string.prefill ?? 512), decodeN = Number(a.string.decode ?? 128);
+  for (const spec of (a.string.matvec ?? "").split(",").filter(Boolean)) {
+    const [kernel, rows] = spec.split("@");
+    MATVEC_VARIANTS.set(kernel.replace(/^matvec_/, "").replace(/_[a-z]$/, ""), { kernel, rows: Number(rows ?? 1) });
+    console.log(`matvec variant: ${kernel} with ${rows ?? 1} rows per warp`);
+  }
   const gpu = await getGpu();
   console.log(`adapter: ${gpu.description}`);
   console.log(`model: ${shapeName} shape (${cfg.layers} layers, hidden ${cfg.hidden}, vocab ${cfg.vocabSize}), random ${dtype} weights, ${compute} compute`);
@@ -142,6 +148,8 @@ export async function run(argv: string[]): Promise<number> {
   console.log(`bytes read per token: ${((weights + kv) / 1e9).toFixed(3)} GB; floor at copy bandwidth: ${(floor * 1000).toFixed(3)} ms/token; fraction of floor reached: ${(floor / perToken * 100).toFixed(1)}%`);
   const b = await decodeBreakdown(engine, prompt.length + decodeN / 2);
   console.log(`decode step: ${b.dispatches} dispatches; host encode ${b.encodeMs.toFixed(3)} ms, submit ${b.submitMs.toFixed(3)} ms; GPU ${b.gpuMs.toFixed(3)} ms (${(b.gpuMs * 1000 / b.dispatches).toFixed(1)} us per dispatch; steps replayed in one submit), of which sampling ${(b.sampleMs * 1000).toFixed(1)} us`);
+  const each = b.kernels.map((k) => `${k.name} x${k.dispatches} ${(k.ms * 1000).toFixed(0)} us`).join(", ");
+  console.log(`per kernel (dispatches replayed alone, GPU time per step): ${each}; sum ${(b.kernels.reduce((n, k) => n + k.ms, 0)).toFixed(3)} ms`);
   engine.pool.release(block);
   engine.destroy();
   model.destroy();

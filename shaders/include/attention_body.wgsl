@@ -1,6 +1,6 @@
 // attention_body: the attention kernel shared by attention.wgsl (f32 KV pools) and attention_f16kv.wgsl
-// (half-float pools); the including file binds kpool (1) and vpool (2) and defines kPair(i) (key
-// elements i, i+1; i even) and vAt(i) (value element i). See attention.wgsl's header.
+// (half-float pools); the including file binds kpool (1) and vpool (2) and defines kQuad(i) and vQuad(i)
+// (key / value elements i..i+3; i a multiple of 4). See attention.wgsl's header.
 struct Params { rows: u32, heads: u32, kvHeads: u32, headDim: u32, qStride: u32, scale: f32, window: u32 }
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(3) var<storage, read> rowInfo: array<vec4<u32>>;
@@ -10,9 +10,10 @@ struct Params { rows: u32, heads: u32, kvHeads: u32, headDim: u32, qStride: u32,
 @group(0) @binding(7) var<uniform> p: Params;
 
 const NEG = -1e30;
-var<workgroup> qs: array<f32, 256>;
+var<workgroup> qs: array<vec4<f32>, 64>;
 var<workgroup> probs: array<f32, 64>;
 var<workgroup> red: array<f32, 64>;
+var<workgroup> accs: array<vec4<f32>, 64>;
 var<workgroup> shared4: vec4<u32>;
 
 // Both reductions start with a barrier: the previous workgroupUniformLoad(&red[0]) must be done
@@ -39,6 +40,23 @@ fn reduceSum(lid: u32, v: f32) -> f32 {
   return workgroupUniformLoad(&red[0]);
 }
 
+// q . key (the key's hd elements from kb): four vec4 loads in flight per trip, not one scalar at a time
+fn keyDot(kb: u32, hd: u32) -> f32 {
+  var d = 0.0;
+  var i = 0u;
+  for (; i + 16u <= hd; i += 16u) {
+    let a = kQuad(kb + i);
+    let b = kQuad(kb + i + 4u);
+    let c = kQuad(kb + i + 8u);
+    let e = kQuad(kb + i + 12u);
+    d += dot(qs[i / 4u], a) + dot(qs[i / 4u + 1u], b) + dot(qs[i / 4u + 2u], c) + dot(qs[i / 4u + 3u], e);
+  }
+  for (; i < hd; i += 4u) { d += dot(qs[i / 4u], kQuad(kb + i)); }
+  return d;
+}
+
+// Threads: one key each for the scores; for the values, thread lid owns elements 4*(lid % Q)..+3 (Q =
+// hd/4 quads) for the keys j = lid / Q (mod G), G = 64 / Q groups, whose partial sums meet at the end.
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
   let lid = lid3.x;
@@ -47,15 +65,21 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
   if (r >= p.rows) { return; }
   let hd = p.headDim;
   let kvh = h / (p.heads / p.kvHeads);
-  for (var i = lid; i < hd; i += 64u) { qs[i] = q[r * p.qStride + h * hd + i]; }
+  let Q = hd / 4u;
+  let G = 64u / Q;
+  let dq = lid % Q;
+  let grp = lid / Q; // >= G: no value work
+  for (var i = lid; i < Q; i += 64u) {
+    let o = r * p.qStride + h * hd + 4u * i;
+    qs[i] = vec4<f32>(q[o], q[o + 1u], q[o + 2u], q[o + 3u]);
+  }
   if (lid == 0u) { shared4 = rowInfo[r]; }
   let info = workgroupUniformLoad(&shared4);
   let qpos = info.x;
 
   var m = NEG;
   var l = 0.0;
-  var acc: array<f32, 4>;
-  for (var i = 0u; i < 4u; i++) { acc[i] = 0.0; }
+  var acc = vec4<f32>(0.0);
 
   for (var b = info.y; b < info.y + info.z; b++) {
     workgroupBarrier();
@@ -67,13 +91,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
       var s = NEG;
       let kpos = blk.w + t;
       if (t < blk.y && kpos <= qpos && (p.window == 0u || qpos - kpos < p.window)) {
-        var dot = 0.0;
-        let kb = kvBase + t * hd;
-        for (var i = 0u; i < hd; i += 2u) {
-          let k2 = kPair(kb + i);
-          dot += qs[i] * k2.x + qs[i + 1u] * k2.y;
-        }
-        s = dot * p.scale;
+        s = keyDot(kvBase + t * hd, hd) * p.scale;
       }
       let tileMax = reduceMax(lid, s);
       if (tileMax <= NEG) { continue; }
@@ -85,25 +103,24 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
       let tileSum = reduceSum(lid, pr);
       l = l * corr + tileSum;
       let n = min(64u, blk.y - t0);
-      for (var i = 0u; i < 4u; i++) {
-        let d = lid + i * 64u;
-        if (d < hd) {
-          var a = acc[i] * corr;
-          for (var j = 0u; j < n; j++) { a += probs[j] * vAt(kvBase + (t0 + j) * hd + d); }
-          acc[i] = a;
-        }
+      var a = acc * corr;
+      if (grp < G) {
+        for (var j = grp; j < n; j += G) { a += probs[j] * vQuad(kvBase + (t0 + j) * hd + 4u * dq); }
       }
+      acc = a;
       m = mNew;
     }
   }
+  // the G groups' partial sums of each quad of output elements
+  workgroupBarrier();
+  accs[lid] = acc;
+  workgroupBarrier();
   let o = r * p.heads * hd + h * hd;
-  for (var i = 0u; i < 4u; i++) {
-    let d = lid + i * 64u;
-    if (d < hd) {
-      var v = 0.0;
-      if (l > 0.0) { v = acc[i] / l; }
-      out[o + d] = v;
-    }
+  if (lid < Q) {
+    var v = vec4<f32>(0.0);
+    for (var g = 0u; g < G; g++) { v += accs[g * Q + lid]; }
+    if (l > 0.0) { v = v / l; } else { v = vec4<f32>(0.0); }
+    for (var e = 0u; e < 4u; e++) { out[o + 4u * lid + e] = v[e]; }
   }
   if (lid == 0u) {
     var e = NEG;
