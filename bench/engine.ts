@@ -14,7 +14,6 @@ import type { HostTensor } from "../src/model/tensor.ts";
 import type { GpuLinear } from "../src/model/weights.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { decode } from "../src/engine/generate.ts";
-import { MATVEC_VARIANTS } from "../src/engine/linear.ts";
 import { sequentialLogits } from "../src/ape/ape.ts";
 import { Params, Program } from "../src/engine/program.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
@@ -85,7 +84,7 @@ async function copyBandwidth(gpu: Gpu, kernels: import("../src/gpu/shaders.ts").
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { string: ["dtype", "compute", "layers", "prefill", "decode", "shape", "context", "matvec"] });
+  const a = parseArgs(argv, { string: ["dtype", "compute", "layers", "prefill", "decode", "shape", "context"] });
   const shapeName = a.string.shape ?? "llama-3.2-1b";
   const shape = SHAPES[shapeName];
   if (!shape) throw new InvalidArgumentError(`--shape must be one of ${Object.keys(SHAPES).join(", ")}`);
@@ -101,11 +100,6 @@ export async function run(argv: string[]): Promise<number> {
   };
   if (a.string.layers) cfg.layers = Number(a.string.layers);
   const prefillN = Number(a.string.prefill ?? 512), decodeN = Number(a.string.decode ?? 128);
-  for (const spec of (a.string.matvec ?? "").split(",").filter(Boolean)) {
-    const [kernel, rows] = spec.split("@");
-    MATVEC_VARIANTS.set(kernel.replace(/^matvec_/, "").replace(/_[a-z]$/, ""), { kernel, rows: Number(rows ?? 1) });
-    console.log(`matvec variant: ${kernel} with ${rows ?? 1} rows per warp`);
-  }
   const gpu = await getGpu();
   console.log(`adapter: ${gpu.description}`);
   console.log(`model: ${shapeName} shape (${cfg.layers} layers, hidden ${cfg.hidden}, vocab ${cfg.vocabSize}), random ${dtype} weights, ${compute} compute`);

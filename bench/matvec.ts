@@ -1,13 +1,13 @@
 /**
- * `ape bench matvec [--kernels matvec_f16,matvec_q4_1,matvec_q4_1_w@2,...] [--reps 50]`
+ * `ape bench matvec [--kernels matvec_f16,matvec_q4_1,...] [--reps 50]`
  *
  * GPU time of the decode matvec kernels alone, on the Llama-3.2-1B layer shapes with random weights:
  * each kernel is dispatched `reps` times in one submit, and the time of a 1-dispatch submit is
  * subtracted (so no host round trip is counted). Prints microseconds per dispatch and the weight
  * bytes streamed per second, beside the card's copy rate, with the input stage as a decode step uses
  * it: RMSNorm for gate/up and the LM head, SwiGLU for down_proj (and down_proj without it).
- * `name@R` runs a multi-row kernel (shaders/include/matvec_multi_body.wgsl) with R rows per warp. Each
- * kernel's output is compared with the first kernel of the same weight type (max abs difference).
+ * Each kernel's output is compared with the first kernel of the same weight type (max abs difference),
+ * so a variant under test shows any numeric change beside its speed.
  */
 import { getGpu } from "../src/gpu/device.ts";
 import { readBuffer, storageBuffer, uploadBytes, uploadF32 } from "../src/gpu/buffers.ts";
@@ -37,13 +37,11 @@ export async function run(argv: string[]): Promise<number> {
   const g = uploadF32(dev, new Float32Array(8192).fill(1));
   const y = storageBuffer(dev, 128256 * 4);
   const reference = new Map<string, Float32Array>(); // "type/shape" -> the first kernel's output
-  for (const spec of kernels) {
-    const [name, rowsArg] = spec.split("@");
-    const R = Number(rowsArg ?? 0); // 0: a one-row-per-warp kernel (no override)
+  for (const name of kernels) {
     // the weight type from the kernel's name: matvec_<gpu format>[variant]
     const type = RANDOM_TYPES.find((t) => name.startsWith(`matvec_${FORMATS[t].gpu ?? t.toLowerCase()}`));
     if (!type) throw new InvalidArgumentError(`--kernels: no random weights for '${name}' (formats: ${RANDOM_TYPES.join(", ")})`);
-    const pipe = R ? k.pipeline(name, { R }) : k.pipeline(name);
+    const pipe = k.pipeline(name);
     for (const sh of shapes) {
       const padded = new Uint8Array(sh.N * rowBytes(type, sh.K) + 4); // block kernels may read one word past the end
       padded.set(randomWeightBytes(type, sh.N * sh.K));
@@ -51,7 +49,7 @@ export async function run(argv: string[]): Promise<number> {
       const timed = async (n: number) => {
         const prog = new Program(dev);
         const params = prog.uniform(new Params().u(1, sh.N, sh.K, sh.N, 0, sh.flags).f(1e-5).bytes());
-        const groups = Math.ceil(sh.N / (8 * Math.max(1, R)));
+        const groups = Math.ceil(sh.N / 8);
         for (let r = 0; r < n; r++) prog.dispatch(pipe, k.bind(pipe, [x, w, y, params, x, g]), Math.min(groups, 65535), Math.ceil(groups / 65535));
         const t0 = performance.now();
         prog.submit();
@@ -73,7 +71,7 @@ export async function run(argv: string[]): Promise<number> {
       const us = ((many - one) / reps) * 1000;
       const bytes = sh.N * rowBytes(type, sh.K);
       const rate = us > 0 ? `${(bytes / us / 1e6).toFixed(2).padStart(6)} TB/s of weights` : "(no difference measured: raise --reps)";
-      console.log(`${spec.padEnd(18)} ${sh.name.padEnd(14)} ${Math.max(0, us).toFixed(1).padStart(8)} us  ${rate} (${(bytes / 1e6).toFixed(1)} MB)  max |diff| ${diff.toExponential(1)} of ${mag.toExponential(1)}`);
+      console.log(`${name.padEnd(18)} ${sh.name.padEnd(14)} ${Math.max(0, us).toFixed(1).padStart(8)} us  ${rate} (${(bytes / 1e6).toFixed(1)} MB)  max |diff| ${diff.toExponential(1)} of ${mag.toExponential(1)}`);
       w.destroy();
     }
   }

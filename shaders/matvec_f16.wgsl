@@ -12,17 +12,12 @@
 //        RMSNorm of the input on the fly (x is read through shaders/include/matvec_input.wgsl).
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
 
-// lane's share of row n . x
-fn row_dot(n: u32, lane: u32) -> f32 {
-  let k8 = p.K / 8u;
-  let base = n * k8;
-  var s = 0.0;
-  for (var k = lane; k < k8; k += 32u) {
-    let h = w[base + k];
-    s += dot(xin4(2u * k), vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y)));
-    s += dot(xin4(2u * k + 1u), vec4<f32>(unpack2x16float(h.z), unpack2x16float(h.w)));
-  }
-  return s;
+// steps of 8 weights (one 16-byte load)
+fn step_count() -> u32 { return p.K / 8u; }
+fn step_dot(n: u32, i: u32) -> f32 {
+  let h = w[n * (p.K / 8u) + i];
+  return dot(xin4(2u * i), vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y)))
+       + dot(xin4(2u * i + 1u), vec4<f32>(unpack2x16float(h.z), unpack2x16float(h.w)));
 }
 
 //#include matvec_body.wgsl

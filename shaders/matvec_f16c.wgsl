@@ -19,15 +19,11 @@ enable f16;
 @group(0) @binding(1) var<storage, read> w: array<vec4<f16>>;
 
 // lane's share of row n . x
-fn row_dot(n: u32, lane: u32) -> f32 {
-  let k8 = p.K / 8u;
-  var s = 0.0;
-  let base = n * 2u * k8;
-  for (var k = lane; k < k8; k += 32u) {
-    s += f32(dot(vec4<f16>(xin4(2u * k)), w[base + 2u * k]));
-    s += f32(dot(vec4<f16>(xin4(2u * k + 1u)), w[base + 2u * k + 1u]));
-  }
-  return s;
+// steps of 8 weights
+fn step_count() -> u32 { return p.K / 8u; }
+fn step_dot(n: u32, i: u32) -> f32 {
+  let b = n * (p.K / 4u) + 2u * i;
+  return f32(dot(vec4<f16>(xin4(2u * i)), w[b])) + f32(dot(vec4<f16>(xin4(2u * i + 1u)), w[b + 1u]));
 }
 
 //#include matvec_body.wgsl

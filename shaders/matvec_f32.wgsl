@@ -12,12 +12,8 @@
 @group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
 
 // lane's share of row n . x
-fn row_dot(n: u32, lane: u32) -> f32 {
-  let k4 = p.K / 4u;
-  let base = n * k4;
-  var s = 0.0;
-  for (var k = lane; k < k4; k += 32u) { s += dot(xin4(k), w[base + k]); }
-  return s;
-}
+// steps of 4 weights
+fn step_count() -> u32 { return p.K / 4u; }
+fn step_dot(n: u32, i: u32) -> f32 { return dot(xin4(i), w[n * (p.K / 4u) + i]); }
 
 //#include matvec_body.wgsl

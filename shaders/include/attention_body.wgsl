@@ -105,7 +105,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
       let n = min(64u, blk.y - t0);
       var a = acc * corr;
       if (grp < G) {
-        for (var j = grp; j < n; j += G) { a += probs[j] * vQuad(kvBase + (t0 + j) * hd + 4u * dq); }
+        let vb = kvBase + t0 * hd + 4u * dq;
+        var j = grp;
+        for (; j + 3u * G < n; j += 4u * G) { // four value loads in flight per trip
+          a += probs[j] * vQuad(vb + j * hd) + probs[j + G] * vQuad(vb + (j + G) * hd)
+             + probs[j + 2u * G] * vQuad(vb + (j + 2u * G) * hd) + probs[j + 3u * G] * vQuad(vb + (j + 3u * G) * hd);
+        }
+        for (; j < n; j += G) { a += probs[j] * vQuad(vb + j * hd); }
       }
       acc = a;
       m = mNew;

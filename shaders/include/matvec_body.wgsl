@@ -1,7 +1,9 @@
 // matvec_body: main() of every matvec_<format> kernel (decode, one row of x; GPUs): 256 threads = 8 output
-// rows x 32 lanes. The format's file binds w (binding 1) and defines row_dot(n, lane): lane's share of
-// row n's dot product with the input, read through xin4 (matvec_input.wgsl: as stored, or SwiGLU /
-// RMSNorm on the fly). The 32 lanes of a row then add their shares and lane 0 writes
+// rows x 32 lanes. The format's file binds w (binding 1) and defines step_count() (a row's dot product
+// as that many steps) and step_dot(n, i) (step i of row n: its weights against the input, read through
+// xin4 (matvec_input.wgsl: as stored, or SwiGLU / RMSNorm on the fly)). Lane l takes steps l, l + 32,
+// ..., four per trip so that their loads are in flight together (a warp's row is a short chain of
+// memory round trips, not one per step). The 32 lanes of a row then add their shares and lane 0 writes
 // y[colOffset + n] (+ bias with flags bit 0, + the old y with bit 1: the fused residual add).
 struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32, eps: f32 }
 const WG_SIZE = 256u;
@@ -11,6 +13,18 @@ const WG_SIZE = 256u;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
 var<workgroup> partial: array<f32, 256>;
+
+// lane's share of row n . input
+fn row_dot(n: u32, lane: u32) -> f32 {
+  let steps = step_count();
+  var s = vec4<f32>(0.0);
+  var i = lane;
+  for (; i + 96u < steps; i += 128u) {
+    s += vec4<f32>(step_dot(n, i), step_dot(n, i + 32u), step_dot(n, i + 64u), step_dot(n, i + 96u));
+  }
+  for (; i < steps; i += 32u) { s.x += step_dot(n, i); }
+  return (s.x + s.y) + (s.z + s.w);
+}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {

@@ -59,9 +59,6 @@ export function fusesInput(rows: number, layout: MatvecLayout): boolean {
   return rows === 1 && layout === "lanes";
 }
 
-/** Benchmark hook (`ape bench engine --matvec kernel@R`): a multi-row lanes kernel to use for a format. */
-export const MATVEC_VARIANTS = new Map<string, { kernel: string; rows: number }>();
-
 export function recordLinear(
   prog: Program, k: Kernels, x: GPUBuffer, W: GpuLinear, y: GPUBuffer, rows: number, layout: MatvecLayout, scratch?: GPUBuffer,
   accumulate = false, input: LinearInput = {},
@@ -90,17 +87,15 @@ export function recordLinear(
     return;
   }
   const fmt = kernelFormat(W);
-  const variant = lanes ? MATVEC_VARIANTS.get(fmt) : undefined;
-  const name = rows > 1 ? `matmul_${fmt}` : lanes ? variant?.kernel ?? `matvec_${fmt}` : `matvec_rows_${fmt}`;
-  const perGroup = variant ? 8 * variant.rows : 8;
-  const pipe = variant ? k.pipeline(name, { R: variant.rows }) : k.pipeline(name);
+  const name = rows > 1 ? `matmul_${fmt}` : lanes ? `matvec_${fmt}` : `matvec_rows_${fmt}`;
+  const pipe = k.pipeline(name);
   for (const ch of W.chunks) {
     const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, flags).f(input.norm?.eps ?? 0).bytes());
     const buffers = [x, ch.buffer, y, params, W.bias ?? ch.buffer];
     const bind = k.bind(pipe, lanes ? [...buffers, input.norm?.weight ?? x] : buffers);
     if (rows > 1) prog.dispatch(pipe, bind, ceil(ch.rows, 64), ceil(rows, 64));
     else {
-      const groups = ceil(ch.rows, lanes ? perGroup : 64);
+      const groups = ceil(ch.rows, lanes ? 8 : 64);
       prog.dispatch(pipe, bind, Math.min(groups, 65535), ceil(groups, 65535));
     }
   }
