@@ -39,7 +39,7 @@ export async function run(argv: string[]): Promise<number> {
   const reference = new Map<string, Float32Array>(); // "type/shape" -> the first kernel's output
   for (const name of kernels) {
     // the weight type from the kernel's name: matvec_<gpu format>[variant]
-    const type = RANDOM_TYPES.find((t) => name.startsWith(`matvec_${FORMATS[t].gpu ?? t.toLowerCase()}`));
+    const type = RANDOM_TYPES.find((t) => name.replace(/^matvec\d?_/, "").startsWith(FORMATS[t].gpu ?? t.toLowerCase()));
     if (!type) throw new InvalidArgumentError(`--kernels: no random weights for '${name}' (formats: ${RANDOM_TYPES.join(", ")})`);
     const pipe = k.pipeline(name);
     for (const sh of shapes) {
