@@ -1,7 +1,7 @@
 /**
  * `ape bench quality [--model <path>] [--split test|validation|demo] [--distractors K] [--questions N]
  *                    [--modes sequential,parallel,ape] [--max-tokens N] [--temperature T] [--scale S]
- *                    [--grid T1,T2,..:S1,S2,..] [--json]`
+ *                    [--grid T1,T2,..:S1,S2,..] [--prefix TEXT] [--json]`
  *
  * Answer accuracy over short factual documents the model has never seen. The sets live in
  * bench/data/quality.json (131 one-sentence documents, mostly invented organisations, places and people
@@ -13,7 +13,8 @@
  *
  * `--grid` is the paper's way of choosing APE's temperature T and scale S: it scores APE at every (T, S)
  * pair on the chosen split (use `--split validation`), besides sequential and parallel, and prints the
- * best pair. The test split then measures the chosen pair.
+ * best pair. The test split then measures the chosen pair. `--prefix` replaces the instruction at the start
+ * of the user turn (the shared prefix's text; `\n` for newlines), for every mode alike.
  */
 import { readFileSync } from "node:fs";
 import { InvalidArgumentError } from "../src/errors.ts";
@@ -93,6 +94,8 @@ export interface QualityOptions {
   scale?: number;
   /** APE is scored at every (T, S) pair of the grid (instead of `temperature`/`scale`). */
   grid?: { temperatures: number[]; scales: number[] };
+  /** Instruction text of the shared prefix (default: the demo's). */
+  prefix?: string;
   log?: (s: string) => void;
 }
 
@@ -100,7 +103,7 @@ export async function measureQuality(opts: QualityOptions): Promise<QualityResul
   const set = loadQualitySet(opts.split ?? "test");
   const questions = set.questions.slice(0, opts.questions ?? 1000);
   const model = await loadModel(opts.model);
-  const ape = await Ape.create(model, { prefix: PREFIX });
+  const ape = await Ape.create(model, { prefix: opts.prefix ?? PREFIX });
   try {
     const contexts: ContextHandle[][] = [];
     for (const [qi, q] of questions.entries()) {
@@ -144,7 +147,7 @@ const numbers = (s: string, flag: string) =>
   });
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { string: ["model", "split", "distractors", "questions", "modes", "max-tokens", "temperature", "scale", "grid"], boolean: ["json"] });
+  const a = parseArgs(argv, { string: ["model", "split", "distractors", "questions", "modes", "max-tokens", "temperature", "scale", "grid", "prefix"], boolean: ["json"] });
   const modes = (a.string.modes ?? "sequential,parallel,ape").split(",") as Mode[];
   for (const m of modes) if (!["sequential", "parallel", "ape"].includes(m)) throw new InvalidArgumentError(`--modes: unknown mode '${m}'`);
   let grid: QualityOptions["grid"];
@@ -156,7 +159,7 @@ export async function run(argv: string[]): Promise<number> {
   const int = (v: string | undefined) => (v === undefined ? undefined : Number(v));
   const results = await measureQuality({
     model: a.string.model, split: (a.string.split ?? "test") as Split, distractors: int(a.string.distractors), questions: int(a.string.questions),
-    modes, maxTokens: int(a.string["max-tokens"]), log: a.boolean.json ? undefined : console.log, grid,
+    modes, maxTokens: int(a.string["max-tokens"]), prefix: a.string.prefix?.replaceAll("\\n", "\n"), log: a.boolean.json ? undefined : console.log, grid,
     temperature: a.string.temperature ? numbers(a.string.temperature, "--temperature")[0] : undefined,
     scale: a.string.scale ? numbers(a.string.scale, "--scale")[0] : undefined,
   });
