@@ -95,13 +95,19 @@ describe.skipIf(!gpu.hasF16)(`f16-compute kernels (matmul_f16c, matvec_f16c, mat
     const xin = Float32Array.from({ length: K }, (_, i) =>
       transform === "swiglu" ? (x[i] / (1 + Math.exp(-x[i]))) * x[K + i] : (x[i] / Math.sqrt(ms + eps)) * g[i]);
     const xb = uploadF32(gpu.device, x), gb = uploadF32(gpu.device, g), yb = storageBuffer(gpu.device, N * 4);
-    const prog = new Program(gpu.device);
-    recordLinear(prog, kernels, xb, W, yb, 1, "lanes", undefined, false, transform === "swiglu" ? { swiglu: true } : { norm: { weight: gb, eps } });
-    prog.submit();
-    const got = new Float32Array(await readBuffer(gpu.device, yb, N * 4));
-    expect(kernels.has("matvec_f16c")).toBe(true);
-    expect(relError(got, cpuLinear(xin, w, 1, N, K))).toBeLessThan(3e-3);
-    prog.destroy();
+    // f16 arithmetic (matvec_f16c) and f32 (matvec_f16), with 32, 64 and 256 lanes per row
+    for (const compute of ["f16", "f32"] as const) {
+      for (const lanes of [32, 64, 256]) {
+        W.compute = compute;
+        const prog = new Program(gpu.device);
+        recordLinear(prog, kernels, xb, W, yb, 1, "lanes", undefined, false, transform === "swiglu" ? { swiglu: true } : { norm: { weight: gb, eps } }, lanes);
+        prog.submit();
+        const got = new Float32Array(await readBuffer(gpu.device, yb, N * 4));
+        expect(relError(got, cpuLinear(xin, w, 1, N, K)), `${compute} compute, ${lanes} lanes`).toBeLessThan(compute === "f16" ? 3e-3 : 1e-5);
+        prog.destroy();
+      }
+    }
+    expect(kernels.has("matvec_f16c") && kernels.has("matvec_f16")).toBe(true);
     for (const b of [xb, gb, yb]) b.destroy();
     destroyLinear(W);
   });

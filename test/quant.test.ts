@@ -78,7 +78,7 @@ function cpuLinear(x: Float32Array, w: Float32Array, M: number, N: number, K: nu
 /** Runs W on M rows through the engine's own kernel choice (recordLinear), in the given matvec layout. */
 async function gpuLinear(
   gpu: Gpu, kernels: Kernels, W: GpuLinear, x: Float32Array, M: number, layout: MatvecLayout = "lanes", scratchBytes = 0,
-  transform?: { swiglu?: boolean; norm?: { weight: Float32Array; eps: number } },
+  transform?: { swiglu?: boolean; norm?: { weight: Float32Array; eps: number } }, lanesPerRow?: number,
 ): Promise<Float32Array> {
   const dev = gpu.device;
   const xb = uploadF32(dev, x), yb = storageBuffer(dev, M * W.rows * 4);
@@ -89,7 +89,7 @@ async function gpuLinear(
   if (normW) prog.owned.push(normW);
   recordLinear(prog, kernels, xb, W, yb, M, layout, scratch, false, {
     swiglu: transform?.swiglu, norm: normW && transform?.norm ? { weight: normW, eps: transform.norm.eps } : undefined,
-  });
+  }, lanesPerRow);
   prog.submit();
   const out = new Float32Array(await readBuffer(dev, yb, M * W.rows * 4));
   prog.destroy();
@@ -121,11 +121,13 @@ describe(`quantized matvec / matmul kernels on ${runtimeName()}`, () => {
     try {
       // M = 67 runs twice: the fused matmul, and dequantize-to-f32 + matmul_f32 through a scratch buffer
       // small enough (7 rows) that the slabs do not line up with the chunks
-      for (const [M, layout, scratch] of [[1, "lanes", 0], [1, "rows", 0], [67, "lanes", 0], [67, "lanes", 7 * K * 4]] as const) {
+      // the decode kernels also with 64, 128 and 256 lanes per row (matvecLanes picks them for short layers)
+      const runs = [[1, "lanes", 0, 32], [1, "lanes", 0, 64], [1, "lanes", 0, 128], [1, "lanes", 0, 256], [1, "rows", 0, 0], [67, "lanes", 0, 0], [67, "lanes", 7 * K * 4, 0]] as const;
+      for (const [M, layout, scratch, lanes] of runs) {
         const x = Float32Array.from({ length: M * K }, () => rand() * 2 - 1);
-        const got = await gpuLinear(gpu0, kernels, W, x, M, layout, scratch);
+        const got = await gpuLinear(gpu0, kernels, W, x, M, layout, scratch, undefined, lanes || undefined);
         const want = cpuLinear(x, wq, M, N, K, chunked ? bias : undefined);
-        expect(relError(got, want), `M=${M} ${layout} scratch=${scratch}`).toBeLessThan(1e-5);
+        expect(relError(got, want), `M=${M} ${layout} scratch=${scratch} lanes=${lanes}`).toBeLessThan(1e-5);
       }
       // the decode kernels' fused input stage: RMSNorm(x) * g, and silu(gate) * up
       const x = Float32Array.from({ length: 2 * K }, () => rand() * 4 - 2);
@@ -137,6 +139,7 @@ describe(`quantized matvec / matmul kernels on ${runtimeName()}`, () => {
       const bias1 = chunked ? bias : undefined;
       expect(relError(await gpuLinear(gpu0, kernels, W, x.subarray(0, K), 1, "lanes", 0, { norm: { weight: g, eps } }), cpuLinear(normed, wq, 1, N, K, bias1)), "norm").toBeLessThan(1e-5);
       expect(relError(await gpuLinear(gpu0, kernels, W, x, 1, "lanes", 0, { swiglu: true }), cpuLinear(gated, wq, 1, N, K, bias1)), "swiglu").toBeLessThan(1e-5);
+      expect(relError(await gpuLinear(gpu0, kernels, W, x, 1, "lanes", 0, { swiglu: true }, 128), cpuLinear(gated, wq, 1, N, K, bias1)), "swiglu, 128 lanes").toBeLessThan(1e-5);
     } finally {
       destroyLinear(W);
     }

@@ -59,9 +59,23 @@ export function fusesInput(rows: number, layout: MatvecLayout): boolean {
   return rows === 1 && layout === "lanes";
 }
 
+/**
+ * Lanes per output row for the one-row "lanes" kernels (their LANES constant; 256 / LANES rows per
+ * workgroup): 32 (one warp) unless the layer has too few rows to fill an H200-class GPU (~8K warps
+ * resident) while each lane would still take at least 4 steps of 8 weights; then 64, 128 or 256.
+ * A decode matvec is a chain of memory round trips per lane, so spreading a long row over more lanes
+ * shortens the chain when rows alone cannot occupy the GPU (o_proj and down_proj of a 1B model).
+ */
+export function matvecLanes(rows: number, cols: number): number {
+  const steps = cols / 8;
+  let lanes = 32;
+  while (lanes < 256 && (rows * lanes) / 32 < 8192 && steps / (2 * lanes) >= 4) lanes *= 2;
+  return lanes;
+}
+
 export function recordLinear(
   prog: Program, k: Kernels, x: GPUBuffer, W: GpuLinear, y: GPUBuffer, rows: number, layout: MatvecLayout, scratch?: GPUBuffer,
-  accumulate = false, input: LinearInput = {},
+  accumulate = false, input: LinearInput = {}, lanesPerRow?: number,
 ): void {
   // kernel flags: bit 0 adds the bias, bit 1 adds the result to y (the residual add, fused), bits 2 and 3
   // transform the input (SwiGLU, RMSNorm)
@@ -88,14 +102,15 @@ export function recordLinear(
   }
   const fmt = kernelFormat(W);
   const name = rows > 1 ? `matmul_${fmt}` : lanes ? `matvec_${fmt}` : `matvec_rows_${fmt}`;
-  const pipe = k.pipeline(name);
   for (const ch of W.chunks) {
+    const L = lanes ? lanesPerRow ?? matvecLanes(ch.rows, W.cols) : 0;
+    const pipe = lanes ? k.pipeline(name, { LANES: L }) : k.pipeline(name);
     const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, flags).f(input.norm?.eps ?? 0).bytes());
     const buffers = [x, ch.buffer, y, params, W.bias ?? ch.buffer];
     const bind = k.bind(pipe, lanes ? [...buffers, input.norm?.weight ?? x] : buffers);
     if (rows > 1) prog.dispatch(pipe, bind, ceil(ch.rows, 64), ceil(rows, 64));
     else {
-      const groups = ceil(ch.rows, lanes ? 8 : 64);
+      const groups = ceil(ch.rows, lanes ? 256 / L : 64);
       prog.dispatch(pipe, bind, Math.min(groups, 65535), ceil(groups, 65535));
     }
   }
