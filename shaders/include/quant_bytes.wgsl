@@ -12,17 +12,12 @@ fn u32_at(o: u32) -> u32 {
   // (next << (31 - s)) << 1 is 0 when s = 0: no shift by 32, which WGSL would reduce mod 32
   return (w[o >> 2u] >> s) | ((w[(o >> 2u) + 1u] << (31u - s)) << 1u);
 }
-// small non-negative integers (< 2^23) to f32 without integer-to-float conversions (a quarter-rate
-// instruction on NVIDIA GPUs): the float whose bits are 0x4B000000 | u is exactly 2^23 + u
-const MAGIC = 0x4B000000u;
-fn u2f4(u: vec4<u32>) -> vec4<f32> { return bitcast<vec4<f32>>(u | vec4<u32>(MAGIC)) - vec4<f32>(8388608.0); }
 // the low nibbles / low 2 bits / unsigned / signed values of the 4 bytes of v, as f32
-fn nib4(v: u32) -> vec4<f32> { return u2f4(vec4<u32>(v, v >> 8u, v >> 16u, v >> 24u) & vec4<u32>(15u)); }
+fn nib4(v: u32) -> vec4<f32> { return vec4<f32>(vec4<u32>(v & 15u, (v >> 8u) & 15u, (v >> 16u) & 15u, (v >> 24u) & 15u)); }
 fn two4(v: u32) -> vec4<f32> { return vec4<f32>(vec4<u32>(v & 3u, (v >> 8u) & 3u, (v >> 16u) & 3u, (v >> 24u) & 3u)); }
-// (signed: flipping the sign bit maps -128..127 to 0..255, then 128 comes off)
 fn sbytes4(v: u32) -> vec4<f32> {
-  let u = (vec4<u32>(v, v >> 8u, v >> 16u, v >> 24u) & vec4<u32>(255u)) ^ vec4<u32>(128u);
-  return u2f4(u) - vec4<f32>(128.0);
+  let s = bitcast<i32>(v);
+  return vec4<f32>(vec4<i32>((s << 24u) >> 24u, (s << 16u) >> 24u, (s << 8u) >> 24u, s >> 24u));
 }
 // bit i of h (i = 0..3) as 16.0 or 0.0: the fifth bit of Q5 quants
 fn hbit4(h: u32) -> vec4<f32> { return vec4<f32>(vec4<u32>(h & 1u, (h >> 1u) & 1u, (h >> 2u) & 1u, (h >> 3u) & 1u)) * 16.0; }
