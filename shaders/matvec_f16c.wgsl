@@ -8,10 +8,12 @@
 //          bytes matvec_f16 reads as vec4<u32>); bias: array<f32> (read only when flags bit 0 set);
 //          params (same struct as matmul_f32; M must be 1).
 // Outputs: y: array<f32>, entries colOffset .. colOffset+N-1.
-// Layout:  256 threads = 8 output rows x 32 lanes; each lane reads 16 bytes (8 halves: two adjacent
+// Layout:  256 threads = R = 256/LANES output rows x LANES lanes (LANES: a pipeline constant, 32 by
+//          default, 64, 128 or 256, picked by matvecLanes in src/engine/linear.ts);
+//          each lane reads 16 bytes (8 halves: two adjacent
 //          vec4<f16>) per step, lanes stride over K (512 contiguous bytes per row per step), then reduce
 //          in workgroup memory (f32).
-// Bounds:  dispatch (min(ceil(N/8), 65535), ceil(ceil(N/8)/65535)); rows n >= N are masked.
+// Bounds:  dispatch (min(ceil(N/R), 65535), ceil(ceil(N/R)/65535)); rows n >= N are masked.
 // flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused); bits 2, 3 = SwiGLU or
 //        RMSNorm of the input on the fly, in f32 (x is read through shaders/include/matvec_input.wgsl).
 enable f16;

@@ -4,9 +4,11 @@
 //          which every supported model's widths are); bias: array<f32> (read only when flags bit 0 set);
 //          params (same struct as matmul_f32; M must be 1).
 // Outputs: y: array<f32>, entries colOffset .. colOffset+N-1.
-// Layout:  256 threads = 8 output rows x 32 lanes; lanes stride over K in vec4 steps (512 contiguous
+// Layout:  256 threads = R = 256/LANES output rows x LANES lanes (LANES: a pipeline constant, 32 by
+//          default, 64, 128 or 256, picked by matvecLanes in src/engine/linear.ts);
+//          lanes stride over K in vec4 steps (512 contiguous
 //          bytes per row per iteration), then reduce in workgroup memory.
-// Bounds:  dispatch (min(ceil(N/8), 65535), ceil(ceil(N/8)/65535)); rows n >= N are masked.
+// Bounds:  dispatch (min(ceil(N/R), 65535), ceil(ceil(N/R)/65535)); rows n >= N are masked.
 // flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused); bits 2, 3 = SwiGLU or
 //        RMSNorm of the input on the fly (x is read through shaders/include/matvec_input.wgsl).
 @group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;

@@ -6,9 +6,11 @@
 //          bias: array<f32> (read only when flags bit 0 set); params (same struct as matvec_f32; M must be 1).
 //          20-byte blocks of 32: f16 d, f16 m, qs[16] (nibbles as Q4_0); x = d * q + m.
 // Outputs: y: array<f32>, entries colOffset .. colOffset+N-1.
-// Layout:  256 threads = 8 output rows x 32 lanes; each lane decodes 8 consecutive weights at a time
+// Layout:  256 threads = R = 256/LANES output rows x LANES lanes (LANES: a pipeline constant, 32 by
+//          default, 64, 128 or 256, picked by matvecLanes in src/engine/linear.ts);
+//          each lane decodes 8 consecutive weights at a time
 //          (lane-strided over K), then the lanes reduce in workgroup memory.
-// Bounds:  K a multiple of 32; dispatch (min(ceil(N/8), 65535), ceil(ceil(N/8)/65535)); rows n >= N are masked.
+// Bounds:  K a multiple of 32; dispatch (min(ceil(N/R), 65535), ceil(ceil(N/R)/65535)); rows n >= N are masked.
 // flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused); bits 2, 3 = SwiGLU or
 //        RMSNorm of the input on the fly (x is read through shaders/include/matvec_input.wgsl).
 const BLOCK = 32u;

@@ -1,7 +1,7 @@
 /**
  * Records one linear layer, y = x W^T (+ bias) or, accumulating, y += x W^T (+ bias), choosing the kernel by W's storage format and the
  * number of rows: matmul_<format> for many rows (prefill), and for one row (decode) either
- * matvec_<format> (32 lanes per row: coalesced reads, what GPUs want) or matvec_rows_<format> (one
+ * matvec_<format> (32-256 lanes per row, matvecLanes: coalesced reads, what GPUs want) or matvec_rows_<format> (one
  * row per invocation, no barriers: what CPU adapters such as lavapipe run several times faster).
  * Block-quantized weights (GGUF) in a prefill of DEQUANT_MIN_ROWS rows or more are first expanded to f32
  * into a scratch buffer, slab by slab (shaders/dequant_<format>.wgsl), and multiplied by matmul_f32:
