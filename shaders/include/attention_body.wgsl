@@ -13,42 +13,46 @@ const NEG = -1e30;
 var<workgroup> qs: array<vec4<f32>, 64>;
 var<workgroup> probs: array<f32, 64>;
 var<workgroup> red: array<f32, 64>;
-var<workgroup> redL: array<f32, 64>;
 var<workgroup> accs: array<vec4<f32>, 64>;
 var<workgroup> shared4: vec4<u32>;
 
-// The reduction starts with a barrier: the previous workgroupUniformLoads of red / redL (and the reads
-// of probs) must be done everywhere before they are overwritten.
-// One tree for both: (max of the scores, sum of exp(score - max)), pairs merged as in online softmax.
-fn reduceMaxSum(lid: u32, v: f32) -> vec2<f32> {
+// Both reductions start with a barrier: the previous workgroupUniformLoad(&red[0]) must be done
+// everywhere before red is overwritten.
+fn reduceMax(lid: u32, v: f32) -> f32 {
   workgroupBarrier();
   red[lid] = v;
-  redL[lid] = select(0.0, 1.0, v > NEG);
   workgroupBarrier();
   for (var s = 32u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      let a = red[lid];
-      let b = red[lid + s];
-      let m = max(a, b);
-      if (m > NEG) { redL[lid] = redL[lid] * exp(a - m) + redL[lid + s] * exp(b - m); }
-      red[lid] = m;
-    }
+    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
     workgroupBarrier();
   }
-  return vec2<f32>(workgroupUniformLoad(&red[0]), workgroupUniformLoad(&redL[0]));
+  return workgroupUniformLoad(&red[0]);
 }
 
-// q . key (the key's hd elements from kb): eight vec4 loads in flight per trip, not one scalar at a time
-fn keyDot(kb: u32, hd: u32) -> f32 {
-  var d = vec4<f32>(0.0);
-  var i = 0u;
-  for (; i + 32u <= hd; i += 32u) {
-    let j = i / 4u;
-    d += vec4<f32>(dot(qs[j], kQuad(kb + i)), dot(qs[j + 1u], kQuad(kb + i + 4u)), dot(qs[j + 2u], kQuad(kb + i + 8u)), dot(qs[j + 3u], kQuad(kb + i + 12u)))
-       + vec4<f32>(dot(qs[j + 4u], kQuad(kb + i + 16u)), dot(qs[j + 5u], kQuad(kb + i + 20u)), dot(qs[j + 6u], kQuad(kb + i + 24u)), dot(qs[j + 7u], kQuad(kb + i + 28u)));
+fn reduceSum(lid: u32, v: f32) -> f32 {
+  workgroupBarrier();
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = 32u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
   }
-  for (; i < hd; i += 4u) { d.x += dot(qs[i / 4u], kQuad(kb + i)); }
-  return (d.x + d.y) + (d.z + d.w);
+  return workgroupUniformLoad(&red[0]);
+}
+
+// q . key (the key's hd elements from kb): four vec4 loads in flight per trip, not one scalar at a time
+fn keyDot(kb: u32, hd: u32) -> f32 {
+  var d = 0.0;
+  var i = 0u;
+  for (; i + 16u <= hd; i += 16u) {
+    let a = kQuad(kb + i);
+    let b = kQuad(kb + i + 4u);
+    let c = kQuad(kb + i + 8u);
+    let e = kQuad(kb + i + 12u);
+    d += dot(qs[i / 4u], a) + dot(qs[i / 4u + 1u], b) + dot(qs[i / 4u + 2u], c) + dot(qs[i / 4u + 3u], e);
+  }
+  for (; i < hd; i += 4u) { d += dot(qs[i / 4u], kQuad(kb + i)); }
+  return d;
 }
 
 // Threads: one key each for the scores; for the values, thread lid owns elements 4*(lid % Q)..+3 (Q =
@@ -89,24 +93,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
       if (t < blk.y && kpos <= qpos && (p.window == 0u || qpos - kpos < p.window)) {
         s = keyDot(kvBase + t * hd, hd) * p.scale;
       }
-      let tile = reduceMaxSum(lid, s); // (max, sum of exp(s - max)) over the tile
-      if (tile.x <= NEG) { continue; }
-      let mNew = max(m, tile.x);
+      let tileMax = reduceMax(lid, s);
+      if (tileMax <= NEG) { continue; }
+      let mNew = max(m, tileMax);
       var pr = 0.0;
       if (s > NEG) { pr = exp(s - mNew); }
       probs[lid] = pr;
       let corr = exp(m - mNew);
-      l = l * corr + tile.y * exp(tile.x - mNew);
-      workgroupBarrier(); // probs complete before the value loop reads them
+      let tileSum = reduceSum(lid, pr);
+      l = l * corr + tileSum;
       let n = min(64u, blk.y - t0);
       var a = acc * corr;
       if (grp < G) {
         let vb = kvBase + t0 * hd + 4u * dq;
         var j = grp;
-        for (; j + 7u * G < n; j += 8u * G) { // eight value loads in flight per trip
-          var b = vec4<f32>(0.0);
-          for (var u = 0u; u < 8u; u++) { b += probs[j + u * G] * vQuad(vb + (j + u * G) * hd); }
-          a += b;
+        for (; j + 3u * G < n; j += 4u * G) { // four value loads in flight per trip
+          a += probs[j] * vQuad(vb + j * hd) + probs[j + G] * vQuad(vb + (j + G) * hd)
+             + probs[j + 2u * G] * vQuad(vb + (j + 2u * G) * hd) + probs[j + 3u * G] * vQuad(vb + (j + 3u * G) * hd);
         }
         for (; j < n; j += G) { a += probs[j] * vQuad(vb + j * hd); }
       }
