@@ -11,7 +11,7 @@ const VARIANTS = [
   { name: "llama (GQA)", cfg: tinyConfig() },
   { name: "qwen2 (qkv bias, llama3 rope)", cfg: tinyConfig({ architecture: "qwen2", qkvBias: true, ropeScaling: { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 16 } }) },
   { name: "qwen3 (qk norm, linear rope, tied)", cfg: tinyConfig({ architecture: "qwen3", qkNorm: true, headDim: 16, ropeScaling: { type: "linear", factor: 2 }, tieEmbeddings: true }) },
-  // head_dim 64 (as in 1B-class models): attention's eight-loads-per-trip key and value loops run
+  // head_dim 64 (as in 1B-class models): attention's unrolled key and value loops run in full
   { name: "llama, head_dim 64", cfg: tinyConfig({ headDim: 64 }) },
 ];
 
