@@ -104,6 +104,7 @@ export function recordLinear(
   const name = rows > 1 ? `matmul_${fmt}` : lanes ? `matvec_${fmt}` : `matvec_rows_${fmt}`;
   for (const ch of W.chunks) {
     const L = lanes ? lanesPerRow ?? matvecLanes(ch.rows, W.cols) : 0;
+    if (lanes && ![32, 64, 128, 256].includes(L)) throw new Error(`recordLinear: lanes per row must be 32, 64, 128 or 256 (got ${L})`);
     const pipe = lanes ? k.pipeline(name, { LANES: L }) : k.pipeline(name);
     const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, flags).f(input.norm?.eps ?? 0).bytes());
     const buffers = [x, ch.buffer, y, params, W.bias ?? ch.buffer];
