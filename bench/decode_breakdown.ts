@@ -95,7 +95,9 @@ export async function decodeBreakdown(engine: Engine, contextTokens = 64, reps =
     const byKernel = new Map<string, typeof fwd.program.steps>();
     for (const s of fwd.program.steps) {
       const key = `${s.pipeline.label}[${s.grid.filter((g, i) => i === 0 || g > 1).join("x")}]`; // the grid tells projections apart
-      byKernel.set(key, [...(byKernel.get(key) ?? []), s]);
+      const list = byKernel.get(key) ?? [];
+      list.push(s);
+      byKernel.set(key, list);
     }
     const kernels: DecodeBreakdown["kernels"] = [];
     for (const [name, steps] of byKernel) {

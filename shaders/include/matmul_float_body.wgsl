@@ -3,9 +3,7 @@
 // matmul_f32.wgsl's header for the inputs, outputs, layout and bounds.
 struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32 }
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
+//#include linear_store.wgsl
 
 const TILE = 64u;
 const TK = 32u;
@@ -53,10 +51,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     for (var j = 0u; j < 4u; j++) {
       let n = col0 + lid.x * 4u + j;
       if (n >= p.N) { continue; }
-      var v = acc[i][j];
-      if ((p.flags & 1u) != 0u) { v += bias[p.colOffset + n]; }
-      if ((p.flags & 2u) != 0u) { v += y[m * p.ldy + p.colOffset + n]; }
-      y[m * p.ldy + p.colOffset + n] = v;
+      store_y(m, n, acc[i][j]);
     }
   }
 }

@@ -11,9 +11,7 @@ struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32, ep
 const WG_SIZE = 256u;
 override LANES: u32 = 32u;
 //#include matvec_input.wgsl
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
+//#include linear_store.wgsl
 
 var<workgroup> partial: array<f32, 256>;
 
@@ -42,10 +40,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     if (lane < step) { partial[lid.x] += partial[lid.x + step]; }
     workgroupBarrier();
   }
-  if (lane == 0u && n < p.N) {
-    var v = partial[lid.x];
-    if ((p.flags & 1u) != 0u) { v += bias[p.colOffset + n]; }
-    if ((p.flags & 2u) != 0u) { v += y[p.colOffset + n]; }
-    y[p.colOffset + n] = v;
-  }
+  if (lane == 0u && n < p.N) { store_y(0u, n, partial[lid.x]); }
 }
