@@ -5,6 +5,8 @@
 #   then:  source .device/boot.sh; export XDG_CACHE_HOME=/tmp/apekit-cache
 #          bash bench/h200_quality.sh grid                 # APE (T, S) grid on the validation split
 #          bash bench/h200_quality.sh test T S             # sequential, parallel, APE(T, S), APE(0.9, 0.9) on the test split
+#          bash bench/h200_quality.sh protocols [NAME...]  # each prompt protocol (below): sequential, parallel and
+#                                                          # the APE grid on the validation split, all at once
 #   carry: [".device", "wasm/pkg", "node_modules/@huggingface/jinja"]
 set -uo pipefail
 out=${OUT:-/tmp/out}
@@ -29,5 +31,33 @@ case "${1:-}" in
     wait
     grep -hE "^(sequential|parallel|ape T=[0-9.]+ S=[0-9.]+): [0-9]+/" "$out"/test-*.txt "$out/demo-split.txt" | tee "$out/test-summary.txt"
     ;;
-  *) sed -n '2,9p' "$0" >&2; exit 2 ;;
+  protocols)
+    shift
+    names=("$@")
+    [ ${#names[@]} -gt 0 ] || names=(base nl dash label facts ask prefix8 noinstr system dash-ask again d3)
+    for name in "${names[@]}"; do
+      args=()
+      case "$name" in
+        base) ;;                                                   # the SDK's defaults and the demo's instruction
+        nl) args=(--doc-template '{text}\n') ;;                    # one newline after each document
+        dash) args=(--doc-template '- {text}\n') ;;                # a bulleted list
+        label) args=(--doc-template 'Document: {text}\n\n') ;;
+        facts) args=(--doc-template 'Fact: {text}\n') ;;
+        ask) args=(--query-template 'Question: {query}\nAnswer with a short phrase copied from the documents.') ;;
+        prefix8) args=(--prefix 'Answer the question using the documents.\n\n') ;;
+        noinstr) args=(--prefix '') ;;
+        system) args=(--system 'You answer questions using only the documents in the user message.') ;;
+        dash-ask) args=(--doc-template '- {text}\n' --query-template '\nQuestion: {query}\nAnswer with a short phrase copied from the documents.') ;;
+        again) args=(--query-template 'Using the documents above, answer this question: {query}') ;;
+        d3) args=(--distractors 3) ;;
+        *) echo "unknown protocol $name" >&2; exit 2 ;;
+      esac
+      q --split validation --modes sequential,parallel,ape --grid 0.5,0.6,0.7,0.8,0.9,1.0:0.85,0.9,0.95,1.0 "${args[@]}" > "$out/protocol-$name.txt" 2>&1 &
+    done
+    wait
+    for name in "${names[@]}"; do
+      grep -hE "^(sequential|parallel|ape T=[0-9.]+ S=[0-9.]+): [0-9]+/" "$out/protocol-$name.txt" | sed "s/^/$name /"
+    done | tee "$out/protocols-summary.txt"
+    ;;
+  *) sed -n '2,11p' "$0" >&2; exit 2 ;;
 esac

@@ -1,7 +1,8 @@
 /**
  * `ape bench quality [--model <path>] [--split test|validation|demo] [--distractors K] [--questions N]
  *                    [--modes sequential,parallel,ape] [--max-tokens N] [--temperature T] [--scale S]
- *                    [--grid T1,T2,..:S1,S2,..] [--prefix TEXT] [--json]`
+ *                    [--grid T1,T2,..:S1,S2,..] [--prefix TEXT] [--system TEXT] [--doc-template T]
+ *                    [--query-template T] [--json]`
  *
  * Answer accuracy over short factual documents the model has never seen. The sets live in
  * bench/data/quality.json (131 one-sentence documents, mostly invented organisations, places and people
@@ -14,7 +15,10 @@
  * `--grid` is the paper's way of choosing APE's temperature T and scale S: it scores APE at every (T, S)
  * pair on the chosen split (use `--split validation`), besides sequential and parallel, and prints the
  * best pair. The test split then measures the chosen pair. `--prefix` replaces the instruction at the start
- * of the user turn (the shared prefix's text; `\n` for newlines), for every mode alike.
+ * of the user turn (the shared prefix's text; `\n` for newlines), `--system` the system message,
+ * `--doc-template` the wrapping of each document ("{text}\n\n") and `--query-template` that of the
+ * question ("Question: {query}"), for every mode alike. `--split holdout` is a third set of questions kept
+ * for the final measurement of a protocol chosen on validation.
  */
 import { readFileSync } from "node:fs";
 import { InvalidArgumentError } from "../src/errors.ts";
@@ -23,7 +27,7 @@ import { loadModel } from "../sdk/load.ts";
 import { parseArgs } from "../sdk/commands/args.ts";
 import { loadFacts, PREFIX } from "../sdk/commands/demo.ts";
 
-export type Split = "test" | "validation" | "demo";
+export type Split = "test" | "validation" | "holdout" | "demo";
 
 export interface QualityQuestion {
   question: string;
@@ -57,7 +61,9 @@ export function loadQualitySet(split: Split): QualitySet {
     }));
     return { documents, questions };
   }
-  if (split !== "test" && split !== "validation") throw new InvalidArgumentError(`--split must be test, validation or demo (got '${split}')`);
+  if (split !== "test" && split !== "validation" && split !== "holdout") {
+    throw new InvalidArgumentError(`--split must be test, validation, holdout or demo (got '${split}')`);
+  }
   const data = JSON.parse(readFileSync(new URL("./data/quality.json", import.meta.url), "utf8"));
   return { documents: data.documents, questions: data[split] };
 }
@@ -96,6 +102,11 @@ export interface QualityOptions {
   grid?: { temperatures: number[]; scales: number[] };
   /** Instruction text of the shared prefix (default: the demo's). */
   prefix?: string;
+  /** System message (default: the chat template's). */
+  system?: string;
+  /** Wrapping of each document and of the question (defaults: the SDK's). */
+  documentTemplate?: string;
+  queryTemplate?: string;
   log?: (s: string) => void;
 }
 
@@ -103,7 +114,9 @@ export async function measureQuality(opts: QualityOptions): Promise<QualityResul
   const set = loadQualitySet(opts.split ?? "test");
   const questions = set.questions.slice(0, opts.questions ?? 1000);
   const model = await loadModel(opts.model);
-  const ape = await Ape.create(model, { prefix: opts.prefix ?? PREFIX });
+  const ape = await Ape.create(model, {
+    prefix: opts.prefix ?? PREFIX, system: opts.system, documentTemplate: opts.documentTemplate, queryTemplate: opts.queryTemplate,
+  });
   try {
     const contexts: ContextHandle[][] = [];
     for (const [qi, q] of questions.entries()) {
@@ -139,6 +152,9 @@ export async function measureQuality(opts: QualityOptions): Promise<QualityResul
 
 const label = (r: { mode: Mode; temperature: number; scale: number }) => (r.mode === "ape" ? `ape T=${r.temperature} S=${r.scale}` : r.mode);
 
+/** Command-line text with `\n` for newlines. */
+const cliText = (s: string | undefined) => s?.replaceAll("\\n", "\n");
+
 const numbers = (s: string, flag: string) =>
   s.split(",").map((x) => {
     const v = Number(x);
@@ -147,7 +163,7 @@ const numbers = (s: string, flag: string) =>
   });
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { string: ["model", "split", "distractors", "questions", "modes", "max-tokens", "temperature", "scale", "grid", "prefix"], boolean: ["json"] });
+  const a = parseArgs(argv, { string: ["model", "split", "distractors", "questions", "modes", "max-tokens", "temperature", "scale", "grid", "prefix", "system", "doc-template", "query-template"], boolean: ["json"] });
   const modes = (a.string.modes ?? "sequential,parallel,ape").split(",") as Mode[];
   for (const m of modes) if (!["sequential", "parallel", "ape"].includes(m)) throw new InvalidArgumentError(`--modes: unknown mode '${m}'`);
   let grid: QualityOptions["grid"];
@@ -159,7 +175,9 @@ export async function run(argv: string[]): Promise<number> {
   const int = (v: string | undefined) => (v === undefined ? undefined : Number(v));
   const results = await measureQuality({
     model: a.string.model, split: (a.string.split ?? "test") as Split, distractors: int(a.string.distractors), questions: int(a.string.questions),
-    modes, maxTokens: int(a.string["max-tokens"]), prefix: a.string.prefix?.replaceAll("\\n", "\n"), log: a.boolean.json ? undefined : console.log, grid,
+    modes, maxTokens: int(a.string["max-tokens"]), log: a.boolean.json ? undefined : console.log, grid,
+    prefix: cliText(a.string.prefix), system: cliText(a.string.system),
+    documentTemplate: cliText(a.string["doc-template"]), queryTemplate: cliText(a.string["query-template"]),
     temperature: a.string.temperature ? numbers(a.string.temperature, "--temperature")[0] : undefined,
     scale: a.string.scale ? numbers(a.string.scale, "--scale")[0] : undefined,
   });

@@ -34,6 +34,8 @@ export interface ApeOptions {
   raw?: boolean;
   /** Wraps each document; `{text}` is replaced by it. Default "{text}\n\n". */
   documentTemplate?: string;
+  /** Wraps the question after the documents; `{query}` is replaced by it. Default "Question: {query}" ("{query}" when raw). */
+  queryTemplate?: string;
   /** "memory:" (default), "file:///path" or "redis://host:port", or a KvStore. */
   store?: string | KvStore;
   /** GPU memory for KV blocks (default 256 MiB). */
@@ -135,6 +137,9 @@ export class Ape {
     const engine = new Engine(model.model, { kvBudgetBytes: options.gpuBudgetBytes, kvDtype });
     const docTemplate = options.documentTemplate ?? "{text}\n\n";
     if (!docTemplate.includes("{text}")) throw new InvalidArgumentError("documentTemplate must contain {text}");
+    const queryTemplate = options.queryTemplate ?? (options.raw || !model.chatTemplate ? "{query}" : "Question: {query}");
+    if (!queryTemplate.includes("{query}")) throw new InvalidArgumentError("queryTemplate must contain {query}");
+    const wrapQuery = (q: string) => queryTemplate.replace("{query}", () => q);
     const plain = (s: string) => tokenizer.encode(s, { addSpecialTokens: false, allowSpecial: false });
     const special = (s: string) => tokenizer.encode(s, { addSpecialTokens: false, allowSpecial: true });
     const cat = (...a: Uint32Array[]) => {
@@ -148,8 +153,8 @@ export class Ape {
       const bos = tokenizer.bosId !== undefined && model.addBos ? Uint32Array.of(tokenizer.bosId) : new Uint32Array(0);
       parts = {
         prefixIds: cat(bos, plain(options.prefix ?? "")),
-        documentIds: (t) => plain(docTemplate.replace("{text}", t)),
-        queryIds: (q) => plain(q),
+        documentIds: (t) => plain(docTemplate.replace("{text}", () => t)),
+        queryIds: (q) => plain(wrapQuery(q)),
       };
     } else {
       const split = splitChatTemplate(model.chatTemplate, {
@@ -160,8 +165,8 @@ export class Ape {
       const head = split.prefix.slice(0, split.prefix.length - instr.length);
       parts = {
         prefixIds: cat(special(head), plain(instr)),
-        documentIds: (t) => plain(docTemplate.replace("{text}", t)),
-        queryIds: (q) => cat(plain(`Question: ${q}`), special(split.queryTail)),
+        documentIds: (t) => plain(docTemplate.replace("{text}", () => t)),
+        queryIds: (q) => cat(plain(wrapQuery(q)), special(split.queryTail)),
       };
     }
     try {

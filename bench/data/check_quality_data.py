@@ -3,7 +3,7 @@
 
 Rules: schema and counts; every question has its own gold document; every answer string occurs
 (case-insensitive substring) in its gold document and in no other document, and not in its question;
-answers are not short/common enough to match by accident; each proper-noun word names one entity only
+a digits-only answer ("6215") may stand for a number written with commas ("6,215"); answers are not short/common enough to match by accident; each proper-noun word names one entity only
 (appears in at most one document); the names a question mentions occur in its gold document.
 Prints a summary; exits non-zero on any violation.  Usage: python3 bench/data/check_quality_data.py [file]
 """
@@ -13,8 +13,8 @@ import re
 import sys
 
 PATH = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "quality.json")
-N_VALIDATION, N_TEST = 40, 80
-N_DOCS = (120, 140)
+SPLITS = {"validation": 120, "test": 80, "holdout": 120}
+N_DOCS = (320, 340)
 DOC_WORDS = (6, 20)
 REAL_SHARE = (0.15, 0.25)  # real-world facts (the capital-city documents) per split
 
@@ -54,12 +54,12 @@ with open(PATH, encoding="utf-8") as f:
     data = json.load(f)
 
 # --- schema -------------------------------------------------------------------------------------
-if not isinstance(data, dict) or set(data) != {"documents", "validation", "test"}:
-    sys.exit(f"FAIL: top level must be an object with exactly documents, validation, test (got {list(data)})")
+if not isinstance(data, dict) or set(data) != {"documents", *SPLITS}:
+    sys.exit(f"FAIL: top level must be an object with exactly documents, {', '.join(SPLITS)} (got {list(data)})")
 docs = data["documents"]
 if not isinstance(docs, list) or not all(isinstance(d, str) and d.strip() for d in docs):
     sys.exit("FAIL: documents must be a list of non-empty strings")
-splits = {"validation": data["validation"], "test": data["test"]}
+splits = {name: data[name] for name in SPLITS}
 for name, qs in splits.items():
     if not isinstance(qs, list):
         sys.exit(f"FAIL: {name} must be a list")
@@ -73,15 +73,15 @@ for name, qs in splits.items():
             sys.exit(f"FAIL: {name}[{i}] must be {{question: str, answers: [str, ...], doc: int}}: {q!r}")
 
 # --- counts -------------------------------------------------------------------------------------
-if len(splits["validation"]) != N_VALIDATION:
-    err(f"validation has {len(splits['validation'])} questions, expected {N_VALIDATION}")
-if len(splits["test"]) != N_TEST:
-    err(f"test has {len(splits['test'])} questions, expected {N_TEST}")
+for name, n in SPLITS.items():
+    if len(splits[name]) != n:
+        err(f"{name} has {len(splits[name])} questions, expected {n}")
 if not N_DOCS[0] <= len(docs) <= N_DOCS[1]:
     err(f"{len(docs)} documents, expected {N_DOCS[0]}..{N_DOCS[1]}")
 
 # --- documents ----------------------------------------------------------------------------------
 low_docs = [d.lower() for d in docs]
+plain_docs = [d.replace(",", "") for d in low_docs]  # numbers without thousands separators
 if len(set(low_docs)) != len(docs):
     err("duplicate documents")
 for i, d in enumerate(docs):
@@ -120,9 +120,10 @@ for name, i, q in all_q:
         err(f"{where}: question should end with '?'")
     for a in q["answers"]:
         al = a.lower()
-        if al not in low_docs[g]:
+        bare = al.isdigit()  # digits-only: also matches the number written with commas
+        if al not in low_docs[g] and not (bare and al in plain_docs[g]):
             err(f"{where}: answer {a!r} not in its gold document {docs[g]!r}")
-        others = [j for j, d in enumerate(low_docs) if j != g and al in d]
+        others = [j for j in range(len(docs)) if j != g and (al in low_docs[j] or (bare and al in plain_docs[j]))]
         if others:
             err(f"{where}: answer {a!r} also occurs in other documents: " + " | ".join(docs[j] for j in others))
         if al in ql:
