@@ -5,8 +5,8 @@
 #   then:  source .device/boot.sh; export XDG_CACHE_HOME=/tmp/apekit-cache
 #          bash bench/h200_quality.sh grid                 # APE (T, S) grid on the validation split
 #          bash bench/h200_quality.sh test T S             # sequential, parallel, APE(T, S), APE(0.9, 0.9) on the test split
-#          bash bench/h200_quality.sh protocols [NAME...]  # each prompt protocol (below): sequential, parallel and
-#                                                          # the APE grid on the validation split, all at once
+#          bash bench/h200_quality.sh protocols [NAME...]  # each prompt protocol (below) on the validation split, all
+#                                                          # at once (env: GRID=T..:S.., MODES=.., SPLIT=..)
 #   carry: [".device", "wasm/pkg", "node_modules/@huggingface/jinja"]
 set -uo pipefail
 out=${OUT:-/tmp/out}
@@ -34,7 +34,8 @@ case "${1:-}" in
   protocols)
     shift
     names=("$@")
-    [ ${#names[@]} -gt 0 ] || names=(base nl dash label facts ask prefix8 noinstr system dash-ask again d3)
+    [ ${#names[@]} -gt 0 ] || names=(base nl dash label ask prefix8 system again)
+    grid=${GRID:-0.5,0.7,0.9:0.9}; modes=${MODES:-sequential,ape}
     for name in "${names[@]}"; do
       args=()
       case "$name" in
@@ -52,7 +53,7 @@ case "${1:-}" in
         d3) args=(--distractors 3) ;;
         *) echo "unknown protocol $name" >&2; exit 2 ;;
       esac
-      q --split validation --modes sequential,parallel,ape --grid 0.5,0.6,0.7,0.8,0.9,1.0:0.85,0.9,0.95,1.0 "${args[@]}" > "$out/protocol-$name.txt" 2>&1 &
+      q --split "${SPLIT:-validation}" --modes "$modes" --grid "$grid" "${args[@]}" > "$out/protocol-$name.txt" 2>&1 &
     done
     wait
     for name in "${names[@]}"; do
