@@ -126,7 +126,7 @@ export async function measureQuality(opts: QualityOptions): Promise<QualityResul
     for (const mode of opts.modes ?? ["sequential", "parallel", "ape"]) {
       if (mode !== "ape") runs.push({ mode, temperature: 1, scale: 1 });
       else if (opts.grid) for (const t of opts.grid.temperatures) for (const s of opts.grid.scales) runs.push({ mode, temperature: t, scale: s });
-      else runs.push({ mode, temperature: opts.temperature ?? 0.9, scale: opts.scale ?? 0.9 });
+      else runs.push({ mode, temperature: opts.temperature ?? ape.defaults.temperature, scale: opts.scale ?? ape.defaults.scale });
     }
     const results: QualityResult[] = [];
     for (const run of runs) {

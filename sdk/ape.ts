@@ -47,7 +47,10 @@ export interface ApeOptions {
   kvDtype?: "f32" | "f16";
   /** Host-memory tier for serialized contexts (default 512 MiB). */
   hostBudgetBytes?: number;
-  /** APE defaults (per request overridable). */
+  /**
+   * APE's temperature T and scale S for requests that name none. Default: the model's tuned pair where it
+   * has one (the default model: T 0.5, S 0.9), else the paper's 0.9, 0.9.
+   */
   temperature?: number;
   scale?: number;
 }
@@ -182,6 +185,12 @@ export class Ape {
     }
   }
 
+  /** APE's T and S when a request names none: the options', else the model's tuned pair, else the paper's 0.9, 0.9. */
+  get defaults(): { temperature: number; scale: number } {
+    const m = this.model.apeDefaults;
+    return { temperature: this.options.temperature ?? m?.temperature ?? 0.9, scale: this.options.scale ?? m?.scale ?? 0.9 };
+  }
+
   #check(): void {
     if (this.#closed) throw new ApeError("E_CLOSED", "this Ape instance is closed");
   }
@@ -230,8 +239,8 @@ export class Ape {
     const mode = req.mode ?? "ape";
     if (!["sequential", "parallel", "ape"].includes(mode)) throw new InvalidArgumentError(`mode must be sequential, parallel or ape (got '${mode}')`);
     const maxTokens = req.maxTokens ?? 256;
-    const T = mode === "ape" ? req.temperature ?? this.options.temperature ?? 0.9 : 1;
-    const S = mode === "ape" ? req.scale ?? this.options.scale ?? 0.9 : 1;
+    const T = mode === "ape" ? req.temperature ?? this.defaults.temperature : 1;
+    const S = mode === "ape" ? req.scale ?? this.defaults.scale : 1;
     if (!(T > 0 && S > 0)) throw new InvalidArgumentError(`temperature and scale must be > 0 (got ${T}, ${S})`);
     const handles = (req.contexts ?? []).map((c): ContextHandle => {
       if (typeof c === "string") return this.#handle(c);

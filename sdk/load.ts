@@ -13,10 +13,11 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { loadModel as loadWeights, type LoadOptions } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { ModelFormatError } from "../src/errors.ts";
+import { DEFAULT_MODEL_APE, defaultModelPath } from "../src/model/default_model.ts";
 import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
 
 export interface ApeModel {
@@ -29,6 +30,8 @@ export interface ApeModel {
   eosToken?: string;
   /** Whether prompts start with BOS when no template adds it. */
   addBos: boolean;
+  /** APE's T and S tuned for this model, where known (the default model); else Ape uses the paper's 0.9, 0.9. */
+  apeDefaults?: { temperature: number; scale: number };
   destroy(): void;
 }
 
@@ -46,6 +49,11 @@ function tokenString(v: unknown): string | undefined {
   if (typeof v === "string") return v;
   if (v && typeof v === "object" && typeof (v as { content?: unknown }).content === "string") return (v as { content: string }).content;
   return undefined;
+}
+
+/** No path, or the default model's own file in the model cache. */
+function isDefaultModel(path: string | undefined): boolean {
+  return path === undefined || resolve(path) === resolve(defaultModelPath()) || resolve(path) === dirname(resolve(defaultModelPath()));
 }
 
 export async function loadModel(path?: string, opts: ModelOptions = {}): Promise<ApeModel> {
@@ -83,6 +91,7 @@ export async function loadModel(path?: string, opts: ModelOptions = {}): Promise
       bosToken: tokenString(tc.bos_token),
       eosToken: tokenString(tc.eos_token),
       addBos: tc.add_bos_token === true,
+      apeDefaults: isDefaultModel(path) ? { ...DEFAULT_MODEL_APE } : undefined,
       destroy() {
         tokenizer.free?.();
         model.destroy();

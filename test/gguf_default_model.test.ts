@@ -11,7 +11,8 @@ import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Engine } from "../src/engine/engine.ts";
 import { sequentialLogits } from "../src/ape/ape.ts";
-import { DEFAULT_MODEL_NAME, defaultModelPath } from "../src/model/default_model.ts";
+import { DEFAULT_MODEL_APE, DEFAULT_MODEL_NAME, defaultModelPath } from "../src/model/default_model.ts";
+import { loadModel as loadSdkModel } from "../sdk/load.ts";
 import { type LoadedModel, loadModel } from "../src/model/load.ts";
 import { runtimeName } from "../src/runtime.ts";
 
@@ -94,6 +95,17 @@ describe.skipIf(!present)(`the default model (SmolLM2-135M-Instruct Q4_1) on ${r
       expect(out).toEqual(CHAT_GREEDY);
     } finally {
       engine.pool.release(block);
+    }
+  });
+
+  it("through the SDK, with no path or its own path, it carries the APE T and S tuned for it", async () => {
+    for (const p of [undefined, path]) {
+      const m = await loadSdkModel(p);
+      try {
+        expect(m.apeDefaults).toEqual(DEFAULT_MODEL_APE);
+      } finally {
+        m.destroy();
+      }
     }
   });
 });

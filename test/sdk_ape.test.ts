@@ -36,6 +36,26 @@ describe(`SDK (Ape) on ${runtimeName()}`, () => {
     }
   });
 
+  it("APE's T and S: the request's, else the instance's, else the model's tuned pair, else the paper's 0.9, 0.9", async () => {
+    expect(model.apeDefaults).toBeUndefined(); // a model apekit has not tuned
+    const tuned: ApeModel = { ...model, apeDefaults: { temperature: 0.5, scale: 0.8 } };
+    const plain = await Ape.create(model, { prefix: "use the text\n" });
+    const own = await Ape.create(tuned, { prefix: "use the text\n" });
+    const mixed = await Ape.create(tuned, { prefix: "use the text\n", temperature: 0.7 });
+    try {
+      expect(plain.defaults).toEqual({ temperature: 0.9, scale: 0.9 });
+      expect(own.defaults).toEqual({ temperature: 0.5, scale: 0.8 });
+      expect(mixed.defaults).toEqual({ temperature: 0.7, scale: 0.8 });
+      // a request without T and S runs with the defaults
+      const req = { query: "what sat on the mat", contexts: DOCS, maxTokens: 5, mode: "ape" as const };
+      const implicit = await own.generateText(req);
+      const explicit = await own.generateText({ ...req, temperature: 0.5, scale: 0.8 });
+      expect(implicit.ids).toEqual(explicit.ids);
+    } finally {
+      await Promise.all([plain.close(), own.close(), mixed.close()]);
+    }
+  });
+
   it("stores KV in f16 by default where the adapter offers shader-f16, f32 when asked", async () => {
     const ape = await Ape.create(model, { prefix: "use the text\n" });
     const exact = await Ape.create(model, { prefix: "use the text\n", kvDtype: "f32" });

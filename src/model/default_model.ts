@@ -23,6 +23,12 @@ export const DEFAULT_MODEL_NAME = "smollm2-135m-instruct-q4_1";
 /** sha256 of the default model's GGUF file (also pinned in scripts/fetch-default-model.sh). */
 export const DEFAULT_MODEL_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
 export const DEFAULT_MODEL_BYTES = 98362432;
+/**
+ * APE's temperature T and scale S for the default model, chosen the paper's way (a grid on a validation
+ * set: bench/data/quality.json's 120 validation questions, each document among 5 distractors). The paper's
+ * 0.9 / 0.9 suit 7-9B models; this 135M model needs sharper context attention (bench/results-quality-h200.txt).
+ */
+export const DEFAULT_MODEL_APE = { temperature: 0.5, scale: 0.9 } as const;
 
 /** The default model's file is not in the model cache (the set-up has not fetched it). */
 export class DefaultModelMissingError extends ApeError {
