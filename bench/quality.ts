@@ -5,12 +5,14 @@
  *                    [--query-template T] [--json]`
  *
  * Answer accuracy over short factual documents the model has never seen. The sets live in
- * bench/data/quality.json (131 one-sentence documents, mostly invented organisations, places and people
- * plus some real capitals; 40 validation and 80 test questions, each with its own gold document) and,
+ * bench/data/quality.json (331 one-sentence documents, mostly invented organisations, places and people
+ * plus some real capitals; 120 validation, 80 test and 120 holdout questions, each with its own gold
+ * document; bench/data/check_quality_data.py checks the set) and,
  * for `--split demo`, examples/data/facts.json (the demo's documents). Each question gets its gold
  * document among K distractors (default 5, chosen and ordered by a fixed seed), as a retriever's top K+1
  * would; every document is encoded once and cached. The answer is the first line generated, and counts
- * when it contains one of the expected strings (case-insensitive).
+ * when it contains one of the expected strings (case-insensitive). APE runs with the Ape instance's
+ * T and S (the model's tuned pair, else 0.9 / 0.9) unless `--temperature` / `--scale` name others.
  *
  * `--grid` is the paper's way of choosing APE's temperature T and scale S: it scores APE at every (T, S)
  * pair on the chosen split (use `--split validation`), besides sequential and parallel, and prints the

@@ -42,7 +42,8 @@ export async function run(argv: string[]): Promise<number> {
     t = performance.now();
     const handles = await ape.cache(docs, { onProgress: progressBar("caching documents") });
     const tokens = handles.reduce((n, h) => n + h.tokens, 0);
-    console.log(`cached ${handles.length} documents (${tokens} tokens) in ${((performance.now() - t) / 1000).toFixed(1)} s, encoded in parallel once\n`);
+    console.log(`cached ${handles.length} documents (${tokens} tokens) in ${((performance.now() - t) / 1000).toFixed(1)} s, encoded in parallel once`);
+    console.log(`APE with T = ${ape.defaults.temperature}, S = ${ape.defaults.scale}\n`);
     const fmt = (r: GenerateResult) => `${JSON.stringify(r.text.trim())}  (first token ${r.stats.timeToFirstTokenMs.toFixed(0)} ms, total ${r.stats.totalMs.toFixed(0)} ms)`;
     for (const q of questions) {
       const seq = await ape.generateText({ query: q.question, contexts: handles, mode: "sequential", maxTokens });
