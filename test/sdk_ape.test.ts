@@ -149,4 +149,21 @@ describe(`SDK (Ape) on ${runtimeName()}`, () => {
       await ape.close();
     }
   });
+
+  it("document and query templates wrap the text literally; a template without its slot is refused", async () => {
+    const enc = (t: string) => Array.from(model.tokenizer.encode(t, { addSpecialTokens: false, allowSpecial: false }));
+    const ape = await Ape.create(model, { raw: true, documentTemplate: "Doc: {text}\n", queryTemplate: "Q: {query}\nA:" });
+    try {
+      // "$&" and "$'" are replacement patterns for String.replace: they must stay as typed
+      const [h] = await ape.cache(["costs $& and $' here"]);
+      expect(Array.from(h.ids)).toEqual(enc("Doc: costs $& and $' here\n"));
+      const out = await ape.generateText({ query: "what $& costs", contexts: [h], mode: "sequential", maxTokens: 1 });
+      const bos = model.tokenizer.bosId !== undefined && model.addBos ? 1 : 0; // raw mode's only prefix token
+      expect(out.stats.promptTokens).toBe(bos + h.tokens + enc("Q: what $& costs\nA:").length);
+    } finally {
+      await ape.close();
+    }
+    await expect(Ape.create(model, { raw: true, queryTemplate: "no slot" })).rejects.toThrow(/queryTemplate must contain \{query\}/);
+    await expect(Ape.create(model, { raw: true, documentTemplate: "no slot" })).rejects.toThrow(/documentTemplate must contain \{text\}/);
+  });
 });
