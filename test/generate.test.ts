@@ -67,6 +67,41 @@ describe(`GPU decode loop on ${runtimeName()}`, () => {
     expect(got).toEqual(free.slice(0, free.indexOf(eos) + 1));
   });
 
+  it("the first token comes out before any decode step is submitted (CPU adapters run work inside submit)", async () => {
+    const queue = model.gpu.device.queue;
+    const submit = queue.submit;
+    let submits = 0;
+    queue.submit = (buffers: Iterable<GPUCommandBuffer>) => (submits++, submit.call(queue, buffers));
+    const prompt = ids(5);
+    // submits before the first chunk: with maxTokens 12 the same as a 1-token decode (prefill and readback)
+    const firstChunkSubmits = async (maxTokens: number) => {
+      const block = engine.pool.allocate(prompt.length + maxTokens, 0);
+      submits = 0;
+      let at = -1, count = 0, first = 0;
+      try {
+        for await (const chunk of decode(engine, {
+          prompt: Uint32Array.from(prompt), block, maxTokens, stepsPerReadback: 6, firstChunk: 1,
+          group: (rows, writeAt) => ({ rows, write: block, writeAt, plain: [block] }),
+        })) {
+          if (at < 0) (at = submits, first = chunk.length);
+          count += chunk.length;
+        }
+      } finally {
+        engine.pool.release(block);
+      }
+      return { at, first, count };
+    };
+    try {
+      const one = await firstChunkSubmits(1);
+      const twelve = await firstChunkSubmits(12);
+      expect(one).toMatchObject({ first: 1, count: 1 });
+      expect(twelve).toMatchObject({ first: 1, count: 12 });
+      expect(twelve.at).toBe(one.at);
+    } finally {
+      queue.submit = submit;
+    }
+  });
+
   it("top-k = 1 sampling equals greedy; a seed reproduces a sampled run; top-k bounds the choices", async () => {
     const prompt = ids(5);
     const greedy = await run(prompt, 8);

@@ -79,14 +79,19 @@ export async function* decode(engine: Engine, req: DecodeRequest): AsyncGenerato
     while (done < maxTokens) {
       if (req.signal?.aborted) throw new ApeError("E_ABORTED", "generation aborted");
       const upTo = enqueued;
+      const first = done === 0;
       const read = readBuffer(dev, sampler.tokens, (upTo - done) * 4, done * 4);
-      enqueue(Math.min(maxTokens, upTo + chunk)); // keep the GPU busy while we wait
+      // keep the GPU busy while we wait; but the next chunk goes in only after the first token is out:
+      // on CPU adapters (lavapipe) a submit runs its work before it returns, which would hold the first
+      // token back by a whole chunk of decode steps
+      if (!first) enqueue(Math.min(maxTokens, upTo + chunk));
       const ids = Array.from(new Uint32Array(await read));
       const cut = ids.findIndex((id) => stop.has(id));
       const out = cut >= 0 ? ids.slice(0, cut + 1) : ids;
       done = upTo;
       if (out.length) yield out;
       if (cut >= 0) break;
+      if (first) enqueue(Math.min(maxTokens, upTo + chunk));
     }
     // tokens actually kept in the block: prompt + generated (the last one's KV is never written)
   } finally {
