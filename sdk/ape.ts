@@ -75,7 +75,7 @@ export interface GenerateRequest {
   /** Generation stops when the text contains one of these (the stop string is not returned). */
   stop?: string[];
   signal?: AbortSignal;
-  /** Tokens per GPU readback after the first (default 16). */
+  /** Tokens per GPU readback after the first (default 16; 4 on CPU adapters). */
   stepsPerReadback?: number;
 }
 

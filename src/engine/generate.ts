@@ -1,7 +1,8 @@
 /**
  * The decode loop. The prompt's prefill and every decode step run on the GPU back to back: each step
  * embeds the id the GPU sampler just chose, so the CPU never waits per token. Tokens come back in
- * chunks (`stepsPerReadback`, default 16); the next chunk is already enqueued while a chunk is read,
+ * chunks (`stepsPerReadback`, default 16; 4 on CPU adapters, where a submit runs its steps at once, so
+ * steps past a stop are not free); the next chunk is already enqueued while a chunk is read,
  * and generation stops on an end-of-sequence id, a caller's stop check, `maxTokens` or an abort signal.
  *
  * @example
@@ -58,7 +59,7 @@ export async function* decode(engine: Engine, req: DecodeRequest): AsyncGenerato
   const stepGroup = req.group(1, prompt.length);
   const step = new Forward(engine.model, engine.pool, 1, { groups: [stepGroup], temperature: T, scale: S, logits: { from: 0, count: 1 } }, sampler.next);
   sampler.record(step.program, step.logits);
-  const chunk = Math.max(1, req.stepsPerReadback ?? 16);
+  const chunk = Math.max(1, req.stepsPerReadback ?? (engine.model.gpu.isCpu ? 4 : 16));
   let enqueued = 0; // tokens whose sampling is enqueued
   const enqueue = (upTo: number) => {
     for (; enqueued < upTo; enqueued++) {
