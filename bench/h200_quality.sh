@@ -12,6 +12,7 @@ set -uo pipefail
 out=${OUT:-/tmp/out}
 mkdir -p "$out"
 q() { timeout "${LIMIT:-540}" "$DENO" run -A sdk/cli.ts bench quality "$@"; }
+scores() { grep -hE "^(sequential|parallel|ape T=[0-9.]+ S=[0-9.]+): [0-9]+/" "$@"; }  # the result lines of bench quality
 case "${1:-}" in
   grid)
     q --split validation --modes sequential,parallel > "$out/grid-baselines.txt" 2>&1 &
@@ -19,7 +20,7 @@ case "${1:-}" in
       q --split validation --modes ape --grid "$ts:0.4,0.5,0.6,0.7,0.8,0.9,1.0" > "$out/grid-T${ts//,/_}.txt" 2>&1 &
     done
     wait
-    grep -hE "^(sequential|parallel|ape T=[0-9.]+ S=[0-9.]+): [0-9]+/" "$out"/grid-*.txt | tee "$out/grid-summary.txt"
+    scores "$out"/grid-*.txt | tee "$out/grid-summary.txt"
     ;;
   test)
     t=${2:?T}; s=${3:?S}
@@ -29,7 +30,7 @@ case "${1:-}" in
     q --split test --modes ape --temperature 0.9 --scale 0.9 > "$out/test-ape-0.9-0.9.txt" 2>&1 &
     q --split demo --modes sequential,parallel,ape --temperature "$t" --scale "$s" > "$out/demo-split.txt" 2>&1 &
     wait
-    grep -hE "^(sequential|parallel|ape T=[0-9.]+ S=[0-9.]+): [0-9]+/" "$out"/test-*.txt "$out/demo-split.txt" | tee "$out/test-summary.txt"
+    scores "$out"/test-*.txt "$out/demo-split.txt" | tee "$out/test-summary.txt"
     ;;
   protocols)
     shift
@@ -57,7 +58,7 @@ case "${1:-}" in
     done
     wait
     for name in "${names[@]}"; do
-      grep -hE "^(sequential|parallel|ape T=[0-9.]+ S=[0-9.]+): [0-9]+/" "$out/protocol-$name.txt" | sed "s/^/$name /"
+      scores "$out/protocol-$name.txt" | sed "s/^/$name /"
     done | tee "$out/protocols-summary.txt"
     ;;
   *) sed -n '2,11p' "$0" >&2; exit 2 ;;

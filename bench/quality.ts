@@ -1,5 +1,5 @@
 /**
- * `ape bench quality [--model <path>] [--split test|validation|demo] [--distractors K] [--questions N]
+ * `ape bench quality [--model <path>] [--split test|validation|holdout|demo] [--distractors K] [--questions N]
  *                    [--modes sequential,parallel,ape] [--max-tokens N] [--temperature T] [--scale S]
  *                    [--grid T1,T2,..:S1,S2,..] [--prefix TEXT] [--system TEXT] [--doc-template T]
  *                    [--query-template T] [--json]`
@@ -63,7 +63,7 @@ export function loadQualitySet(split: Split): QualitySet {
     }));
     return { documents, questions };
   }
-  if (split !== "test" && split !== "validation" && split !== "holdout") {
+  if (!["test", "validation", "holdout"].includes(split)) {
     throw new InvalidArgumentError(`--split must be test, validation, holdout or demo (got '${split}')`);
   }
   const data = JSON.parse(readFileSync(new URL("./data/quality.json", import.meta.url), "utf8"));

@@ -120,6 +120,8 @@ export class Ape {
   readonly #parts: Parts;
   readonly #prefix: EncodedPrefix;
   readonly #stopIds: number[];
+  /** APE's T and S when a request names none: the options', else the model's tuned pair, else the paper's 0.9, 0.9. */
+  readonly defaults: { readonly temperature: number; readonly scale: number };
   #closed = false;
 
   private constructor(readonly model: ApeModel, readonly options: ApeOptions, engine: Engine, parts: Parts, prefix: EncodedPrefix, cache: ContextCache) {
@@ -127,6 +129,8 @@ export class Ape {
     this.#parts = parts;
     this.#prefix = prefix;
     this.#cache = cache;
+    const tuned = model.apeDefaults;
+    this.defaults = { temperature: options.temperature ?? tuned?.temperature ?? 0.9, scale: options.scale ?? tuned?.scale ?? 0.9 };
     const eos = new Set<number>(model.model.config.eosTokenIds);
     const gen = model.model.generationConfig.eos_token_id;
     for (const e of Array.isArray(gen) ? gen : gen !== undefined ? [gen] : []) if (typeof e === "number") eos.add(e);
@@ -183,12 +187,6 @@ export class Ape {
       engine.destroy();
       throw e;
     }
-  }
-
-  /** APE's T and S when a request names none: the options', else the model's tuned pair, else the paper's 0.9, 0.9. */
-  get defaults(): { temperature: number; scale: number } {
-    const m = this.model.apeDefaults;
-    return { temperature: this.options.temperature ?? m?.temperature ?? 0.9, scale: this.options.scale ?? m?.scale ?? 0.9 };
   }
 
   #check(): void {

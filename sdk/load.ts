@@ -13,7 +13,7 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { loadModel as loadWeights, type LoadOptions } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import { ModelFormatError } from "../src/errors.ts";
@@ -51,11 +51,6 @@ function tokenString(v: unknown): string | undefined {
   return undefined;
 }
 
-/** No path, or the default model's own file in the model cache. */
-function isDefaultModel(path: string | undefined): boolean {
-  return path === undefined || resolve(path) === resolve(defaultModelPath()) || resolve(path) === dirname(resolve(defaultModelPath()));
-}
-
 export async function loadModel(path?: string, opts: ModelOptions = {}): Promise<ApeModel> {
   const load: LoadOptions = { weightDtype: opts.dtype, compute: opts.compute, onProgress: opts.onProgress };
   const loaded = await loadWeights(path, load);
@@ -91,7 +86,8 @@ export async function loadModel(path?: string, opts: ModelOptions = {}): Promise
       bosToken: tokenString(tc.bos_token),
       eosToken: tokenString(tc.eos_token),
       addBos: tc.add_bos_token === true,
-      apeDefaults: isDefaultModel(path) ? { ...DEFAULT_MODEL_APE } : undefined,
+      // the file loaded is the default model's (no path, or its path in the model cache)
+      apeDefaults: resolve(model.source) === resolve(defaultModelPath()) ? { ...DEFAULT_MODEL_APE } : undefined,
       destroy() {
         tokenizer.free?.();
         model.destroy();
