@@ -19,6 +19,7 @@ import type { GpuLinear } from "../model/weights.ts";
 import { cosSinTable } from "../model/rope.ts";
 import type { KvBlock, KvPool } from "./kv_pool.ts";
 import { Params, Program } from "./program.ts";
+import { recordAttention } from "./attention.ts";
 import { dequantScratchBytes, fusesInput, type LinearInput, recordLinear } from "./linear.ts";
 import { ModelFormatError } from "../errors.ts";
 
@@ -127,13 +128,13 @@ export class Forward {
       const bind = k.bind(pipe, [qkv, this.cosSin, this.dest, pool.k[layer], pool.v[layer], params]);
       prog.dispatch(pipe, bind, ceil(((c.heads + c.kvHeads) * c.headDim) / 4, 64), n);
     };
-    const attention = (layer: number, rowsBuf: GPUBuffer, blocksBuf: GPUBuffer, out: GPUBuffer, lseOut: GPUBuffer, temperature: number) => {
-      const pipe = k.pipeline(pool.dtype === "f16" ? "attention_f16kv" : "attention");
-      const scale = 1 / (Math.sqrt(c.headDim) * temperature);
-      const params = prog.uniform(new Params().u(n, c.heads, c.kvHeads, c.headDim, qkvDim).f(scale).u(c.slidingWindow).bytes());
-      const bind = k.bind(pipe, [qkv, pool.k[layer], pool.v[layer], rowsBuf, blocksBuf, out, lseOut, params]);
-      prog.dispatch(pipe, bind, c.heads, n);
-    };
+    const plainLists = input.groups.map((g) => ({ rows: g.rows, blocks: g.plain }));
+    const ctxLists = input.groups.map((g) => ({ rows: g.rows, blocks: g.contexts ?? [] }));
+    const attention = (layer: number, ctx: boolean, out: GPUBuffer, lseOut: GPUBuffer, temperature: number) =>
+      recordAttention(prog, model, pool, {
+        layer, q: qkv, out, lse: lseOut, temperature, rows: n,
+        rowInfo: ctx ? this.rowsCtx : this.rowsPlain, blocks: ctx ? this.blocksCtx : this.blocksPlain, lists: ctx ? ctxLists : plainLists,
+      });
 
     // ---- the forward pass ----
     const embedPipe = k.pipeline("embed");
@@ -151,9 +152,9 @@ export class Forward {
         headNorm(L.kNorm, c.kvHeads, qDim);
       }
       ropeStore(l);
-      attention(l, this.rowsPlain, this.blocksPlain, attnO, lse, 1);
+      attention(l, false, attnO, lse, 1);
       if (this.ape) {
-        attention(l, this.rowsCtx, this.blocksCtx, attnC, lseC, T);
+        attention(l, true, attnC, lseC, T);
         const merge = k.pipeline("ape_merge");
         const mp = prog.uniform(new Params().u(n, c.heads, c.headDim).f(S * T).bytes());
         prog.dispatch(merge, k.bind(merge, [attnC, lseC, attnO, lse, attn, mp]), ceil(qDim, 64), n);

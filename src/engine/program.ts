@@ -9,7 +9,7 @@
  * // const prog = new Program(device); prog.dispatch(pipeline, bindGroup, 4); prog.submit();
  * ```
  */
-import { Usage } from "../gpu/buffers.ts";
+import { storageBuffer, Usage } from "../gpu/buffers.ts";
 
 export class Program {
   readonly steps: { pipeline: GPUComputePipeline; bind: GPUBindGroup; grid: [number, number, number] }[] = [];
@@ -32,6 +32,13 @@ export class Program {
     const b = this.device.createBuffer({ size, usage: Usage.UNIFORM | Usage.COPY_DST, mappedAtCreation: true });
     new Uint8Array(b.getMappedRange()).set(new Uint8Array(words));
     b.unmap();
+    this.owned.push(b);
+    return b;
+  }
+
+  /** A storage buffer of `bytes` owned by this program (destroyed with it): a kernel's scratch. */
+  scratch(bytes: number, label?: string): GPUBuffer {
+    const b = storageBuffer(this.device, bytes, label);
     this.owned.push(b);
     return b;
   }

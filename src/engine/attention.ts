@@ -1,0 +1,51 @@
+/**
+ * Records one attention part of one layer: every query row of the batch attends its own list of KV
+ * blocks (rowInfo: pos, listStart, listLen per row; blocks: base, tokens, capacity, firstPos), with
+ * the one visibility rule (a key is visible iff its position <= the query's, within a sliding window
+ * when set), scores scaled by 1/(sqrt(headDim) * temperature), and writes the softmax-weighted values
+ * and the log-sum-exp APE's merge needs. This file only chooses the kernel for the batch's shape.
+ *
+ * @example
+ * ```ts
+ * import { recordAttention } from "./attention.ts";
+ * // recordAttention(program, model, pool, { layer: 0, q: qkv, rowInfo, blocks, out, lse, temperature: 1, rows: n, lists });
+ * ```
+ */
+import type { Model } from "../model/model.ts";
+import type { KvBlock, KvPool } from "./kv_pool.ts";
+import { Params, type Program } from "./program.ts";
+
+export interface AttentionCall {
+  layer: number;
+  /** Fused qkv rows ([rows, qkvDim] f32; q heads first). */
+  q: GPUBuffer;
+  /** Per query row (pos, listStart, listLen, _) and the block descriptors they index. */
+  rowInfo: GPUBuffer;
+  blocks: GPUBuffer;
+  /** [rows, heads * headDim] values and [rows, heads] log-sum-exps (-1e30 where nothing is visible). */
+  out: GPUBuffer;
+  lse: GPUBuffer;
+  temperature: number;
+  rows: number;
+  /**
+   * The batch's row groups in order: each group's row count and the blocks its rows attend (the same
+   * list for every row of a group). Block token counts may grow between replays (decode), never past
+   * their capacity.
+   */
+  lists: { rows: number; blocks: KvBlock[] }[];
+}
+
+/** The generic kernel: one workgroup of 64 threads per (query head, row), walking the row's whole list. */
+function recordRowAttention(prog: Program, model: Model, pool: KvPool, a: AttentionCall): void {
+  const { config: c, kernels: k } = model;
+  const pipe = k.pipeline(pool.dtype === "f16" ? "attention_f16kv" : "attention");
+  const qkvDim = (c.heads + 2 * c.kvHeads) * c.headDim;
+  const scale = 1 / (Math.sqrt(c.headDim) * a.temperature);
+  const params = prog.uniform(new Params().u(a.rows, c.heads, c.kvHeads, c.headDim, qkvDim).f(scale).u(c.slidingWindow).bytes());
+  const bind = k.bind(pipe, [a.q, pool.k[a.layer], pool.v[a.layer], a.rowInfo, a.blocks, a.out, a.lse, params]);
+  prog.dispatch(pipe, bind, c.heads, a.rows);
+}
+
+export function recordAttention(prog: Program, model: Model, pool: KvPool, a: AttentionCall): void {
+  recordRowAttention(prog, model, pool, a);
+}
