@@ -63,3 +63,34 @@ export class InvalidArgumentError extends ApeError {
     super("E_INVALID_ARGUMENT", message);
   }
 }
+
+/**
+ * WebGPU rejected a call (an invalid binding, a destroyed buffer, a limit exceeded...): a bug caught
+ * before it could turn into wrong numbers. `gpuMessage` is WebGPU's own text.
+ */
+export class GpuValidationError extends ApeError {
+  constructor(readonly gpuMessage: string, context = "") {
+    super("E_GPU_VALIDATION", `GPU validation error${context ? ` (${context})` : ""}: ${gpuMessage}`);
+  }
+}
+
+/** The GPU ran out of memory creating a buffer or running work. `gpuMessage` is WebGPU's own text. */
+export class GpuOutOfMemoryError extends ApeError {
+  constructor(readonly gpuMessage: string, context = "") {
+    super("E_GPU_OUT_OF_MEMORY", `GPU out of memory${context ? ` (${context})` : ""}: ${gpuMessage}`);
+  }
+}
+
+/** The implementation failed internally (e.g. a shader it could not compile for the hardware). */
+export class GpuInternalError extends ApeError {
+  constructor(readonly gpuMessage: string, context = "") {
+    super("E_GPU_INTERNAL", `GPU internal error${context ? ` (${context})` : ""}: ${gpuMessage}`);
+  }
+}
+
+/** The GPU device was lost (driver reset, destroyed): every later call on it fails with this error. */
+export class GpuDeviceLostError extends ApeError {
+  constructor(readonly gpuMessage: string, readonly reason = "unknown") {
+    super("E_GPU_DEVICE_LOST", `GPU device lost (${reason}): ${gpuMessage || "no message"}`);
+  }
+}

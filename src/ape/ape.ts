@@ -42,7 +42,9 @@ export async function encodePrefix(engine: Engine, ids: Uint32Array): Promise<En
 
 /**
  * Encodes many contexts in batched forward passes (not one per context): each context's rows form a
- * group with its own block, positions P.., attending [prefix, itself] causally.
+ * group with its own block, positions P.., attending [prefix, itself] causally. Whole contexts are
+ * packed into passes of up to `engine.batchRows` rows; a longer context gets a pass of its own, which
+ * Engine.run splits into chunks.
  */
 export async function encodeContexts(engine: Engine, prefix: EncodedPrefix, contexts: Uint32Array[]): Promise<KvBlock[]> {
   const blocks: KvBlock[] = [];
@@ -65,7 +67,7 @@ export async function encodeContexts(engine: Engine, prefix: EncodedPrefix, cont
     };
     for (const c of contexts) {
       if (c.length === 0) throw new InvalidArgumentError("contexts: a context has no tokens");
-      if (rows + c.length > engine.maxBatchRows) await flush();
+      if (rows + c.length > engine.batchRows) await flush();
       const block = engine.pool.allocate(c.length, prefix.length);
       blocks.push(block);
       batch.push({ ids: c, block });
@@ -106,7 +108,7 @@ export function startQuery(engine: Engine, q: QueryInput): LiveQuery {
   };
 }
 
-/** APE query prefill: logits of the last query token. */
+/** APE query prefill: logits of the last query token (a long query runs in chunks, see Engine.run). */
 export async function queryLogits(engine: Engine, q: QueryInput): Promise<Float32Array> {
   if (q.query.length === 0) throw new InvalidArgumentError("query: no tokens");
   const live = startQuery(engine, q);
@@ -122,7 +124,10 @@ export async function queryLogits(engine: Engine, q: QueryInput): Promise<Float3
   }
 }
 
-/** Sequential baseline: prefix + contexts + query concatenated, causal; logits of the last token. */
+/**
+ * Sequential baseline: prefix + contexts + query concatenated, causal; logits of the last token, or of
+ * every token with `all` ([ids.length, vocab]). Long inputs run in chunks (Engine.run).
+ */
 export async function sequentialLogits(engine: Engine, ids: Uint32Array, all = false): Promise<Float32Array> {
   if (ids.length === 0) throw new InvalidArgumentError("ids: no tokens");
   const block = engine.pool.allocate(ids.length, 0);

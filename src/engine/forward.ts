@@ -46,6 +46,19 @@ export interface ForwardInput {
 
 const ceil = (a: number, b: number) => Math.ceil(a / b);
 
+/**
+ * Bytes per batch row of each per-row buffer a Forward creates below (each must fit one binding and
+ * one buffer: Engine.run sizes its chunks by the widest). The logits buffer holds vocab * 4 bytes per
+ * logit row; the dequant scratch does not grow with rows.
+ */
+export function forwardRowBytes(c: Model["config"]): Record<string, number> {
+  const qDim = c.heads * c.headDim, qkvDim = qDim + 2 * c.kvHeads * c.headDim;
+  return {
+    ids: 4, x: c.hidden * 4, xn: c.hidden * 4, qkv: qkvDim * 4, attn: qDim * 4, lse: c.heads * 4,
+    gu: 2 * c.intermediate * 4, h: c.intermediate * 4, cosSin: c.headDim * 4, dest: 16, rowInfo: 16,
+  };
+}
+
 /** Scratch buffers, state buffers and the recorded dispatches for one batch shape. */
 export class Forward {
   readonly program: Program;

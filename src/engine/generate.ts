@@ -4,6 +4,10 @@
  * chunks (`stepsPerReadback`, default 16; 4 on CPU adapters, where a submit runs its steps at once, so
  * steps past a stop are not free); the next chunk is already enqueued while a chunk is read,
  * and generation stops on an end-of-sequence id, a caller's stop check, `maxTokens` or an abort signal.
+ * A prompt longer than one forward pass is prefilled in chunks (Engine.plan); only the last chunk's
+ * pass carries the sampler. GPU errors surface as typed errors: those of the prefill and first steps
+ * through error scopes awaited with the first readback, those of later replays through the device's
+ * uncaptured-error record, which every readback checks (no extra GPU round trip per step).
  *
  * @example
  * ```ts
@@ -16,6 +20,7 @@ import { Forward, type AttendGroup } from "./forward.ts";
 import type { KvBlock } from "./kv_pool.ts";
 import { Sampler, type SamplingOptions } from "./sampler.ts";
 import { readBuffer } from "../gpu/buffers.ts";
+import { deviceErrors, errorScope } from "../gpu/device.ts";
 import { ApeError, CapacityError, InvalidArgumentError } from "../errors.ts";
 
 export interface DecodeRequest {
@@ -48,35 +53,51 @@ export async function* decode(engine: Engine, req: DecodeRequest): AsyncGenerato
   }
   engine.checkIds(prompt, "prompt");
   const dev = engine.model.gpu.device;
+  deviceErrors(dev).throwIfLost();
   const stop = new Set(req.stopIds ?? []);
   const history = new Uint32Array([...Array.from(req.history ?? []), ...prompt]);
-  const sampler = new Sampler(engine.model, req.sampling ?? {}, maxTokens, history);
   const T = req.temperature, S = req.scale;
-  const prefill = new Forward(engine.model, engine.pool, prompt.length, {
+  // a prompt longer than one forward pass is prefilled in chunks; only the last carries the sampler
+  const chunks = engine.plan(prompt.length, {
     groups: [req.group(prompt.length, 0)], temperature: T, scale: S, logits: { from: prompt.length - 1, count: 1 },
   });
-  sampler.record(prefill.program, prefill.logits);
+  const last = chunks[chunks.length - 1];
   const stepGroup = req.group(1, prompt.length);
-  const step = new Forward(engine.model, engine.pool, 1, { groups: [stepGroup], temperature: T, scale: S, logits: { from: 0, count: 1 } }, sampler.next);
-  sampler.record(step.program, step.logits);
   const chunk = Math.max(1, req.stepsPerReadback ?? (engine.model.gpu.isCpu ? 4 : 16));
-  let enqueued = 0; // tokens whose sampling is enqueued
-  const enqueue = (upTo: number) => {
-    for (; enqueued < upTo; enqueued++) {
-      sampler.setStep(enqueued);
-      if (enqueued === 0) {
-        prefill.setIds(prompt);
-        prefill.program.submit();
-      } else {
-        stepGroup.writeAt = prompt.length + enqueued - 1; // the previous token's slot
-        step.refreshState();
-        step.program.submit();
-      }
-    }
-  };
+  const owned: { destroy(): void }[] = [];
+  const own = <O extends { destroy(): void }>(o: O): O => (owned.push(o), o);
+  // the prefill and the first steps are recorded and submitted inside error scopes, read with the
+  // first tokens; later replays rely on the device's uncaptured-error record, checked at each readback
+  const close = errorScope(dev, `decode of a ${prompt.length}-token prompt`);
+  let scoped: Promise<ApeError | undefined> | undefined;
   try {
-    let done = 0;
+    if (last.start > 0) {
+      engine.enqueue(prompt.subarray(0, last.start), {
+        groups: [req.group(last.start, 0)], temperature: T, scale: S, logits: { from: 0, count: 0 },
+      });
+    }
+    const sampler = own(new Sampler(engine.model, req.sampling ?? {}, maxTokens, history));
+    const prefill = own(new Forward(engine.model, engine.pool, last.rows, last.input));
+    sampler.record(prefill.program, prefill.logits);
+    const step = own(new Forward(engine.model, engine.pool, 1, { groups: [stepGroup], temperature: T, scale: S, logits: { from: 0, count: 1 } }, sampler.next));
+    sampler.record(step.program, step.logits);
+    let enqueued = 0; // tokens whose sampling is enqueued
+    const enqueue = (upTo: number) => {
+      for (; enqueued < upTo; enqueued++) {
+        sampler.setStep(enqueued);
+        if (enqueued === 0) {
+          prefill.setIds(prompt.subarray(last.start));
+          prefill.program.submit();
+        } else {
+          stepGroup.writeAt = prompt.length + enqueued - 1; // the previous token's slot
+          step.refreshState();
+          step.program.submit();
+        }
+      }
+    };
     enqueue(Math.min(maxTokens, Math.max(1, req.firstChunk ?? chunk)));
+    scoped = close();
+    let done = 0;
     while (done < maxTokens) {
       if (req.signal?.aborted) throw new ApeError("E_ABORTED", "generation aborted");
       const upTo = enqueued;
@@ -86,7 +107,7 @@ export async function* decode(engine: Engine, req: DecodeRequest): AsyncGenerato
       // on CPU adapters (lavapipe) a submit runs its work before it returns, which would hold the first
       // token back by a whole chunk of decode steps
       if (!first) enqueue(Math.min(maxTokens, upTo + chunk));
-      const ids = Array.from(new Uint32Array(await read));
+      const ids = Array.from(new Uint32Array(await (first ? withScope(scoped, read) : read)));
       const cut = ids.findIndex((id) => stop.has(id));
       const out = cut >= 0 ? ids.slice(0, cut + 1) : ids;
       done = upTo;
@@ -96,9 +117,16 @@ export async function* decode(engine: Engine, req: DecodeRequest): AsyncGenerato
     }
     // tokens actually kept in the block: prompt + generated (the last one's KV is never written)
   } finally {
+    scoped ??= close(); // recording failed before the scopes were closed
     block.tokens = Math.min(block.tokens, block.capacity);
-    prefill.destroy();
-    step.destroy();
-    sampler.destroy();
+    for (const o of owned) o.destroy();
   }
+}
+
+/** Awaits a readback together with an error scope's outcome; the scope's error wins. */
+async function withScope<T>(scoped: Promise<ApeError | undefined>, read: Promise<T>): Promise<T> {
+  const [scope, data] = await Promise.allSettled([scoped, read]);
+  if (scope.status === "fulfilled" && scope.value) throw scope.value;
+  if (data.status === "rejected") throw data.reason;
+  return data.value;
 }

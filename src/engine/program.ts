@@ -10,6 +10,7 @@
  * ```
  */
 import { storageBuffer, Usage } from "../gpu/buffers.ts";
+import { deviceErrors } from "../gpu/device.ts";
 
 export class Program {
   readonly steps: { pipeline: GPUComputePipeline; bind: GPUBindGroup; grid: [number, number, number] }[] = [];
@@ -52,8 +53,12 @@ export class Program {
     }
   }
 
-  /** Encodes the whole program in one compute pass and submits it. */
+  /**
+   * Encodes the whole program in one compute pass and submits it. On a lost device it throws
+   * GpuDeviceLostError instead (WebGPU would drop the work silently).
+   */
   submit(): void {
+    deviceErrors(this.device).throwIfLost();
     const enc = this.device.createCommandEncoder();
     const pass = enc.beginComputePass();
     this.encode(pass);

@@ -7,6 +7,11 @@
  * The device is requested with the adapter's real limits (not WebGPU's conservative defaults) and with
  * `shader-f16` when the adapter offers it.
  *
+ * GPU errors are never silent: work that is recorded and submitted in one synchronous stretch runs
+ * inside `errorScope` (validation and out-of-memory); anything outside a scope reaches the device's
+ * `uncapturederror` listener and is recorded in `deviceErrors(device)`, and a lost device is recorded
+ * for good. `readBuffer` (the one readback path) throws what was recorded as a typed error.
+ *
  * @example
  * ```ts
  * import { getGpu } from "./device.ts";
@@ -14,7 +19,9 @@
  * console.log(gpu.description, gpu.limits.maxStorageBufferBindingSize);
  * ```
  */
-import { GpuUnavailableError } from "../errors.ts";
+import {
+  type ApeError, GpuDeviceLostError, GpuInternalError, GpuOutOfMemoryError, GpuUnavailableError, GpuValidationError,
+} from "../errors.ts";
 
 export interface Gpu {
   device: GPUDevice;
@@ -83,9 +90,7 @@ async function acquire(): Promise<Gpu> {
     maxStorageBuffersPerShaderStage: a.maxStorageBuffersPerShaderStage,
   };
   const device = await adapter.requestDevice({ requiredFeatures: want, requiredLimits });
-  device.lost.then((info) => {
-    if (info.reason !== "destroyed") console.error(`apekit: GPU device lost: ${info.message}`);
-  });
+  deviceErrors(device); // listens for uncaptured errors and loss from the start
   const info = adapter.info;
   const name = info.description || info.device || "unknown adapter";
   const vendor = info.vendor && !/^\d+$/.test(info.vendor) ? `${info.vendor} ` : "";
@@ -116,4 +121,104 @@ export function getGpu(): Promise<Gpu> {
     pending.catch(() => (pending = undefined));
   }
   return pending;
+}
+
+/** A new device of its own, not the shared one (for tests that lose or destroy a device). */
+export function createGpu(): Promise<Gpu> {
+  return acquire();
+}
+
+/** The limits buffer creation and binding are checked against (read once per device). */
+export interface BufferLimits {
+  maxBufferSize: number;
+  maxStorageBufferBindingSize: number;
+  maxUniformBufferBindingSize: number;
+}
+
+const limitsOf = new WeakMap<GPUDevice, BufferLimits>();
+
+export function bufferLimits(device: GPUDevice): BufferLimits {
+  let l = limitsOf.get(device);
+  if (!l) {
+    const d = device.limits;
+    l = { maxBufferSize: d.maxBufferSize, maxStorageBufferBindingSize: d.maxStorageBufferBindingSize, maxUniformBufferBindingSize: d.maxUniformBufferBindingSize };
+    limitsOf.set(device, l);
+  }
+  return l;
+}
+
+/** A WebGPU error as apekit's typed error (`context` says what was running). */
+export function typedGpuError(error: GPUError, context = ""): ApeError {
+  const kind = (error as { constructor?: { name?: string } }).constructor?.name ?? "";
+  if (/OutOfMemory/i.test(kind)) return new GpuOutOfMemoryError(error.message, context);
+  if (/Internal/i.test(kind)) return new GpuInternalError(error.message, context);
+  return new GpuValidationError(error.message, context);
+}
+
+/**
+ * What a device reported outside any error scope: uncaptured errors (kept until thrown once) and its
+ * loss (kept for good: every later call fails fast).
+ */
+export class DeviceErrors {
+  #pending: ApeError[] = [];
+  #lost?: { message: string; reason: string };
+
+  constructor(device: GPUDevice) {
+    const onError = (ev: GPUUncapturedErrorEvent) => {
+      ev.preventDefault?.(); // reported as a typed error instead of a console line
+      if (this.#pending.length < 16) this.#pending.push(typedGpuError(ev.error, "uncaptured"));
+    };
+    if (typeof device.addEventListener === "function") device.addEventListener("uncapturederror", onError as EventListener);
+    else (device as { onuncapturederror: unknown }).onuncapturederror = onError;
+    device.lost.then((info) => {
+      this.#lost = { message: info.message, reason: info.reason ?? "unknown" };
+      if (info.reason !== "destroyed") console.error(`apekit: GPU device lost: ${info.message}`);
+    });
+  }
+
+  get lost(): boolean {
+    return this.#lost !== undefined;
+  }
+
+  /** Throws GpuDeviceLostError once the device is lost. */
+  throwIfLost(): void {
+    if (this.#lost) throw new GpuDeviceLostError(this.#lost.message, this.#lost.reason);
+  }
+
+  /** Throws the device's loss, else the first error recorded since the last throw (the rest were its echoes). */
+  throwIfFailed(): void {
+    this.throwIfLost();
+    const first = this.#pending[0];
+    if (first) {
+      this.#pending = [];
+      throw first;
+    }
+  }
+}
+
+const errorsOf = new WeakMap<GPUDevice, DeviceErrors>();
+
+/** The device's error record (its listeners are installed on first use; getGpu installs them at once). */
+export function deviceErrors(device: GPUDevice): DeviceErrors {
+  let e = errorsOf.get(device);
+  if (!e) errorsOf.set(device, (e = new DeviceErrors(device)));
+  return e;
+}
+
+/**
+ * Opens validation and out-of-memory error scopes; the returned function closes them and resolves to
+ * the typed error of the first failure inside (undefined when none). Push and close must enclose
+ * synchronous work only (the scopes are a per-device stack: an await in between would let other
+ * calls' errors in). Closing costs no GPU round trip: await it together with a readback.
+ */
+export function errorScope(device: GPUDevice, context: string): () => Promise<ApeError | undefined> {
+  device.pushErrorScope("validation");
+  device.pushErrorScope("out-of-memory");
+  return () => {
+    const oom = device.popErrorScope(), validation = device.popErrorScope();
+    return Promise.all([oom, validation]).then(
+      ([o, v]) => (o ? new GpuOutOfMemoryError(o.message, context) : v ? new GpuValidationError(v.message, context) : undefined),
+      () => undefined, // a lost device rejects nothing it had; the loss is reported by deviceErrors
+    );
+  };
 }

@@ -14,7 +14,10 @@
  * ```
  */
 import { readFileSync } from "node:fs";
-import { GpuUnavailableError } from "../errors.ts";
+import { CapacityError, GpuUnavailableError } from "../errors.ts";
+import { bufferLimits } from "./device.ts";
+
+const UNIFORM_USAGE = 0x40;
 
 const SHADER_DIR = new URL("../../shaders/", import.meta.url);
 const sources = new Map<string, string>();
@@ -75,11 +78,26 @@ export class Kernels {
     return false;
   }
 
-  /** A bind group for `pipeline` with the buffers bound at 0..n-1 of group 0. */
+  /**
+   * A bind group for `pipeline` with the buffers bound at 0..n-1 of group 0. A binding larger than the
+   * device allows (maxStorageBufferBindingSize, or maxUniformBufferBindingSize for uniforms) is refused
+   * with CapacityError naming the kernel, buffer and sizes, before WebGPU would reject it.
+   */
   bind(pipeline: GPUComputePipeline, buffers: (GPUBuffer | GPUBufferBinding)[]): GPUBindGroup {
-    return this.device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: buffers.map((b, i) => ({ binding: i, resource: "buffer" in b ? b : { buffer: b } })),
+    const limits = bufferLimits(this.device);
+    const entries = buffers.map((b, i) => {
+      const resource: GPUBufferBinding = "buffer" in b ? b : { buffer: b };
+      const size = resource.size ?? resource.buffer.size - (resource.offset ?? 0);
+      const uniform = (resource.buffer.usage & UNIFORM_USAGE) !== 0;
+      const limit = uniform ? limits.maxUniformBufferBindingSize : limits.maxStorageBufferBindingSize;
+      if (size > limit) {
+        throw new CapacityError(
+          `kernel '${pipeline.label || "unlabeled"}' binding ${i}: buffer '${resource.buffer.label || "unlabeled"}' binds ${size} bytes, ` +
+            `over the device's ${uniform ? "maxUniformBufferBindingSize" : "maxStorageBufferBindingSize"} (${limit} bytes)`,
+        );
+      }
+      return { binding: i, resource };
     });
+    return this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
   }
 }
