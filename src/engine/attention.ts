@@ -14,6 +14,7 @@
 import type { Model } from "../model/model.ts";
 import type { KvBlock, KvPool } from "./kv_pool.ts";
 import { Params, type Program } from "./program.ts";
+import { recordTiledAttention, usesTiledAttention } from "./attention_tiled.ts";
 
 export interface AttentionCall {
   layer: number;
@@ -47,5 +48,7 @@ function recordRowAttention(prog: Program, model: Model, pool: KvPool, a: Attent
 }
 
 export function recordAttention(prog: Program, model: Model, pool: KvPool, a: AttentionCall): void {
+  // many rows (prefill, context encoding, APE queries): tiles of query rows share every K/V load
+  if (usesTiledAttention(model, a)) return void recordTiledAttention(prog, model, pool, a);
   recordRowAttention(prog, model, pool, a);
 }

@@ -1,0 +1,138 @@
+/**
+ * Tiled (FlashAttention-2 style) attention for batches of many query rows: prefill, batched context
+ * encoding, APE queries (shaders/attention_tiled*.wgsl). A workgroup owns a tile of query vectors (row,
+ * query head) of ONE row group and ONE kv head, i.e. all the query heads sharing that kv head, so each
+ * K/V tile streamed through workgroup memory serves up to 64 query vectors. The tile table is built here
+ * at record time from the batch's row groups (tiles never cross groups: a group's rows share one block
+ * list). When the tiles alone cannot fill the device (a few hundred query rows over a long list of
+ * blocks), a third grid dimension splits the key tiles and attention_combine.wgsl merges the partials.
+ * Tile sizes come from the device's workgroup memory (override constants TQ, TK).
+ *
+ * @example
+ * ```ts
+ * import { recordTiledAttention, usesTiledAttention } from "./attention_tiled.ts";
+ * // if (usesTiledAttention(model, call)) recordTiledAttention(program, model, pool, call);
+ * ```
+ */
+import type { Model } from "../model/model.ts";
+import type { Gpu } from "../gpu/device.ts";
+import type { KvPool } from "./kv_pool.ts";
+import { Params, type Program } from "./program.ts";
+import type { AttentionCall } from "./attention.ts";
+
+/** Batches of at least this many rows use the tiled kernel (fewer: the per-row / decode kernels). */
+export const TILED_MIN_ROWS = 8;
+
+/** Thread grid of a tile: TQ x TK threads, 4 * TQ query vectors, key tiles of 4 * TK keys. */
+export interface TileShape {
+  tq: number;
+  tk: number;
+}
+
+// Preferred first: 64 query vectors x 32 keys with 128 threads (36 KiB at head_dim 64: fits the H200's
+// 48 KiB, leaving room for several workgroups per SM), then smaller tiles for small workgroup memory
+// (lavapipe: 32 KiB) or large head dims.
+const SHAPES: TileShape[] = [
+  { tq: 16, tk: 8 }, { tq: 16, tk: 4 }, { tq: 8, tk: 8 }, { tq: 8, tk: 4 }, { tq: 4, tk: 8 }, { tq: 4, tk: 4 },
+  { tq: 4, tk: 2 }, { tq: 2, tk: 2 }, { tq: 1, tk: 1 },
+];
+
+/** Workgroup memory of the kernel for a shape (see the kernel's header). */
+export function tiledWorkgroupBytes(headDim: number, s: TileShape): number {
+  const hq = headDim / 4;
+  return 16 * (4 * s.tq * (hq + 1) + 4 * s.tk * hq + 4 * s.tk * s.tq + s.tq * s.tk) + 48;
+}
+
+/** The largest preferred shape that fits the device and head_dim (undefined: none does). */
+export function tiledShape(gpu: Gpu, headDim: number): TileShape | undefined {
+  const { maxComputeWorkgroupStorageSize: mem, maxComputeInvocationsPerWorkgroup: threads } = gpu.limits;
+  return SHAPES.find((s) => headDim <= 32 * s.tk && s.tq * s.tk <= threads && tiledWorkgroupBytes(headDim, s) <= mem);
+}
+
+export function usesTiledAttention(model: Model, a: AttentionCall): boolean {
+  return a.rows >= TILED_MIN_ROWS && tiledShape(model.gpu, model.config.headDim) !== undefined;
+}
+
+/**
+ * The tile table: (first query vector, count) per tile, vector v = row * group + g over the rows of
+ * one kv head; each group's vectors are cut into runs of `perTile`.
+ */
+export function tileTable(lists: AttentionCall["lists"], group: number, perTile: number): Uint32Array {
+  const out: number[] = [];
+  let row = 0;
+  for (const g of lists) {
+    const first = row * group, count = g.rows * group;
+    for (let v = 0; v < count; v += perTile) out.push(first + v, Math.min(perTile, count - v));
+    row += g.rows;
+  }
+  return new Uint32Array(out);
+}
+
+/** Key-range splits: enough workgroups to fill the device, each split keeping a few key tiles. */
+export function chooseSplits(opts: { workgroups: number; keyTiles: number; isCpu: boolean; maxSplitsByMemory: number }): number {
+  const target = opts.isCpu ? 8 : 1024; // lavapipe: a few threads; H200: 132 SMs x several workgroups
+  const minTilesPerSplit = opts.isCpu ? 2 : 4;
+  if (opts.workgroups >= target) return 1;
+  const want = Math.ceil(target / opts.workgroups);
+  return Math.max(1, Math.min(want, Math.floor(opts.keyTiles / minTilesPerSplit), opts.maxSplitsByMemory, 256));
+}
+
+// Per program: the tile table of each list set (the same for every layer) and the split-K partials
+// (reused by every attention of the program: its dispatches run in order).
+const tileTables = new WeakMap<Program, Map<object, { buffer: GPUBuffer; count: number }>>();
+const partials = new WeakMap<Program, { ml: GPUBuffer; acc: GPUBuffer; mlBytes: number; accBytes: number }>();
+
+function tileBuffer(prog: Program, a: AttentionCall, group: number, perTile: number) {
+  let byList = tileTables.get(prog);
+  if (!byList) tileTables.set(prog, (byList = new Map()));
+  let t = byList.get(a.lists);
+  if (!t) {
+    const table = tileTable(a.lists, group, perTile);
+    const buffer = prog.scratch(table.byteLength, "attention.tiles");
+    prog.device.queue.writeBuffer(buffer, 0, table);
+    byList.set(a.lists, (t = { buffer, count: table.length / 2 }));
+  }
+  return t;
+}
+
+function partialBuffers(prog: Program, mlBytes: number, accBytes: number) {
+  let p = partials.get(prog);
+  if (!p || p.mlBytes < mlBytes || p.accBytes < accBytes) {
+    mlBytes = Math.max(mlBytes, p?.mlBytes ?? 0);
+    accBytes = Math.max(accBytes, p?.accBytes ?? 0);
+    p = { ml: prog.scratch(mlBytes, "attention.pML"), acc: prog.scratch(accBytes, "attention.pAcc"), mlBytes, accBytes };
+    partials.set(prog, p);
+  }
+  return p;
+}
+
+/** Records the tiled kernel (and the combine when split); `forceSplits` overrides the split choice. Returns the splits. */
+export function recordTiledAttention(prog: Program, model: Model, pool: KvPool, a: AttentionCall, forceSplits?: number): number {
+  const { config: c, kernels: k, gpu } = model;
+  const shape = tiledShape(gpu, c.headDim);
+  if (!shape) throw new Error(`tiled attention: no tile shape fits head_dim ${c.headDim} in ${gpu.limits.maxComputeWorkgroupStorageSize} bytes`);
+  const group = c.heads / c.kvHeads;
+  const keysPerTile = 4 * shape.tk;
+  const tiles = tileBuffer(prog, a, group, 4 * shape.tq);
+  const keyTiles = Math.max(0, ...a.lists.map((g) => g.blocks.reduce((n, b) => n + Math.ceil(b.tokens / keysPerTile), 0)));
+  const perSplit = a.rows * c.heads * c.headDim * 4;
+  const splits = forceSplits ?? chooseSplits({
+    workgroups: tiles.count * c.kvHeads, keyTiles, isCpu: gpu.isCpu,
+    maxSplitsByMemory: Math.floor(gpu.limits.maxStorageBufferBindingSize / perSplit),
+  });
+
+  const pipe = k.pipeline(pool.dtype === "f16" ? "attention_tiled_f16kv" : "attention_tiled", { HD: c.headDim, TQ: shape.tq, TK: shape.tk });
+  const qkvDim = (c.heads + 2 * c.kvHeads) * c.headDim;
+  const scale = 1 / (Math.sqrt(c.headDim) * a.temperature);
+  const params = prog.uniform(new Params().u(a.rows, c.heads, c.kvHeads, group, qkvDim).f(scale).u(c.slidingWindow, splits).bytes());
+  const part = splits > 1 ? partialBuffers(prog, splits * a.rows * c.heads * 8, splits * perSplit) : undefined;
+  const out = part ? part.acc : a.out, stats = part ? part.ml : a.lse;
+  const bind = k.bind(pipe, [a.q, pool.k[a.layer], pool.v[a.layer], a.rowInfo, a.blocks, tiles.buffer, out, stats, params]);
+  prog.dispatch(pipe, bind, tiles.count, c.kvHeads, splits);
+  if (part) {
+    const combine = k.pipeline("attention_combine");
+    const cp = prog.uniform(new Params().u(a.rows, c.heads, c.headDim, splits).bytes());
+    prog.dispatch(combine, k.bind(combine, [part.ml, part.acc, a.out, a.lse, cp]), c.heads, a.rows);
+  }
+  return splits;
+}

@@ -1,0 +1,378 @@
+// Tiled attention (shaders/attention_tiled*.wgsl, src/engine/attention_tiled.ts; split-K partials merged
+// by attention_combine.wgsl) against float64 references: (1) the kernel alone over hand-made row groups
+// and block lists (keys/values exactly representable in f16, so f32 and f16 pools are checked to f32
+// rounding): causal prefill across many key tiles, batched context encoding with many groups of odd
+// sizes (tiles must not cross groups), an APE-like query over hundreds of blocks with split-K, sliding
+// windows, rows that see nothing; GQA groups of 1, 2, 4, 7, 8 and head_dim 16/32/64. (2) Whole models
+// through the engine against test/reference/cpu_model.ts: a sequential prefill of a few thousand tokens,
+// APE with many odd-sized contexts and a many-row query, APE over hundreds of contexts with split-K.
+import { afterAll, describe, expect, it } from "vitest";
+import { getGpu } from "../src/gpu/device.ts";
+import { readBuffer, storageBuffer, uploadF32, uploadU32 } from "../src/gpu/buffers.ts";
+import { buildModel, type Model } from "../src/model/model.ts";
+import type { ModelConfig } from "../src/model/config.ts";
+import { f32ToF16 } from "../src/model/quant.ts";
+import { type KvBlock, type KvDtype, KvPool } from "../src/engine/kv_pool.ts";
+import { Program } from "../src/engine/program.ts";
+import { recordAttention } from "../src/engine/attention.ts";
+import { chooseSplits, recordTiledAttention, tiledShape, tiledWorkgroupBytes, tileTable } from "../src/engine/attention_tiled.ts";
+import { Engine } from "../src/engine/engine.ts";
+import { modeLogits, sequentialLogits } from "../src/ape/ape.ts";
+import { runtimeName } from "../src/runtime.ts";
+import { CpuReference } from "./reference/cpu_model.ts";
+import { randomModel, relError, rng, tinyConfig } from "./reference/random_model.ts";
+
+const NEG = -1e30;
+
+interface BlockSpec { capacity: number; tokens: number; firstPos: number }
+/** A row group: its rows' positions and the blocks (indices into the case's blocks) they all attend. */
+interface GroupSpec { pos: number[]; list: number[] }
+
+async function attentionModel(over: Partial<ModelConfig>): Promise<Model> {
+  const cfg = tinyConfig({ hidden: 16, intermediate: 16, layers: 1, vocabSize: 8, ...over });
+  const { tensors } = randomModel(cfg, 1);
+  return buildModel(await getGpu(), cfg, { get: (n) => tensors.get(n) }, { source: "random", fingerprintSeed: "t" });
+}
+
+/** n values k/256 (|k| <= 256): exact in f16, so f32 and f16 pools hold the same numbers. */
+function exactValues(rand: () => number, n: number): Float32Array {
+  return Float32Array.from({ length: n }, () => Math.round((rand() * 2 - 1) * 256) / 256);
+}
+
+/** Blocks with random keys/values in a pool, query rows in groups, and the float64 attention of each row. */
+class TiledCase {
+  readonly pool: KvPool;
+  readonly blocks: KvBlock[];
+  readonly k: Float32Array[] = [];
+  readonly v: Float32Array[] = [];
+  readonly q: Float32Array;
+  readonly qkvDim: number;
+  readonly rows: number;
+  #rand = rng(11);
+
+  constructor(readonly model: Model, dtype: KvDtype, specs: BlockSpec[], readonly groups: GroupSpec[]) {
+    const c = model.config;
+    const slots = specs.reduce((n, s) => n + s.capacity, 0);
+    this.pool = new KvPool(model.gpu, c, Math.max(1, slots) * c.kvHeads * c.headDim * 2 * (dtype === "f16" ? 2 : 4), dtype);
+    this.blocks = specs.map((s) => {
+      const b = this.pool.allocate(s.capacity, s.firstPos);
+      b.tokens = s.tokens;
+      return b;
+    });
+    const dev = model.gpu.device;
+    for (const b of this.blocks) {
+      const n = c.kvHeads * b.capacity * c.headDim;
+      const k = exactValues(this.#rand, n), v = exactValues(this.#rand, n);
+      this.k.push(k);
+      this.v.push(v);
+      const { offset } = this.pool.blockBytes(b);
+      for (const [buf, data] of [[this.pool.k[0], k], [this.pool.v[0], v]] as const) {
+        if (dtype === "f32") dev.queue.writeBuffer(buf, offset, data);
+        else dev.queue.writeBuffer(buf, offset, Uint16Array.from(data, (x) => f32ToF16(x)));
+      }
+    }
+    this.rows = groups.reduce((n, g) => n + g.pos.length, 0);
+    this.qkvDim = (c.heads + 2 * c.kvHeads) * c.headDim;
+    this.q = Float32Array.from({ length: this.rows * this.qkvDim }, () => this.#rand() * 2 - 1);
+  }
+
+  state(): { rowInfo: Uint32Array; blocks: Uint32Array } {
+    const rowInfo = new Uint32Array(this.rows * 4), desc: number[] = [];
+    let r = 0;
+    for (const g of this.groups) {
+      const start = desc.length / 4;
+      for (const j of g.list) { const b = this.blocks[j]; desc.push(b.base, b.tokens, b.capacity, b.firstPos); }
+      for (const pos of g.pos) rowInfo.set([pos, start, g.list.length, 0], 4 * r++);
+    }
+    return { rowInfo, blocks: new Uint32Array(desc.length ? desc : [0, 0, 0, 0]) };
+  }
+
+  reference(temperature: number): { out: Float64Array; lse: Float64Array } {
+    const { heads, kvHeads, headDim: hd, slidingWindow: win } = this.model.config;
+    const group = heads / kvHeads, scale = 1 / (Math.sqrt(hd) * temperature);
+    const out = new Float64Array(this.rows * heads * hd), lse = new Float64Array(this.rows * heads);
+    let ri = 0;
+    for (const g of this.groups) {
+      for (const pos of g.pos) {
+        for (let h = 0; h < heads; h++) {
+          const kvh = Math.floor(h / group), q = this.q.subarray(ri * this.qkvDim + h * hd);
+          const s: number[] = [], vals: Float32Array[] = [];
+          for (const j of g.list) {
+            const b = this.blocks[j];
+            for (let t = 0; t < b.tokens; t++) {
+              const kp = b.firstPos + t;
+              if (kp > pos || (win > 0 && pos - kp >= win)) continue;
+              const o = (kvh * b.capacity + t) * hd;
+              let d = 0;
+              for (let e = 0; e < hd; e++) d += q[e] * this.k[j][o + e];
+              s.push(d * scale);
+              vals.push(this.v[j].subarray(o, o + hd));
+            }
+          }
+          if (s.length === 0) { lse[ri * heads + h] = NEG; continue; }
+          let m = -Infinity;
+          for (const x of s) m = Math.max(m, x);
+          const p = s.map((x) => Math.exp(x - m)), z = p.reduce((a, b) => a + b, 0);
+          for (let j = 0; j < s.length; j++) for (let e = 0; e < hd; e++) out[(ri * heads + h) * hd + e] += (p[j] / z) * vals[j][e];
+          lse[ri * heads + h] = m + Math.log(z);
+        }
+        ri++;
+      }
+    }
+    return { out, lse };
+  }
+
+  /** Runs the tiled kernel (forced split count, or its own choice; or recordAttention's kernel choice). */
+  async run(temperature: number, how: { splits?: number; viaChoice?: boolean } = {}) {
+    const dev = this.model.gpu.device, c = this.model.config;
+    const s = this.state();
+    const q = uploadF32(dev, this.q), rowInfo = uploadU32(dev, s.rowInfo), blocks = uploadU32(dev, s.blocks);
+    const out = storageBuffer(dev, this.rows * c.heads * c.headDim * 4), lse = storageBuffer(dev, this.rows * c.heads * 4);
+    const prog = new Program(dev);
+    try {
+      const call = {
+        layer: 0, q, rowInfo, blocks, out, lse, temperature, rows: this.rows,
+        lists: this.groups.map((g) => ({ rows: g.pos.length, blocks: g.list.map((j) => this.blocks[j]) })),
+      };
+      let splits = 0;
+      if (how.viaChoice) recordAttention(prog, this.model, this.pool, call);
+      else splits = recordTiledAttention(prog, this.model, this.pool, call, how.splits);
+      dev.pushErrorScope("validation");
+      prog.submit();
+      expect(await dev.popErrorScope()).toBeNull();
+      return {
+        splits,
+        out: new Float32Array(await readBuffer(dev, out, out.size)).subarray(0, this.rows * c.heads * c.headDim),
+        lse: new Float32Array(await readBuffer(dev, lse, lse.size)).subarray(0, this.rows * c.heads),
+      };
+    } finally {
+      prog.destroy();
+      for (const b of [q, rowInfo, blocks, out, lse]) b.destroy();
+    }
+  }
+
+  /** Runs and checks against the float64 reference; returns the split count used. */
+  async check(temperature = 1, how: { splits?: number; viaChoice?: boolean } = {}): Promise<number> {
+    const got = await this.run(temperature, how);
+    expectClose(got, this.reference(temperature));
+    return got.splits;
+  }
+
+  destroy(): void {
+    this.pool.destroy();
+  }
+}
+
+function expectClose(got: { out: Float32Array; lse: Float32Array }, want: { out: Float64Array; lse: Float64Array }): void {
+  let worst = 0, at = 0;
+  for (let i = 0; i < want.out.length; i++) {
+    const d = Math.abs(got.out[i] - want.out[i]);
+    if (!(d <= worst)) (worst = d), (at = i);
+  }
+  expect(worst, `out (worst at ${at}: ${got.out[at]} vs ${want.out[at]})`).toBeLessThan(2e-5);
+  for (let i = 0; i < want.lse.length; i++) {
+    if (want.lse[i] <= NEG) expect(got.lse[i], `lse ${i} (nothing visible)`).toBeLessThanOrEqual(-1e29);
+    else expect(Math.abs(got.lse[i] - want.lse[i]), `lse ${i}`).toBeLessThan(2e-5 * Math.max(1, Math.abs(want.lse[i])));
+  }
+}
+
+const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
+
+const SHAPES = [
+  { heads: 4, kvHeads: 4, headDim: 16, dtype: "f32" }, // GQA group 1
+  { heads: 4, kvHeads: 2, headDim: 32, dtype: "f16" }, // 2
+  { heads: 8, kvHeads: 2, headDim: 64, dtype: "f32" }, // 4 (the 1B shape's group and head_dim)
+  { heads: 8, kvHeads: 2, headDim: 64, dtype: "f16" },
+  { heads: 14, kvHeads: 2, headDim: 16, dtype: "f16" }, // 7: tiles cut rows between their heads
+  { heads: 8, kvHeads: 1, headDim: 32, dtype: "f32" }, // 8
+] as const;
+
+describe(`tiled attention kernel vs float64 on ${runtimeName()}`, () => {
+  const models = new Map<string, Model>();
+  const modelFor = async (over: Partial<ModelConfig>) => {
+    const key = JSON.stringify(over);
+    if (!models.has(key)) models.set(key, await attentionModel(over));
+    return models.get(key)!;
+  };
+  afterAll(() => { for (const m of models.values()) m.destroy(); });
+
+  it.each(SHAPES)("causal prefill of 300 rows after a 37-token prefix: $heads heads / $kvHeads kv heads, head_dim $headDim, $dtype KV", async ({ dtype, ...shape }) => {
+    const model = await modelFor(shape);
+    // the prefix block, then the sequence's own block (capacity past its tokens)
+    const t = new TiledCase(model, dtype, [{ capacity: 37, tokens: 37, firstPos: 0 }, { capacity: 320, tokens: 300, firstPos: 37 }], [
+      { pos: range(37, 300), list: [0, 1] },
+    ]);
+    try {
+      expect(await t.check(0.9, { splits: 1 })).toBe(1);
+      expect(await t.check(1, { splits: 3 })).toBe(3);
+    } finally {
+      t.destroy();
+    }
+  });
+
+  it.each(SHAPES)("context encoding, 23 groups of odd sizes: $heads heads / $kvHeads kv heads, head_dim $headDim, $dtype KV", async ({ dtype, ...shape }) => {
+    const model = await modelFor(shape);
+    const sizes = [1, 3, 17, 40, 5, 2, 33, 1, 9, 64, 65, 7, 1, 30, 11, 4, 19, 2, 1, 50, 6, 13, 3];
+    const P = 5;
+    const specs: BlockSpec[] = [{ capacity: P, tokens: P, firstPos: 0 }, ...sizes.map((n) => ({ capacity: n + 2, tokens: n, firstPos: P }))];
+    // each context's rows attend [prefix, itself] at positions P.. (every context starts at P)
+    const groups: GroupSpec[] = sizes.map((n, i) => ({ pos: range(P, n), list: [0, i + 1] }));
+    const t = new TiledCase(model, dtype, specs, groups);
+    try {
+      await t.check(1, { splits: 1 });
+      await t.check(1, { splits: 2 });
+    } finally {
+      t.destroy();
+    }
+  });
+
+  it.each(SHAPES)("an APE query of 12 rows over 260 context blocks, split-K chosen: $heads heads / $kvHeads kv heads, head_dim $headDim, $dtype KV", async ({ dtype, ...shape }) => {
+    const model = await modelFor(shape);
+    const rand = rng(3);
+    const specs: BlockSpec[] = Array.from({ length: 260 }, (_, i) => {
+      const n = i % 23 === 0 ? 0 : 1 + Math.floor(rand() * 40); // some empty blocks
+      return { capacity: Math.max(1, n), tokens: n, firstPos: 9 };
+    });
+    const t = new TiledCase(model, dtype, specs, [{ pos: range(60, 12), list: specs.map((_, i) => i) }]);
+    try {
+      expect(await t.check(0.6)).toBeGreaterThan(1); // few tiles, many keys: the key range is split
+      await t.check(0.6, { splits: 1 });
+      await t.check(0.6, { splits: 300 }); // more splits than key tiles: some see nothing
+    } finally {
+      t.destroy();
+    }
+  });
+
+  it("sliding windows: causal prefill and a query whose window cuts through blocks", async () => {
+    for (const [window, over] of [[50, { heads: 8, kvHeads: 2, headDim: 64 }], [7, { heads: 4, kvHeads: 2, headDim: 16 }], [129, { heads: 6, kvHeads: 2, headDim: 32 }]] as const) {
+      const model = await modelFor({ ...over, slidingWindow: window });
+      for (const dtype of ["f32", "f16"] as const) {
+        const t = new TiledCase(model, dtype, [
+          { capacity: 200, tokens: 200, firstPos: 0 }, { capacity: 100, tokens: 90, firstPos: 200 }, { capacity: 64, tokens: 64, firstPos: 290 },
+        ], [
+          { pos: range(0, 200), list: [0] },
+          { pos: range(300, 20), list: [0, 1, 2] },
+        ]);
+        try {
+          await t.check(1, { splits: 1 });
+          await t.check(1, { splits: 4 });
+        } finally {
+          t.destroy();
+        }
+      }
+    }
+  });
+
+  it("rows that see nothing: an empty list, keys all after the query, empty blocks", async () => {
+    const model = await modelFor({ heads: 8, kvHeads: 2, headDim: 16 });
+    const specs: BlockSpec[] = [{ capacity: 40, tokens: 40, firstPos: 100 }, { capacity: 16, tokens: 0, firstPos: 0 }, { capacity: 30, tokens: 30, firstPos: 0 }];
+    const groups: GroupSpec[] = [
+      { pos: range(0, 12), list: [] }, // no blocks
+      { pos: range(50, 20), list: [0, 1] }, // every key after the rows
+      { pos: range(90, 15), list: [1, 0, 2] }, // rows 90..99 see block 2 only, 100.. also part of block 0
+    ];
+    for (const dtype of ["f32", "f16"] as const) {
+      const t = new TiledCase(model, dtype, specs, groups);
+      try {
+        for (const splits of [1, 2, 7]) await t.check(0.7, { splits });
+      } finally {
+        t.destroy();
+      }
+    }
+  });
+
+  it("recordAttention takes the tiled kernel for many rows; tiles never cross groups; shapes fit the device", async () => {
+    const model = await modelFor({ heads: 8, kvHeads: 2, headDim: 64 });
+    const t = new TiledCase(model, "f16", [{ capacity: 100, tokens: 100, firstPos: 0 }], [{ pos: range(0, 100), list: [0] }]);
+    try {
+      await t.check(1, { viaChoice: true });
+      expect(model.kernels.has("attention_tiled_f16kv")).toBe(true);
+    } finally {
+      t.destroy();
+    }
+    // groups of 3, 20 and 1 rows, group size 4, 16 vectors per tile
+    expect(Array.from(tileTable([{ rows: 3, blocks: [] }, { rows: 20, blocks: [] }, { rows: 1, blocks: [] }], 4, 16))).toEqual([
+      0, 12, 12, 16, 28, 16, 44, 16, 60, 16, 76, 16, 92, 4,
+    ]);
+    const gpu = model.gpu;
+    for (const hd of [16, 32, 64, 128, 256]) {
+      const s = tiledShape(gpu, hd); // head_dim 256 may fit no tile: recordAttention keeps the per-row kernel
+      if (hd <= 128) expect(s).toBeDefined();
+      if (s) expect(tiledWorkgroupBytes(hd, s)).toBeLessThanOrEqual(gpu.limits.maxComputeWorkgroupStorageSize);
+    }
+    // the H200 (48 KiB) gets 64 query vectors x 32 keys at head_dim 64; a 256-row APE query over 128K keys
+    // (1B shape: 16 tiles x 8 kv heads) is split to fill 132 SMs
+    const h200 = { ...gpu, isCpu: false, limits: { ...gpu.limits, maxComputeWorkgroupStorageSize: 49152 } };
+    expect(tiledShape(h200, 64)).toEqual({ tq: 16, tk: 8 });
+    const splits = chooseSplits({ workgroups: 16 * 8, keyTiles: 131072 / 32, isCpu: false, maxSplitsByMemory: 64 });
+    expect(splits * 16 * 8).toBeGreaterThanOrEqual(1024);
+    expect(chooseSplits({ workgroups: 2048, keyTiles: 4096, isCpu: false, maxSplitsByMemory: 64 })).toBe(1); // a prefill chunk
+  });
+});
+
+describe(`tiled attention in whole models vs the float64 reference on ${runtimeName()}`, () => {
+  it("sequential prefill of 2500 tokens: logits at every 50th position and the last (f32 KV)", async () => {
+    const cfg = tinyConfig();
+    const { tensors, ref: w } = randomModel(cfg, 5);
+    const model = buildModel(await getGpu(), cfg, { get: (n) => tensors.get(n) }, { source: "random", fingerprintSeed: "p" });
+    const engine = new Engine(model, { kvBudgetBytes: 8 << 20 });
+    try {
+      const rand = rng(17);
+      const ids = Array.from({ length: 2500 }, () => Math.floor(rand() * cfg.vocabSize));
+      const got = await sequentialLogits(engine, Uint32Array.from(ids), true);
+      expect(model.kernels.has("attention_tiled")).toBe(true);
+      const want = new CpuReference(cfg, w).sequential(ids);
+      for (let p = 0; p < ids.length; p += p === 2450 ? 49 : 50) {
+        expect(relError(got.subarray(p * cfg.vocabSize, (p + 1) * cfg.vocabSize), want[p]), `position ${p}`).toBeLessThan(1e-4);
+      }
+    } finally {
+      engine.destroy();
+      model.destroy();
+    }
+  });
+
+  const variants = [
+    { name: "GQA 2, head_dim 8, f32 KV", cfg: tinyConfig(), kv: "f32", tol: 1e-4 },
+    { name: "GQA 1, head_dim 32, f32 KV", cfg: tinyConfig({ heads: 2, kvHeads: 2, headDim: 32 }), kv: "f32", tol: 1e-4 },
+    { name: "GQA 4, head_dim 64, f16 KV", cfg: tinyConfig({ heads: 4, kvHeads: 1, headDim: 64 }), kv: "f16", tol: 3e-3 }, // KV rounded to f16
+  ] as const;
+  it.each(variants)("APE: 31 odd-sized contexts encoded in one batch, a 25-token query: $name", async ({ cfg, kv, tol }) => {
+    const { tensors, ref: w } = randomModel(cfg, 8);
+    const model = buildModel(await getGpu(), cfg, { get: (n) => tensors.get(n) }, { source: "random", fingerprintSeed: "c" });
+    const engine = new Engine(model, { kvBudgetBytes: 8 << 20, kvDtype: kv });
+    try {
+      const rand = rng(23);
+      const ids = (n: number) => Array.from({ length: n }, () => Math.floor(rand() * cfg.vocabSize));
+      const prefix = ids(11), contexts = Array.from({ length: 31 }, (_, i) => ids(1 + (i * 13) % 47)), query = ids(25);
+      const got = await modeLogits(engine, "ape", {
+        prefix: Uint32Array.from(prefix), contexts: contexts.map((c) => Uint32Array.from(c)), query: Uint32Array.from(query), temperature: 0.8, scale: 0.9,
+      });
+      expect(model.kernels.has(kv === "f16" ? "attention_tiled_f16kv" : "attention_tiled")).toBe(true);
+      expect(relError(got, new CpuReference(cfg, w).ape(prefix, contexts, query, 0.8, 0.9))).toBeLessThan(tol);
+    } finally {
+      engine.destroy();
+      model.destroy();
+    }
+  });
+
+  it("APE over 300 contexts with a 12-token query: the query's context attention is split over the keys", async () => {
+    const cfg = tinyConfig();
+    const { tensors, ref: w } = randomModel(cfg, 9);
+    const model = buildModel(await getGpu(), cfg, { get: (n) => tensors.get(n) }, { source: "random", fingerprintSeed: "s" });
+    const engine = new Engine(model, { kvBudgetBytes: 8 << 20 });
+    try {
+      const rand = rng(29);
+      const ids = (n: number) => Array.from({ length: n }, () => Math.floor(rand() * cfg.vocabSize));
+      // every batch has more rows than the decode kernel takes: only the tiled kernel's splits need the combine
+      const prefix = ids(10), contexts = Array.from({ length: 300 }, (_, i) => ids(9 + (i * 7) % 23)), query = ids(12);
+      const got = await modeLogits(engine, "ape", {
+        prefix: Uint32Array.from(prefix), contexts: contexts.map((c) => Uint32Array.from(c)), query: Uint32Array.from(query), temperature: 0.9, scale: 0.9,
+      });
+      expect(model.kernels.has("attention_tiled") && model.kernels.has("attention_combine")).toBe(true);
+      expect(relError(got, new CpuReference(cfg, w).ape(prefix, contexts, query, 0.9, 0.9))).toBeLessThan(1e-4);
+    } finally {
+      engine.destroy();
+      model.destroy();
+    }
+  });
+});
