@@ -5,11 +5,13 @@
 // Inputs:  x: array<vec4<f32>> [M, K/4]; w: array<vec2<u32>> [N, K/4], each vec2 holding 4 packed
 //          halves (this chunk; K is a multiple of 4, plus >= 4 bytes of padding); bias: array<f32> (bound always; read only when flags bit 0 set); params.
 // Outputs: y: array<f32> [M, ldy], columns colOffset .. colOffset+N-1 written.
-// Layout:  a 64x64 output tile per workgroup of 16x16 threads, each computing 4 rows x 4 columns with
-//          vec4 FMAs; K advances 32 at a time through workgroup memory, stored k-major so each inner
-//          step reads one vec4 of x rows and one vec4 of W rows.
-// Bounds:  dispatch (ceil(N/64), ceil(M/64)); out-of-range rows/cols/k are zero-filled and not written.
+// Layout:  register-blocked tiles as matmul_f32 (shaders/include/matmul_float_body.wgsl; override
+//          constants BM, BN, BK, TM, TN, NB from src/engine/linear.ts); weights unpacked to f32 as they
+//          are loaded (unpack2x16float), so the tiles and products are f32.
+// Bounds:  dispatch (ceil(N/BN), ceil(M/BM)); rows, columns and k past M, N, K are zero-filled and not written.
 // flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused).
+alias T = f32;
+const HALF = false;
 @group(0) @binding(1) var<storage, read> w: array<vec2<u32>>;
 fn load_w4(i: u32) -> vec4<f32> {
   let h = w[i];

@@ -6,6 +6,7 @@
  *   ape bench kv           KV-cache file serialize / verify throughput vs a plain memory copy
  *   ape bench engine       prefill and decode speed, fraction of the memory-bandwidth floor
  *   ape bench matvec       GPU time of each decode matvec kernel alone on the 1B layer shapes
+ *   ape bench matmul       GPU time and TFLOP/s of one prefill matmul per float format on the 1B layer shapes
  *   ape bench quality      answer accuracy of sequential, parallel and APE on the demo documents
  */
 import { InvalidArgumentError } from "../../src/errors.ts";
@@ -15,6 +16,7 @@ const BENCHES: Record<string, () => Promise<{ run(args: string[]): Promise<numbe
   kv: () => import("../../bench/kv.ts"),
   engine: () => import("../../bench/engine.ts"),
   matvec: () => import("../../bench/matvec.ts"),
+  matmul: () => import("../../bench/matmul.ts"),
   quality: () => import("../../bench/quality.ts"),
 };
 

@@ -73,9 +73,69 @@ export function matvecLanes(rows: number, cols: number): number {
   return lanes;
 }
 
+/**
+ * The tiling of a float format's prefill matmul (matmul_f32, matmul_f16, matmul_f16c): its pipeline override
+ * constants. A workgroup computes a BM x BN tile of y with (BM / TM) * (BN / TN) invocations, each a TM x TN
+ * block of outputs in registers; K advances BK at a time through workgroup memory, double-buffered when
+ * NB = 2 (shaders/include/matmul_float_body.wgsl describes the layout).
+ */
+export interface MatmulTile {
+  BM: number;
+  BN: number;
+  BK: number;
+  TM: number;
+  TN: number;
+  NB: number;
+}
+
+/** Whether `device` is a software adapter on the CPU (lavapipe / llvmpipe / SwiftShader), as Gpu.isCpu says. */
+export function isCpuDevice(device: GPUDevice): boolean {
+  const info = (device as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+  return !!info && /llvmpipe|lavapipe|swiftshader/i.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`);
+}
+
+/** Workgroup memory bytes of a tiling: NB buffers of BK k-rows of both tiles, each row padded by 4 elements. */
+export function tileStorageBytes(t: MatmulTile, fmt: string): number {
+  return t.NB * t.BK * (t.BM + 4 + t.BN + 4) * (fmt === "f16c" ? 2 : 4);
+}
+
+/**
+ * The tiling for a prefill of M rows through an N x K float matrix on `device` (K does not change it yet).
+ * GPUs: 128 x 128 tiles of 8 x 8 blocks (256 invocations) where the layer has enough of them to fill a large
+ * GPU (~2 workgroups on each of an H200's 132 SMs), else 128 x 64 (8 x 4 blocks, for the short prefills of
+ * narrow layers), else 64 x 64 (4 x 4); BK = 16 (32 in f16), double-buffered within the adapter's workgroup
+ * memory (48 KiB on the H200).
+ * CPU adapters (lavapipe runs a workgroup's invocations as 8-wide SIMD lanes on one thread, and every load
+ * from memory is a per-lane gather there, so what counts is FMAs per loaded value): 8 x 8 blocks, 128 columns,
+ * single-buffered, and only as many rows per tile (32, 64 or 128) as the prefill has, since the demo's
+ * prefills are 16-64 rows.
+ */
+export function matmulTile(device: GPUDevice, M: number, N: number, _K: number, fmt: string): MatmulTile {
+  if (isCpuDevice(device)) return { BM: M <= 32 ? 32 : M <= 64 ? 64 : 128, BN: 128, BK: 16, TM: 8, TN: 8, NB: 1 };
+  const fill = 264; // workgroups that fill an H200-class GPU twice over
+  const tiles = (bm: number, bn: number) => ceil(M, bm) * ceil(N, bn);
+  const bk = fmt === "f16c" ? 32 : 16;
+  const pick = (t: MatmulTile) => (tileStorageBytes(t, fmt) <= device.limits.maxComputeWorkgroupStorageSize ? t : { ...t, NB: 1 });
+  if (tiles(128, 128) >= fill) return pick({ BM: 128, BN: 128, BK: bk, TM: 8, TN: 8, NB: 2 });
+  if (tiles(128, 64) >= fill) return pick({ BM: 128, BN: 64, BK: bk, TM: 8, TN: 4, NB: 2 });
+  return pick({ BM: 64, BN: 64, BK: bk, TM: 4, TN: 4, NB: 2 });
+}
+
+/** A tiling's override constants, after checking it against the kernels' limits and the device's. */
+export function tileConstants(device: GPUDevice, t: MatmulTile, fmt: string): Record<string, number> {
+  const wg = (t.BM / t.TM) * (t.BN / t.TN);
+  const bad =
+    ![4, 8].includes(t.TM) || ![4, 8].includes(t.TN) || ![1, 2].includes(t.NB) || t.BK % 4 !== 0 || t.BK <= 0 ||
+    t.BM % t.TM !== 0 || t.BN % t.TN !== 0 || t.BM <= 0 || t.BN <= 0 ||
+    (t.NB === 2 && ((t.BM * t.BK) / 4 > 4 * wg || (t.BN * t.BK) / 4 > 4 * wg)) || wg > device.limits.maxComputeInvocationsPerWorkgroup ||
+    tileStorageBytes(t, fmt) > device.limits.maxComputeWorkgroupStorageSize;
+  if (bad) throw new Error(`recordLinear: unsupported matmul tiling ${JSON.stringify(t)} for ${fmt} (${wg} invocations, ${tileStorageBytes(t, fmt)} bytes of workgroup memory)`);
+  return { BM: t.BM, BN: t.BN, BK: t.BK, TM: t.TM, TN: t.TN, NB: t.NB };
+}
+
 export function recordLinear(
   prog: Program, k: Kernels, x: GPUBuffer, W: GpuLinear, y: GPUBuffer, rows: number, layout: MatvecLayout, scratch?: GPUBuffer,
-  accumulate = false, input: LinearInput = {}, lanesPerRow?: number,
+  accumulate = false, input: LinearInput = {}, lanesPerRow?: number, tile?: MatmulTile,
 ): void {
   // kernel flags: bit 0 adds the bias, bit 1 adds the result to y (the residual add, fused), bits 2 and 3
   // transform the input (SwiGLU, RMSNorm)
@@ -87,7 +147,7 @@ export function recordLinear(
     throw new ModelFormatError(`an f16 linear layer has ${W.cols} input features; apekit's f16 kernels need a multiple of 8`);
   }
   if (scratch && rows >= DEQUANT_MIN_ROWS && isBlockFormat(W.format)) {
-    const dq = k.pipeline(`dequant_${W.format}`), mm = k.pipeline("matmul_f32");
+    const dq = k.pipeline(`dequant_${W.format}`);
     const slab = Math.max(1, Math.floor(scratch.size / (W.cols * 4)));
     for (const ch of W.chunks) {
       for (let s = 0; s < ch.rows; s += slab) {
@@ -95,7 +155,9 @@ export function recordLinear(
         const groups = ceil((n * W.cols) / 8, 64);
         prog.dispatch(dq, k.bind(dq, [ch.buffer, scratch, prog.uniform(new Params().u(n, W.cols, s).bytes())]), Math.min(groups, 65535), ceil(groups, 65535));
         const params = prog.uniform(new Params().u(rows, n, W.cols, W.rows, ch.rowStart + s, flags).bytes());
-        prog.dispatch(mm, k.bind(mm, [x, scratch, y, params, W.bias ?? scratch]), ceil(n, 64), ceil(rows, 64));
+        const t = tile ?? matmulTile(k.device, rows, n, W.cols, "f32");
+        const mm = k.pipeline("matmul_f32", tileConstants(k.device, t, "f32"));
+        prog.dispatch(mm, k.bind(mm, [x, scratch, y, params, W.bias ?? scratch]), ceil(n, t.BN), ceil(rows, t.BM));
       }
     }
     return;
@@ -105,11 +167,13 @@ export function recordLinear(
   for (const ch of W.chunks) {
     const L = lanes ? lanesPerRow ?? matvecLanes(ch.rows, W.cols) : 0;
     if (lanes && ![32, 64, 128, 256].includes(L)) throw new Error(`recordLinear: lanes per row must be 32, 64, 128 or 256 (got ${L})`);
-    const pipe = lanes ? k.pipeline(name, { LANES: L }) : k.pipeline(name);
+    // the float formats' prefill kernels take their tiling as override constants; the block formats' tiles are fixed (64 x 64)
+    const t = rows > 1 && !isBlockFormat(W.format) ? tile ?? matmulTile(k.device, rows, ch.rows, W.cols, fmt) : undefined;
+    const pipe = lanes ? k.pipeline(name, { LANES: L }) : t ? k.pipeline(name, tileConstants(k.device, t, fmt)) : k.pipeline(name);
     const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, flags).f(input.norm?.eps ?? 0).bytes());
     const buffers = [x, ch.buffer, y, params, W.bias ?? ch.buffer];
     const bind = k.bind(pipe, lanes ? [...buffers, input.norm?.weight ?? x] : buffers);
-    if (rows > 1) prog.dispatch(pipe, bind, ceil(ch.rows, 64), ceil(rows, 64));
+    if (rows > 1) prog.dispatch(pipe, bind, ceil(ch.rows, t?.BN ?? 64), ceil(rows, t?.BM ?? 64));
     else {
       const groups = ceil(ch.rows, lanes ? 256 / L : 64);
       prog.dispatch(pipe, bind, Math.min(groups, 65535), ceil(groups, 65535));

@@ -1,0 +1,127 @@
+/**
+ * `ape bench matmul [--shape llama-3.2-1b|tiny] [--rows 512,2048,8192] [--formats f32,f16,f16c] [--layers qkv,o,...]
+ *  [--tile BMxBNxBKxTMxTNxNB] [--reps N] [--trials 3] [--peak 67]`
+ *
+ * GPU time of one prefill linear layer alone (recordLinear, the engine's own kernel and tiling choice), on
+ * the layer shapes of the model (1B: qkv 3072x2048, o 2048x2048, gate_up fused 16384x2048, down 2048x8192,
+ * LM head 128256x2048) at each row count, for each float format: f32 and f16 weights in f32 arithmetic, and
+ * f16c (f16 weights in f16 arithmetic, where the adapter offers shader-f16). The layer is dispatched `reps`
+ * times in one submit and a 1-dispatch submit is subtracted (no host round trip counted); the best of --trials such measurements is kept. Prints the tiling,
+ * microseconds per matmul, TFLOP/s (2 M N K per matmul) and the fraction of --peak TFLOP/s (the H200's fp32
+ * FMA rate, 67, by default), and the largest error of 64 sampled outputs against a float64 CPU dot product.
+ * `--tile` forces one tiling (as recordLinear's `tile`) to compare tilings on an adapter.
+ */
+import process from "node:process";
+import { getGpu } from "../src/gpu/device.ts";
+import { readBuffer, storageBuffer, uploadF32 } from "../src/gpu/buffers.ts";
+import { Kernels } from "../src/gpu/shaders.ts";
+import { Program } from "../src/engine/program.ts";
+import { kernelFormat, type MatmulTile, matmulTile, recordLinear } from "../src/engine/linear.ts";
+import { destroyLinear, uploadQuantLinear } from "../src/model/weights.ts";
+import { f16ToF32 } from "../src/model/quant.ts";
+import { InvalidArgumentError } from "../src/errors.ts";
+import { parseArgs } from "../sdk/commands/args.ts";
+import { randomWeightBytes, randomWords } from "./random_weights.ts";
+
+const SHAPES: Record<string, { name: string; N: number; K: number }[]> = {
+  "llama-3.2-1b": [
+    { name: "qkv", N: 3072, K: 2048 },
+    { name: "o", N: 2048, K: 2048 },
+    { name: "gate_up", N: 16384, K: 2048 },
+    { name: "down", N: 2048, K: 8192 },
+    { name: "lm_head", N: 128256, K: 2048 },
+  ],
+  tiny: [
+    { name: "qkv", N: 384, K: 256 },
+    { name: "o", N: 256, K: 256 },
+    { name: "gate_up", N: 1024, K: 256 },
+    { name: "down", N: 256, K: 512 },
+    { name: "lm_head", N: 4096, K: 256 },
+  ],
+};
+
+export async function run(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, { string: ["shape", "rows", "formats", "layers", "tile", "reps", "trials", "peak"] });
+  const shapeName = a.string.shape ?? "llama-3.2-1b";
+  const shapes = SHAPES[shapeName];
+  if (!shapes) throw new InvalidArgumentError(`--shape: one of ${Object.keys(SHAPES).join(", ")} (got '${shapeName}')`);
+  const layers = a.string.layers?.split(",");
+  const rowsList = (a.string.rows ?? (shapeName === "tiny" ? "64,256" : "512,2048,8192")).split(",").map(Number);
+  const formats = (a.string.formats ?? "f32,f16,f16c").split(",");
+  const peak = Number(a.string.peak ?? 67);
+  let tile: MatmulTile | undefined;
+  if (a.string.tile) {
+    const v = a.string.tile.split("x").map(Number);
+    if (v.length !== 6 || v.some((n) => !Number.isInteger(n) || n <= 0)) throw new InvalidArgumentError(`--tile: BMxBNxBKxTMxTNxNB, e.g. 128x128x16x8x8x2 (got '${a.string.tile}')`);
+    tile = { BM: v[0], BN: v[1], BK: v[2], TM: v[3], TN: v[4], NB: v[5] };
+  }
+  const gpu = await getGpu();
+  const dev = gpu.device;
+  const k = new Kernels(dev, gpu.hasF16);
+  const reps = Number(a.string.reps ?? (gpu.isCpu ? 2 : 10));
+  const trials = Number(a.string.trials ?? 3);
+  console.log(`adapter: ${gpu.description}; shape ${shapeName}; ${reps} reps; peak ${peak} TFLOP/s`);
+  const bits = randomWords();
+  for (const fmt of formats) {
+    if (!["f32", "f16", "f16c"].includes(fmt)) throw new InvalidArgumentError(`--formats: f32, f16, f16c (got '${fmt}')`);
+    if (fmt === "f16c" && !gpu.hasF16) {
+      console.log(`f16c: skipped (the adapter lacks shader-f16)`);
+      continue;
+    }
+    for (const sh of shapes) {
+      if (layers && !layers.includes(sh.name)) continue;
+      const type = fmt === "f32" ? "F32" : "F16";
+      const bytes = randomWeightBytes(type, sh.N * sh.K, bits);
+      const host = type === "F32" ? new Float32Array(bytes.buffer, bytes.byteOffset, sh.N * sh.K) : Float32Array.from(new Uint16Array(bytes.buffer, bytes.byteOffset, sh.N * sh.K), f16ToF32);
+      const W = uploadQuantLinear(gpu, sh.name, fmt === "f32" ? "f32" : "f16", bytes, sh.N, sh.K, sh.K * (type === "F32" ? 4 : 2));
+      if (fmt === "f16c") W.compute = "f16";
+      for (const M of rowsList) {
+        const label = `${fmt.padEnd(5)} ${sh.name.padEnd(8)} ${`${M}x${sh.N}x${sh.K}`.padEnd(18)}`;
+        if (M * sh.N * 4 > gpu.limits.maxStorageBufferBindingSize || M * sh.K * 4 > gpu.limits.maxStorageBufferBindingSize) {
+          console.log(`${label} skipped: y or x exceeds the adapter's binding size`);
+          continue;
+        }
+        const xh = Float32Array.from(bits(M * sh.K), (u) => u / 4294967296 - 0.5);
+        const x = uploadF32(dev, xh), y = storageBuffer(dev, M * sh.N * 4);
+        // wall-clock ms of a submit of n matmuls (and, for CPU adapters, the process's CPU ms: on a shared
+        // machine the CPU time a software adapter spends is steadier than the wall clock)
+        const timed = async (n: number) => {
+          const prog = new Program(dev);
+          for (let r = 0; r < n; r++) recordLinear(prog, k, x, W, y, M, gpu.isCpu ? "rows" : "lanes", undefined, false, {}, undefined, tile);
+          const c0 = process.cpuUsage(), t0 = performance.now();
+          prog.submit();
+          await readBuffer(dev, y, 4);
+          const ms = performance.now() - t0, c = process.cpuUsage(c0);
+          prog.destroy();
+          return { ms, cpu: (c.user + c.system) / 1000 };
+        };
+        await timed(1);
+        let us = Infinity, cpuUs = Infinity; // the best of `trials` measurements (other work on the machine only adds time)
+        for (let i = 0; i < trials; i++) {
+          const one = await timed(1), many = await timed(reps + 1);
+          us = Math.min(us, ((many.ms - one.ms) / reps) * 1000);
+          cpuUs = Math.min(cpuUs, ((many.cpu - one.cpu) / reps) * 1000);
+        }
+        const out = new Float32Array(await readBuffer(dev, y, M * sh.N * 4));
+        let err = 0, mag = 0;
+        for (let i = 0; i < 64; i++) {
+          const m = (i * 7919) % M, n = (i * 104729 + 13) % sh.N;
+          let s = 0;
+          for (let c = 0; c < sh.K; c++) s += xh[m * sh.K + c] * host[n * sh.K + c];
+          err = Math.max(err, Math.abs(out[m * sh.N + n] - s));
+          mag = Math.max(mag, Math.abs(s));
+        }
+        const tflops = (2 * M * sh.N * sh.K) / us / 1e6;
+        const t = tile ?? matmulTile(dev, M, sh.N, sh.K, kernelFormat(W));
+        const speed = tflops >= 0.1 ? `${tflops.toFixed(2).padStart(6)} TFLOP/s` : `${(tflops * 1000).toFixed(2).padStart(6)} GFLOP/s`;
+        const rate = us > 0 ? `${speed} ${((100 * tflops) / peak).toFixed(2).padStart(6)}% of peak` : "(no difference measured: raise --reps)";
+        const cpu = gpu.isCpu ? `  ${((2 * M * sh.N * sh.K) / cpuUs / 1e3).toFixed(2)} GFLOP per CPU-second` : "";
+        console.log(`${label} tile ${t.BM}x${t.BN}x${t.BK} ${t.TM}x${t.TN} nb${t.NB}  ${Math.max(0, us).toFixed(0).padStart(9)} us  ${rate}  max err ${(err / mag).toExponential(1)}${cpu}`);
+        x.destroy();
+        y.destroy();
+      }
+      destroyLinear(W);
+    }
+  }
+  return 0;
+}
