@@ -1,0 +1,90 @@
+/**
+ * Split-K ("flash-decoding") attention for the few rows of a decode step (shaders/attention_decode*.wgsl
+ * and shaders/attention_combine.wgsl). Each workgroup takes one slice of a row's visible keys for one kv
+ * head and reads every key and value once for all the query heads of its GQA group; a combine kernel
+ * merges the slices. The number of slices is fixed here, at record time, from the capacities of the
+ * rows' block lists; which keys each slice takes is worked out on the GPU from the block list as it is
+ * when the step runs, so a recorded decode step stays right as its live block grows.
+ *
+ * @example
+ * ```ts
+ * import { recordDecodeAttention } from "./attention_decode.ts";
+ * // recordDecodeAttention(program, model, pool, call);   // call: an AttentionCall with few rows
+ * ```
+ */
+import type { Model } from "../model/model.ts";
+import type { KvPool } from "./kv_pool.ts";
+import type { AttentionCall } from "./attention.ts";
+import { Params, type Program } from "./program.ts";
+
+/** Most query rows this kernel takes (each row's workgroups read its keys once). */
+export const DECODE_MAX_ROWS = 8;
+
+/** Most query heads one workgroup serves (the kernel's register arrays); larger GQA groups take several. */
+const MAX_HEADS = 8;
+
+export interface DecodeShape {
+  /** Key splits, query heads per workgroup, workgroups per kv head, keys per lane group and step, threads. */
+  splits: number;
+  headsPerGroup: number;
+  chunks: number;
+  keysPerStep: number;
+  threads: number;
+}
+
+/**
+ * The kernel's shape for `rows` rows over lists of at most `keys` keys (their blocks' capacities). On a
+ * GPU: enough workgroups to fill the machine (~2048 in flight: 132 SMs of an H200 hold several each)
+ * but no split under 128 keys; on a CPU adapter, which runs a few workgroups at a time, fewer and
+ * longer splits.
+ */
+export function decodeShape(model: Model, rows: number, keys: number, splits?: number): DecodeShape {
+  const { config: c, gpu } = model;
+  const group = c.heads / c.kvHeads;
+  const chunks = Math.ceil(group / MAX_HEADS);
+  const headsPerGroup = Math.ceil(group / chunks);
+  const keysPerStep = Math.max(1, Math.min(8, Math.floor(16 / headsPerGroup)));
+  const threads = Math.max(gpu.isCpu ? 64 : 128, c.headDim / 4);
+  const [target, minKeys] = gpu.isCpu ? [8, 512] : [2048, 128];
+  const wanted = Math.ceil(target / (c.kvHeads * chunks * rows));
+  const n = splits ?? Math.max(1, Math.min(wanted, Math.ceil(keys / minKeys), 65535));
+  return { splits: n, headsPerGroup, chunks, keysPerStep, threads };
+}
+
+/** Partial-result buffers of one program, shared by all its attention calls (they run one after another). */
+const partials = new WeakMap<Program, { ml: GPUBuffer; acc: GPUBuffer }>();
+
+function partialBuffers(prog: Program, mlBytes: number, accBytes: number): { ml: GPUBuffer; acc: GPUBuffer } {
+  let p = partials.get(prog);
+  if (!p || p.ml.size < mlBytes || p.acc.size < accBytes) {
+    p = {
+      ml: prog.scratch(Math.max(mlBytes, p?.ml.size ?? 0), "attention.partialML"),
+      acc: prog.scratch(Math.max(accBytes, p?.acc.size ?? 0), "attention.partialAcc"),
+    };
+    partials.set(prog, p);
+  }
+  return p;
+}
+
+/**
+ * Records split-K attention for `a` (at most DECODE_MAX_ROWS rows): the split kernel, then the combine
+ * kernel writing a.out and a.lse. `splits` overrides the count chosen from the lists' capacities.
+ */
+export function recordDecodeAttention(prog: Program, model: Model, pool: KvPool, a: AttentionCall, splits?: number): void {
+  const { config: c, kernels: k } = model;
+  if (a.rows > DECODE_MAX_ROWS) throw new Error(`decode attention: ${a.rows} rows (at most ${DECODE_MAX_ROWS})`);
+  const keys = Math.max(0, ...a.lists.map((l) => l.blocks.reduce((n, b) => n + b.capacity, 0)));
+  const s = decodeShape(model, a.rows, keys, splits);
+  const pipe = k.pipeline(pool.dtype === "f16" ? "attention_decode_f16kv" : "attention_decode", {
+    HD: c.headDim, NH: s.headsPerGroup, KT: s.keysPerStep, WG: s.threads,
+  });
+  const qkvDim = (c.heads + 2 * c.kvHeads) * c.headDim;
+  const scale = 1 / (Math.sqrt(c.headDim) * a.temperature);
+  const n = s.splits * a.rows * c.heads;
+  const { ml, acc } = partialBuffers(prog, n * 8, n * c.headDim * 4);
+  const params = prog.uniform(new Params().u(a.rows, c.heads, c.kvHeads, qkvDim).f(scale).u(c.slidingWindow, s.splits, s.chunks).bytes());
+  prog.dispatch(pipe, k.bind(pipe, [a.q, pool.k[a.layer], pool.v[a.layer], a.rowInfo, a.blocks, ml, acc, params]), s.splits, c.kvHeads * s.chunks, a.rows);
+  const combine = k.pipeline("attention_combine");
+  const cp = prog.uniform(new Params().u(a.rows, c.heads, c.headDim, s.splits).bytes());
+  prog.dispatch(combine, k.bind(combine, [ml, acc, a.out, a.lse, cp]), c.heads, a.rows);
+}

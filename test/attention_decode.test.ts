@@ -1,0 +1,295 @@
+// Split-K decode attention (shaders/attention_decode*.wgsl + attention_combine.wgsl) against float64
+// references: (1) the kernel alone over hand-made block lists (random keys/values written straight into
+// the pools, exactly representable in f16 so both KV dtypes are checked to f32 rounding), covering GQA
+// groups of 1..12 heads, head_dim 16/32/64, sliding windows, empty lists and rows that see nothing,
+// hundreds of blocks, more splits than keys, and a recorded program replayed after its blocks grew;
+// (2) whole models through the engine (test/reference/cpu_model.ts): decode steps over a few thousand
+// keys and APE decode over hundreds of contexts, in f32 and f16 KV.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { getGpu } from "../src/gpu/device.ts";
+import { readBuffer, storageBuffer, uploadF32, uploadU32 } from "../src/gpu/buffers.ts";
+import { buildModel, type Model } from "../src/model/model.ts";
+import type { ModelConfig } from "../src/model/config.ts";
+import { f32ToF16 } from "../src/model/quant.ts";
+import { type KvBlock, type KvDtype, KvPool } from "../src/engine/kv_pool.ts";
+import { Program } from "../src/engine/program.ts";
+import { recordAttention } from "../src/engine/attention.ts";
+import { decodeShape, recordDecodeAttention } from "../src/engine/attention_decode.ts";
+import { runtimeName } from "../src/runtime.ts";
+import { randomModel, rng, tinyConfig } from "./reference/random_model.ts";
+
+const NEG = -1e30;
+
+/** A block to build: its capacity, filled tokens and first position. */
+interface BlockSpec { capacity: number; tokens: number; firstPos: number }
+/** A query row: its position and the blocks (indices into the case's blocks) it attends. */
+interface RowSpec { pos: number; list: number[] }
+
+/** A tiny model of the attention shape (the kernels only read its config), and its pools. */
+async function attentionModel(over: Partial<ModelConfig>): Promise<Model> {
+  const cfg = tinyConfig({ hidden: 16, intermediate: 16, layers: 1, vocabSize: 8, ...over });
+  const { tensors } = randomModel(cfg, 1);
+  return buildModel(await getGpu(), cfg, { get: (n) => tensors.get(n) }, { source: "random", fingerprintSeed: "a" });
+}
+
+/** n values k/256 (|k| <= 256): exact in f16, so f32 and f16 pools hold the same numbers. */
+function exactValues(rand: () => number, n: number): Float32Array {
+  return Float32Array.from({ length: n }, () => Math.round((rand() * 2 - 1) * 256) / 256);
+}
+
+class AttentionCase {
+  readonly pool: KvPool;
+  readonly blocks: KvBlock[];
+  /** Host copy of every block's keys / values: [kvHeads, capacity, headDim]. */
+  readonly k: Float32Array[] = [];
+  readonly v: Float32Array[] = [];
+  readonly q: Float32Array;
+  readonly qkvDim: number;
+  #rand = rng(5);
+
+  constructor(readonly model: Model, dtype: KvDtype, specs: BlockSpec[], readonly rows: RowSpec[]) {
+    const c = model.config;
+    const slots = specs.reduce((n, s) => n + s.capacity, 0);
+    this.pool = new KvPool(model.gpu, c, Math.max(1, slots) * c.kvHeads * c.headDim * 2 * (dtype === "f16" ? 2 : 4), dtype);
+    this.blocks = specs.map((s) => {
+      const b = this.pool.allocate(s.capacity, s.firstPos);
+      b.tokens = s.tokens;
+      return b;
+    });
+    for (const b of this.blocks) {
+      const n = c.kvHeads * b.capacity * c.headDim;
+      this.k.push(exactValues(this.#rand, n));
+      this.v.push(exactValues(this.#rand, n));
+      this.upload(b);
+    }
+    this.qkvDim = (c.heads + 2 * c.kvHeads) * c.headDim;
+    this.q = Float32Array.from({ length: rows.length * this.qkvDim }, () => this.#rand() * 2 - 1);
+  }
+
+  /** Writes block b's host keys/values into the pool (f32 or packed halves). */
+  upload(b: KvBlock): void {
+    const i = this.blocks.indexOf(b);
+    const { offset } = this.pool.blockBytes(b);
+    const dev = this.model.gpu.device;
+    for (const [buf, data] of [[this.pool.k[0], this.k[i]], [this.pool.v[0], this.v[i]]] as const) {
+      if (this.pool.dtype === "f32") dev.queue.writeBuffer(buf, offset, data);
+      else dev.queue.writeBuffer(buf, offset, Uint16Array.from(data, (x) => f32ToF16(x)));
+    }
+  }
+
+  /** The rowInfo and blocks buffers the kernels read, from the blocks' current token counts. */
+  state(): { rowInfo: Uint32Array; blocks: Uint32Array } {
+    const rowInfo = new Uint32Array(this.rows.length * 4), desc: number[] = [];
+    this.rows.forEach((r, i) => {
+      rowInfo.set([r.pos, desc.length / 4, r.list.length, 0], i * 4);
+      for (const j of r.list) { const b = this.blocks[j]; desc.push(b.base, b.tokens, b.capacity, b.firstPos); }
+    });
+    return { rowInfo, blocks: new Uint32Array(desc.length ? desc : [0, 0, 0, 0]) };
+  }
+
+  /** float64 attention of every (row, head): out [rows, heads*headDim] and lse [rows, heads]. */
+  reference(temperature: number): { out: Float64Array; lse: Float64Array } {
+    const { heads, kvHeads, headDim: hd, slidingWindow: win } = this.model.config;
+    const group = heads / kvHeads, scale = 1 / (Math.sqrt(hd) * temperature);
+    const out = new Float64Array(this.rows.length * heads * hd), lse = new Float64Array(this.rows.length * heads);
+    this.rows.forEach((r, ri) => {
+      for (let h = 0; h < heads; h++) {
+        const kvh = Math.floor(h / group), q = this.q.subarray(ri * this.qkvDim + h * hd);
+        const s: number[] = [], vals: Float32Array[] = [];
+        for (const j of r.list) {
+          const b = this.blocks[j];
+          for (let t = 0; t < b.tokens; t++) {
+            const kp = b.firstPos + t;
+            if (kp > r.pos || (win > 0 && r.pos - kp >= win)) continue;
+            const o = (kvh * b.capacity + t) * hd;
+            let d = 0;
+            for (let e = 0; e < hd; e++) d += q[e] * this.k[j][o + e];
+            s.push(d * scale);
+            vals.push(this.v[j].subarray(o, o + hd));
+          }
+        }
+        if (s.length === 0) { lse[ri * heads + h] = NEG; continue; }
+        const m = Math.max(...s);
+        const p = s.map((x) => Math.exp(x - m)), z = p.reduce((a, b) => a + b, 0);
+        for (let j = 0; j < s.length; j++) for (let e = 0; e < hd; e++) out[(ri * heads + h) * hd + e] += (p[j] / z) * vals[j][e];
+        lse[ri * heads + h] = m + Math.log(z);
+      }
+    });
+    return { out, lse };
+  }
+
+  /** Records attention (the decode kernel, or recordAttention's choice), returning a replayable run. */
+  record(temperature: number, how: { splits?: number; viaChoice?: boolean } = {}) {
+    const dev = this.model.gpu.device, c = this.model.config;
+    const s = this.state();
+    const q = uploadF32(dev, this.q), rowInfo = uploadU32(dev, s.rowInfo), blocks = uploadU32(dev, s.blocks);
+    const out = storageBuffer(dev, this.rows.length * c.heads * c.headDim * 4), lse = storageBuffer(dev, this.rows.length * c.heads * 4);
+    const prog = new Program(dev);
+    const call = {
+      layer: 0, q, rowInfo, blocks, out, lse, temperature, rows: this.rows.length,
+      lists: this.rows.map((r) => ({ rows: 1, blocks: r.list.map((j) => this.blocks[j]) })),
+    };
+    if (how.viaChoice) recordAttention(prog, this.model, this.pool, call);
+    else recordDecodeAttention(prog, this.model, this.pool, call, how.splits);
+    const run = async () => {
+      const st = this.state();
+      dev.queue.writeBuffer(rowInfo, 0, st.rowInfo);
+      dev.queue.writeBuffer(blocks, 0, st.blocks);
+      dev.pushErrorScope("validation");
+      prog.submit();
+      expect(await dev.popErrorScope()).toBeNull();
+      return {
+        out: new Float32Array(await readBuffer(dev, out, out.size)).subarray(0, this.rows.length * c.heads * c.headDim),
+        lse: new Float32Array(await readBuffer(dev, lse, lse.size)).subarray(0, this.rows.length * c.heads),
+      };
+    };
+    const destroy = () => { prog.destroy(); for (const b of [q, rowInfo, blocks, out, lse]) b.destroy(); };
+    return { run, destroy };
+  }
+
+  /** Runs once and checks out and lse against the float64 reference. */
+  async check(temperature = 1, how: { splits?: number; viaChoice?: boolean } = {}): Promise<void> {
+    const r = this.record(temperature, how);
+    try {
+      expectClose(await r.run(), this.reference(temperature));
+    } finally {
+      r.destroy();
+    }
+  }
+
+  destroy(): void {
+    this.pool.destroy();
+  }
+}
+
+function expectClose(got: { out: Float32Array; lse: Float32Array }, want: { out: Float64Array; lse: Float64Array }): void {
+  let worst = 0;
+  for (let i = 0; i < want.out.length; i++) worst = Math.max(worst, Math.abs(got.out[i] - want.out[i]));
+  expect(worst, "out").toBeLessThan(2e-5);
+  for (let i = 0; i < want.lse.length; i++) {
+    if (want.lse[i] <= NEG) expect(got.lse[i], `lse ${i} (nothing visible)`).toBeLessThanOrEqual(-1e29);
+    else expect(Math.abs(got.lse[i] - want.lse[i]), `lse ${i}`).toBeLessThan(2e-5 * Math.max(1, Math.abs(want.lse[i])));
+  }
+}
+
+describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () => {
+  const models = new Map<string, Model>();
+  const modelFor = async (over: Partial<ModelConfig>) => {
+    const key = JSON.stringify(over);
+    if (!models.has(key)) models.set(key, await attentionModel(over));
+    return models.get(key)!;
+  };
+  afterAll(() => { for (const m of models.values()) m.destroy(); });
+
+  // a decode step of a sequence: prefix, two contexts and a live block that is only partly filled
+  const longList: BlockSpec[] = [
+    { capacity: 700, tokens: 700, firstPos: 0 },
+    { capacity: 900, tokens: 900, firstPos: 700 },
+    { capacity: 650, tokens: 650, firstPos: 1600 },
+    { capacity: 1200, tokens: 1003, firstPos: 2250 },
+  ];
+  const longRow: RowSpec = { pos: 2250 + 1002, list: [0, 1, 2, 3] };
+
+  it.each([
+    { heads: 8, kvHeads: 2, headDim: 64, dtype: "f32" },
+    { heads: 8, kvHeads: 2, headDim: 64, dtype: "f16" },
+    { heads: 4, kvHeads: 4, headDim: 16, dtype: "f32" },
+    { heads: 4, kvHeads: 2, headDim: 32, dtype: "f16" },
+    { heads: 16, kvHeads: 2, headDim: 32, dtype: "f32" },
+    { heads: 12, kvHeads: 1, headDim: 16, dtype: "f16" },
+    { heads: 6, kvHeads: 2, headDim: 16, dtype: "f32" },
+  ] as const)("one row over 3253 keys in 4 blocks: $heads heads / $kvHeads kv heads, head_dim $headDim, $dtype KV", async ({ dtype, ...shape }) => {
+    const model = await modelFor(shape);
+    const t = new AttentionCase(model, dtype, longList, [longRow]);
+    try {
+      await t.check(0.8);
+      await t.check(1, { splits: 1 }); // one workgroup per kv head walks everything
+      await t.check(1, { splits: 37 }); // splits that start and end inside blocks
+    } finally {
+      t.destroy();
+    }
+  });
+
+  it("a sliding window: keys more than `window` positions back are invisible", async () => {
+    const model = await modelFor({ heads: 4, kvHeads: 2, headDim: 32, slidingWindow: 1500 });
+    for (const dtype of ["f32", "f16"] as const) {
+      const t = new AttentionCase(model, dtype, longList, [longRow, { pos: 900, list: [0, 1] }]);
+      try {
+        await t.check();
+        await t.check(1, { splits: 64 });
+      } finally {
+        t.destroy();
+      }
+    }
+  });
+
+  it("several rows with their own lists: an empty list, a row that sees nothing, a causal row", async () => {
+    const model = await modelFor({ heads: 8, kvHeads: 2, headDim: 16 });
+    const blocks: BlockSpec[] = [
+      { capacity: 40, tokens: 40, firstPos: 0 },
+      { capacity: 300, tokens: 260, firstPos: 40 },
+      { capacity: 16, tokens: 0, firstPos: 300 }, // an empty block
+    ];
+    const rows: RowSpec[] = [
+      { pos: 299, list: [0, 2, 1] },
+      { pos: 100, list: [1] }, // causal: keys at 40..100 of block 1
+      { pos: 10, list: [] }, // no blocks
+      { pos: 39, list: [1, 2] }, // all keys after the query
+      { pos: 5, list: [0] },
+    ];
+    for (const dtype of ["f32", "f16"] as const) {
+      const t = new AttentionCase(model, dtype, blocks, rows);
+      try {
+        for (const splits of [undefined, 1, 3, 500]) await t.check(0.7, { splits });
+      } finally {
+        t.destroy();
+      }
+    }
+  });
+
+  it("hundreds of blocks (an APE context set): splits cross many blocks, empty ones included", async () => {
+    const model = await modelFor({ heads: 8, kvHeads: 2, headDim: 32 });
+    const rand = rng(3);
+    const blocks: BlockSpec[] = Array.from({ length: 300 }, (_, i) => {
+      const n = i % 17 === 0 ? 0 : 1 + Math.floor(rand() * 30);
+      return { capacity: Math.max(1, n), tokens: n, firstPos: 9 };
+    });
+    const t = new AttentionCase(model, "f16", blocks, [{ pos: 60, list: blocks.map((_, i) => i) }, { pos: 12, list: blocks.map((_, i) => 299 - i) }]);
+    try {
+      for (const splits of [undefined, 7, 256]) await t.check(0.6, { splits });
+    } finally {
+      t.destroy();
+    }
+  });
+
+  it("a recorded step replays right after its live block grew (slices come from the current list)", async () => {
+    const model = await modelFor({ heads: 8, kvHeads: 2, headDim: 64 });
+    const rowsSpec: RowSpec[] = [{ pos: 0, list: [0, 1] }];
+    const t = new AttentionCase(model, "f32", [{ capacity: 1000, tokens: 1000, firstPos: 0 }, { capacity: 600, tokens: 1, firstPos: 1000 }], rowsSpec);
+    const r = t.record(1, { splits: 9 });
+    try {
+      for (const tokens of [1, 2, 57, 300, 600]) {
+        t.blocks[1].tokens = tokens;
+        rowsSpec[0].pos = 1000 + tokens - 1;
+        expectClose(await r.run(), t.reference(1));
+      }
+    } finally {
+      r.destroy();
+      t.destroy();
+    }
+  });
+
+  it("recordAttention takes the split-K kernel for a decode step (few rows) and records the split count from capacities", async () => {
+    const model = await modelFor({ heads: 8, kvHeads: 2, headDim: 64 });
+    const t = new AttentionCase(model, "f16", longList, [longRow]);
+    try {
+      await t.check(1, { viaChoice: true });
+      expect(model.kernels.has("attention_decode_f16kv") && model.kernels.has("attention_combine")).toBe(true);
+      const gpuLike = decodeShape({ ...model, gpu: { ...model.gpu, isCpu: false } }, 1, 131072);
+      expect(gpuLike.splits * model.config.kvHeads).toBeGreaterThanOrEqual(264); // fills an H200's 132 SMs
+      expect(decodeShape({ ...model, gpu: { ...model.gpu, isCpu: false } }, 1, 100).splits).toBe(1);
+    } finally {
+      t.destroy();
+    }
+  });
+});
