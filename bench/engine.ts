@@ -21,18 +21,20 @@ import { parseArgs } from "../sdk/commands/args.ts";
 import { decodeBreakdown } from "./decode_breakdown.ts";
 import { randomWeightBytes, randomWords } from "./random_weights.ts";
 
-const SHAPES: Record<string, Partial<ModelConfig>> = {
+/** Model shapes the benchmarks build with random weights (also used by `ape bench long`). */
+export const SHAPES: Record<string, Partial<ModelConfig>> = {
   "llama-3.2-1b": { hidden: 2048, intermediate: 8192, layers: 16, heads: 32, kvHeads: 8, headDim: 64, vocabSize: 128256, tieEmbeddings: false },
   tiny: { hidden: 256, intermediate: 512, layers: 4, heads: 8, kvHeads: 2, headDim: 32, vocabSize: 4096, tieEmbeddings: false },
 };
 
-const DTYPES: Record<string, string> = { f32: "F32", f16: "F16", q8_0: "Q8_0", q4_1: "Q4_1", q4_0: "Q4_0" };
+/** `--dtype` values and the GGML storage type each one benchmarks. */
+export const DTYPES: Record<string, string> = { f32: "F32", f16: "F16", q8_0: "Q8_0", q4_1: "Q4_1", q4_0: "Q4_0" };
 /**
  * Random weights in their storage format (bench/random_weights.ts), generated on demand by name. The
  * embedding is f32 (the gather reads f32 rows) and untied from an LM head in the benchmarked dtype, so
  * every matrix a decode step reads is in that dtype.
  */
-function randomSource(cfg: ModelConfig, dtype: string): { get(name: string): HostTensor | undefined } {
+export function randomSource(cfg: ModelConfig, dtype: string): { get(name: string): HostTensor | undefined } {
   const { hidden: H, intermediate: I, heads, kvHeads, headDim: hd, vocabSize: V } = cfg;
   const bits = randomWords();
   const shapeOf = (name: string): number[] | undefined => {
@@ -54,6 +56,15 @@ function randomSource(cfg: ModelConfig, dtype: string): { get(name: string): Hos
       const data = randomWeightBytes(type, n, bits, shape.length === 1);
       return { name, dtype: type, shape, data };
     },
+  };
+}
+
+/** A Llama-architecture config of the given shape (RoPE theta 500000, no scaling; positions up to `maxPositions`). */
+export function shapeConfig(shape: Partial<ModelConfig>, maxPositions = 131072): ModelConfig {
+  return {
+    architecture: "llama", vocabSize: 0, hidden: 0, intermediate: 0, layers: 0, heads: 0, kvHeads: 0, headDim: 0,
+    rmsEps: 1e-5, ropeTheta: 500000, ropeScaling: { type: "none" }, maxPositions, tieEmbeddings: true,
+    qkvBias: false, oBias: false, qkNorm: false, slidingWindow: 0, eosTokenIds: [], ...shape,
   };
 }
 
@@ -93,11 +104,7 @@ export async function run(argv: string[]): Promise<number> {
   const compute = a.string.compute ?? "f32";
   if (compute !== "f32" && compute !== "f16") throw new InvalidArgumentError(`--compute must be f32 or f16 (got '${compute}')`);
   if (compute === "f16" && dtype !== "f16") throw new InvalidArgumentError(`--compute f16 needs --dtype f16 (got '${dtype}')`);
-  const cfg: ModelConfig = {
-    architecture: "llama", vocabSize: 0, hidden: 0, intermediate: 0, layers: 0, heads: 0, kvHeads: 0, headDim: 0,
-    rmsEps: 1e-5, ropeTheta: 500000, ropeScaling: { type: "none" }, maxPositions: 131072, tieEmbeddings: true,
-    qkvBias: false, oBias: false, qkNorm: false, slidingWindow: 0, eosTokenIds: [], ...shape,
-  };
+  const cfg = shapeConfig(shape);
   if (a.string.layers) cfg.layers = Number(a.string.layers);
   const prefillN = Number(a.string.prefill ?? 512), decodeN = Number(a.string.decode ?? 128);
   const gpu = await getGpu();

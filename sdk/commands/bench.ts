@@ -8,6 +8,7 @@
  *   ape bench matvec       GPU time of each decode matvec kernel alone on the 1B layer shapes
  *   ape bench matmul       GPU time and TFLOP/s of one prefill matmul per float format on the 1B layer shapes
  *   ape bench quality      answer accuracy of sequential, parallel and APE on the demo documents
+ *   ape bench long         APE vs sequential over 2K-128K tokens of cached contexts: encode, first token, decode
  */
 import { InvalidArgumentError } from "../../src/errors.ts";
 
@@ -18,6 +19,7 @@ const BENCHES: Record<string, () => Promise<{ run(args: string[]): Promise<numbe
   matvec: () => import("../../bench/matvec.ts"),
   matmul: () => import("../../bench/matmul.ts"),
   quality: () => import("../../bench/quality.ts"),
+  long: () => import("../../bench/long.ts"),
 };
 
 export async function run(argv: string[]): Promise<number> {
