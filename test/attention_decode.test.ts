@@ -1,7 +1,7 @@
 // Split-K decode attention (shaders/attention_decode*.wgsl + attention_combine.wgsl) against float64
 // references: (1) the kernel alone over hand-made block lists (random keys/values written straight into
 // the pools, exactly representable in f16 so both KV dtypes are checked to f32 rounding), covering GQA
-// groups of 1..12 heads, head_dim 16/32/64, sliding windows, empty lists and rows that see nothing,
+// groups of 1, 2, 4, 8 and 12 heads (two workgroups of 6), head_dim 16/32/64, sliding windows, empty lists and rows that see nothing,
 // hundreds of blocks, more splits than keys, and a recorded program replayed after its blocks grew;
 // (2) whole models through the engine (test/reference/cpu_model.ts): decode steps over a few thousand
 // keys and APE decode over hundreds of contexts, in f32 and f16 KV.
@@ -15,8 +15,12 @@ import { type KvBlock, type KvDtype, KvPool } from "../src/engine/kv_pool.ts";
 import { Program } from "../src/engine/program.ts";
 import { recordAttention } from "../src/engine/attention.ts";
 import { decodeShape, recordDecodeAttention } from "../src/engine/attention_decode.ts";
+import { Engine } from "../src/engine/engine.ts";
+import { type AttendGroup, Forward } from "../src/engine/forward.ts";
+import { encodeContexts, encodePrefix, startQuery } from "../src/ape/ape.ts";
 import { runtimeName } from "../src/runtime.ts";
-import { randomModel, rng, tinyConfig } from "./reference/random_model.ts";
+import { CpuReference } from "./reference/cpu_model.ts";
+import { randomModel, relError, rng, tinyConfig } from "./reference/random_model.ts";
 
 const NEG = -1e30;
 
@@ -197,7 +201,6 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
     { heads: 4, kvHeads: 2, headDim: 32, dtype: "f16" },
     { heads: 16, kvHeads: 2, headDim: 32, dtype: "f32" },
     { heads: 12, kvHeads: 1, headDim: 16, dtype: "f16" },
-    { heads: 6, kvHeads: 2, headDim: 16, dtype: "f32" },
   ] as const)("one row over 3253 keys in 4 blocks: $heads heads / $kvHeads kv heads, head_dim $headDim, $dtype KV", async ({ dtype, ...shape }) => {
     const model = await modelFor(shape);
     const t = new AttentionCase(model, dtype, longList, [longRow]);
@@ -211,7 +214,7 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
   });
 
   it("a sliding window: keys more than `window` positions back are invisible", async () => {
-    const model = await modelFor({ heads: 4, kvHeads: 2, headDim: 32, slidingWindow: 1500 });
+    const model = await modelFor({ heads: 8, kvHeads: 2, headDim: 16, slidingWindow: 1500 });
     for (const dtype of ["f32", "f16"] as const) {
       const t = new AttentionCase(model, dtype, longList, [longRow, { pos: 900, list: [0, 1] }]);
       try {
@@ -248,7 +251,7 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
   });
 
   it("hundreds of blocks (an APE context set): splits cross many blocks, empty ones included", async () => {
-    const model = await modelFor({ heads: 8, kvHeads: 2, headDim: 32 });
+    const model = await modelFor({ heads: 8, kvHeads: 2, headDim: 16 });
     const rand = rng(3);
     const blocks: BlockSpec[] = Array.from({ length: 300 }, (_, i) => {
       const n = i % 17 === 0 ? 0 : 1 + Math.floor(rand() * 30);
@@ -290,6 +293,98 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
       expect(decodeShape({ ...model, gpu: { ...model.gpu, isCpu: false } }, 1, 100).splits).toBe(1);
     } finally {
       t.destroy();
+    }
+  });
+});
+
+function argmax(a: ArrayLike<number>): number {
+  let b = 0;
+  for (let i = 1; i < a.length; i++) if (a[i] > a[b]) b = i;
+  return b;
+}
+
+type RefKV = ReturnType<CpuReference["encode"]>["kv"];
+
+/**
+ * Decode steps replayed from ONE recorded Forward (its state rewritten between steps, as generate.ts
+ * does), fed the reference's greedy tokens; each step's logits against the float64 reference's.
+ */
+async function expectDecodeSteps(
+  engine: Engine, ref: CpuReference, group: AttendGroup, start: { token: number; pos: number; kv: RefKV[] },
+  ctx: RefKV[] | null, steps: number, tol: number, T = 1, S = 1,
+): Promise<void> {
+  const step = new Forward(engine.model, engine.pool, 1, { groups: [group], temperature: T, scale: S, logits: { from: 0, count: 1 } });
+  try {
+    const plain = [...start.kv];
+    let token = start.token;
+    for (let i = 0; i < steps; i++) {
+      step.refreshState();
+      step.setIds(Uint32Array.of(token));
+      step.program.submit();
+      const got = await step.readLogits();
+      const want = ref.encode([token], start.pos + i, plain, ctx, T, S);
+      expect(relError(got, want.logits[0]), `step ${i}`).toBeLessThan(tol);
+      plain.push(want.kv);
+      token = argmax(want.logits[0]);
+      group.writeAt++;
+    }
+  } finally {
+    step.destroy();
+  }
+}
+
+describe(`split-K decode attention in whole models vs the float64 reference on ${runtimeName()}`, () => {
+  // GQA group of 4 (8 query heads over 2 kv heads), head_dim 16
+  const cfg = tinyConfig({ heads: 8, kvHeads: 2, headDim: 16, maxPositions: 8192 });
+  let model: Model, ref: CpuReference;
+  const rand = rng(17);
+  const ids = (n: number) => Array.from({ length: n }, () => Math.floor(rand() * cfg.vocabSize));
+  beforeAll(async () => {
+    const { tensors, ref: w } = randomModel(cfg, 8);
+    model = buildModel(await getGpu(), cfg, { get: (n) => tensors.get(n) }, { source: "random", fingerprintSeed: "d" });
+    ref = new CpuReference(cfg, w);
+  });
+  afterAll(() => model?.destroy());
+
+  it.each(["f32", "f16"] as const)("decode steps over 2400 keys in 12 blocks (each encoded on its own), %s KV", async (kvDtype) => {
+    const engine = new Engine(model, { kvBudgetBytes: 4 << 20, kvDtype });
+    try {
+      // blocks at consecutive positions, each encoded attending only itself (cheap for both sides); the
+      // decode steps attend all of them plainly, then their own live block
+      const chunks = Array.from({ length: 12 }, () => ids(200)), steps = 4, n = 200 * chunks.length;
+      const blocks = chunks.map((_, i) => engine.pool.allocate(200, 200 * i));
+      const all = Uint32Array.from(chunks.flat());
+      await engine.run(all, { groups: blocks.map((b) => ({ rows: 200, write: b, writeAt: 0, plain: [b] })), logits: { from: 0, count: 0 } });
+      const kv = chunks.map((c, i) => ref.encode(c, 200 * i, [], null));
+      const live = engine.pool.allocate(steps, n);
+      const group: AttendGroup = { rows: 1, write: live, writeAt: 0, plain: [...blocks, live] };
+      const first = argmax(kv[kv.length - 1].logits[199]);
+      await expectDecodeSteps(engine, ref, group, { token: first, pos: n, kv: kv.map((x) => x.kv) }, null, steps, kvDtype === "f32" ? 1e-4 : 2e-2);
+      expect(model.kernels.has(kvDtype === "f16" ? "attention_decode_f16kv" : "attention_decode")).toBe(true);
+    } finally {
+      engine.destroy();
+    }
+  });
+
+  it.each(["f32", "f16"] as const)("APE: a 3-token query and decode steps over a prefix and 150 contexts, %s KV", async (kvDtype) => {
+    const engine = new Engine(model, { kvBudgetBytes: 4 << 20, kvDtype });
+    try {
+      const T = 0.7, S = 0.85, steps = 3;
+      const prefix = ids(5), contexts = Array.from({ length: 150 }, () => ids(4 + Math.floor(rand() * 20))), query = ids(3);
+      const pre = await encodePrefix(engine, Uint32Array.from(prefix));
+      const blocks = await encodeContexts(engine, pre, contexts.map((c) => Uint32Array.from(c)));
+      const live = startQuery(engine, { prefix: pre, contexts: blocks, query: Uint32Array.from(query), temperature: T, scale: S, reserve: steps });
+      const got = await engine.run(Uint32Array.from(query), { groups: [live.group(query.length, 0)], temperature: T, scale: S, logits: { from: query.length - 1, count: 1 } });
+      const rPre = ref.encode(prefix, 0, [], null).kv;
+      const rCtx = contexts.map((c) => ref.encode(c, prefix.length, [rPre], null).kv);
+      const qPos = prefix.length + Math.max(...contexts.map((c) => c.length));
+      const rQ = ref.encode(query, qPos, [rPre], rCtx, T, S);
+      const tol = kvDtype === "f32" ? 1e-4 : 2e-2;
+      expect(relError(got, rQ.logits[query.length - 1])).toBeLessThan(tol);
+      const group = live.group(1, query.length);
+      await expectDecodeSteps(engine, ref, group, { token: argmax(rQ.logits[query.length - 1]), pos: qPos + query.length, kv: [rPre, rQ.kv] }, rCtx, steps, tol, T, S);
+    } finally {
+      engine.destroy();
     }
   });
 });

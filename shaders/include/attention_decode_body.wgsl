@@ -14,10 +14,11 @@ struct Params {
 
 override HD: u32 = 64u;  // head_dim (a multiple of 4)
 override NH: u32 = 4u;   // query heads per workgroup (<= GMAX)
-override KT: u32 = 4u;   // keys per lane group per step (<= KMAX)
+override KT: u32 = 4u;   // keys per lane group per step (<= KMAX = 4)
 override WG: u32 = 128u; // threads per workgroup (>= HD / 4)
+override PREFETCH = true; // load the next step's keys early (GPUs; CPU adapters gain nothing and compile slower)
 const GMAX = 8u;
-const KMAX = 8u;
+const KMAX = 4u;
 const NEG = -1e30;
 override Q4 = HD / 4u;           // lanes per key: lane dq holds quad dq of the head
 override NG = WG / Q4;           // lane groups (each walks its own keys with its own softmax state)
@@ -118,31 +119,39 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
     let ta = v.x + max(lo, pre) - pre;
     let tb = v.x + min(hi, pre + n) - pre;
     let kb = (d.x * p.kvHeads + kvh * d.z) * Q4 + dq; // quad dq of key 0 of this kv head
-    // K of the first step; each step then loads its V and, once its partial dots are stored, the
-    // next step's K (its latency hidden behind this step's three barriers)
+    // With PREFETCH, K of the first step here, and each step loads the next step's K once its partial
+    // dots are stored (latency hidden behind the step's three barriers); else each step loads its own.
     var kq: array<vec4<f32>, KMAX>;
     var vq: array<vec4<f32>, KMAX>;
-    for (var k = 0u; k < KT; k++) {
-      let t = ta + k * NG + grp;
-      kq[k] = vec4<f32>(0.0);
-      if (busy && t < tb) { kq[k] = kQuad(kb + t * Q4); }
+    if (PREFETCH) {
+      for (var k = 0u; k < KT; k++) {
+        let t = ta + k * NG + grp;
+        kq[k] = vec4<f32>(0.0);
+        if (busy && t < tb) { kq[k] = kQuad(kb + t * Q4); }
+      }
     }
     for (var t0 = ta; t0 < tb; t0 += TILE) {
       // group grp takes keys t0 + k*NG + grp: for each k the workgroup reads NG consecutive keys
       for (var k = 0u; k < KT; k++) {
         let t = t0 + k * NG + grp;
         vq[k] = vec4<f32>(0.0);
-        if (busy && t < tb) { vq[k] = vQuad(kb + t * Q4); }
+        if (!PREFETCH) { kq[k] = vec4<f32>(0.0); }
+        if (busy && t < tb) {
+          vq[k] = vQuad(kb + t * Q4);
+          if (!PREFETCH) { kq[k] = kQuad(kb + t * Q4); }
+        }
       }
       if (busy) {
         for (var k = 0u; k < KT; k++) {
           for (var g = 0u; g < NH; g++) { red[(grp * P + k * NH + g) * QP + dq] = dot(qv[g], kq[k]); }
         }
       }
-      for (var k = 0u; k < KT; k++) {
-        let t = t0 + TILE + k * NG + grp;
-        kq[k] = vec4<f32>(0.0);
-        if (busy && t < tb) { kq[k] = kQuad(kb + t * Q4); }
+      if (PREFETCH) {
+        for (var k = 0u; k < KT; k++) {
+          let t = t0 + TILE + k * NG + grp;
+          kq[k] = vec4<f32>(0.0);
+          if (busy && t < tb) { kq[k] = kQuad(kb + t * Q4); }
+        }
       }
       workgroupBarrier();
       // the scores: lane dq sums the partials of pairs dq, dq + Q4, ...

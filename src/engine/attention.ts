@@ -14,7 +14,7 @@
 import type { Model } from "../model/model.ts";
 import type { KvBlock, KvPool } from "./kv_pool.ts";
 import { Params, type Program } from "./program.ts";
-import { DECODE_MAX_ROWS, recordDecodeAttention } from "./attention_decode.ts";
+import { recordDecodeAttention, usesDecodeAttention } from "./attention_decode.ts";
 import { recordTiledAttention, usesTiledAttention } from "./attention_tiled.ts";
 
 export interface AttentionCall {
@@ -50,7 +50,7 @@ function recordRowAttention(prog: Program, model: Model, pool: KvPool, a: Attent
 
 export function recordAttention(prog: Program, model: Model, pool: KvPool, a: AttentionCall): void {
   // a decode step (few rows): split-K over the keys, each K/V read once per GQA group (attention_decode.ts)
-  if (a.rows <= DECODE_MAX_ROWS) return recordDecodeAttention(prog, model, pool, a);
+  if (usesDecodeAttention(model, a)) return recordDecodeAttention(prog, model, pool, a);
   // many rows (prefill, context encoding, APE queries): tiles of query rows share every K/V load
   if (usesTiledAttention(model, a)) return void recordTiledAttention(prog, model, pool, a);
   recordRowAttention(prog, model, pool, a);

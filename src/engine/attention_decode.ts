@@ -20,6 +20,13 @@ import { Params, type Program } from "./program.ts";
 /** Most query rows this kernel takes (each row's workgroups read its keys once). */
 export const DECODE_MAX_ROWS = 8;
 
+/**
+ * CPU adapters take the split kernel from this many keys (capacity of a row's list) on: below it both
+ * kernels take about the same time there (lavapipe, 2 cores: 4.2 vs 4.3 ms at 256 keys, 5.2 vs 7.3 ms
+ * at 1K, 20 vs 30 ms at 4K for SmolLM2's 9/3 heads), and the row kernel is compiled anyway.
+ */
+export const CPU_MIN_KEYS = 1024;
+
 /** Most query heads one workgroup serves (the kernel's register arrays); larger GQA groups take several. */
 const MAX_HEADS = 8;
 
@@ -30,6 +37,8 @@ export interface DecodeShape {
   chunks: number;
   keysPerStep: number;
   threads: number;
+  /** Load the next step's keys during the current step (GPUs). */
+  prefetch: boolean;
 }
 
 /**
@@ -43,12 +52,33 @@ export function decodeShape(model: Model, rows: number, keys: number, splits?: n
   const group = c.heads / c.kvHeads;
   const chunks = Math.ceil(group / MAX_HEADS);
   const headsPerGroup = Math.ceil(group / chunks);
-  const keysPerStep = Math.max(1, Math.min(8, Math.floor(16 / headsPerGroup)));
-  const threads = Math.max(gpu.isCpu ? 64 : 128, c.headDim / 4);
+  // GPU: 8+ lane groups (128 threads at head_dim 64, 256 from 128 on); CPU: 64 (fewer barrier rounds)
+  const threads = gpu.isCpu ? Math.max(64, c.headDim / 4) : Math.min(256, Math.max(128, 2 * c.headDim));
+  // 4 keys per lane group and step on GPUs (16-32 scores per group between barriers), 2 on CPU adapters
+  // (as fast there, and quicker to compile); fewer where workgroup memory is short (tiny head_dim)
+  let keysPerStep = gpu.isCpu ? 2 : 4;
+  while (keysPerStep > 1 && workgroupBytes(c.headDim, headsPerGroup, keysPerStep, threads) > gpu.limits.maxComputeWorkgroupStorageSize) keysPerStep >>= 1;
   const [target, minKeys] = gpu.isCpu ? [8, 512] : [2048, 128];
   const wanted = Math.ceil(target / (c.kvHeads * chunks * rows));
   const n = splits ?? Math.max(1, Math.min(wanted, Math.ceil(keys / minKeys), 65535));
-  return { splits: n, headsPerGroup, chunks, keysPerStep, threads };
+  return { splits: n, headsPerGroup, chunks, keysPerStep, threads, prefetch: !gpu.isCpu };
+}
+
+/** Workgroup memory of the kernel (its arrays red, sp, st, scan; see attention_decode_body.wgsl). */
+export function workgroupBytes(headDim: number, heads: number, keysPerStep: number, threads: number): number {
+  const q4 = headDim / 4, groups = Math.floor(threads / q4), pairs = keysPerStep * heads;
+  return 4 * Math.max(groups * pairs * (q4 | 1), heads * groups * q4 * 4) + 4 * groups * pairs + 16 * groups * heads + 4 * threads + 16;
+}
+
+/** Whether recordAttention takes this kernel for `a`: few rows, and on a CPU adapter long lists only. */
+export function usesDecodeAttention(model: Model, a: AttentionCall): boolean {
+  if (a.rows > DECODE_MAX_ROWS) return false;
+  return !model.gpu.isCpu || listKeys(a) >= CPU_MIN_KEYS;
+}
+
+/** Most keys any row's list can hold (its blocks' capacities). */
+function listKeys(a: AttentionCall): number {
+  return Math.max(0, ...a.lists.map((l) => l.blocks.reduce((n, b) => n + b.capacity, 0)));
 }
 
 /** Partial-result buffers of one program, shared by all its attention calls (they run one after another). */
@@ -73,10 +103,9 @@ function partialBuffers(prog: Program, mlBytes: number, accBytes: number): { ml:
 export function recordDecodeAttention(prog: Program, model: Model, pool: KvPool, a: AttentionCall, splits?: number): void {
   const { config: c, kernels: k } = model;
   if (a.rows > DECODE_MAX_ROWS) throw new Error(`decode attention: ${a.rows} rows (at most ${DECODE_MAX_ROWS})`);
-  const keys = Math.max(0, ...a.lists.map((l) => l.blocks.reduce((n, b) => n + b.capacity, 0)));
-  const s = decodeShape(model, a.rows, keys, splits);
+  const s = decodeShape(model, a.rows, listKeys(a), splits);
   const pipe = k.pipeline(pool.dtype === "f16" ? "attention_decode_f16kv" : "attention_decode", {
-    HD: c.headDim, NH: s.headsPerGroup, KT: s.keysPerStep, WG: s.threads,
+    HD: c.headDim, NH: s.headsPerGroup, KT: s.keysPerStep, WG: s.threads, PREFETCH: s.prefetch ? 1 : 0,
   });
   const qkvDim = (c.heads + 2 * c.kvHeads) * c.headDim;
   const scale = 1 / (Math.sqrt(c.headDim) * a.temperature);
