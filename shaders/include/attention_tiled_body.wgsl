@@ -178,7 +178,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         pt[(4u * tk + j) * TQ + tq] = vec4<f32>(p0[j], p1[j], p2[j], p3[j]);
       }
       workgroupBarrier(); // V and P are complete
-      for (var j = 0u; j < n; j++) {
+      // all BC keys (a constant trip count): past the block's end p and v are 0
+      for (var j = 0u; j < BC; j++) {
         let pr = pt[j * TQ + tq];
         for (var e = 0u; e < RD4; e++) {
           let d4 = tk + e * TK;

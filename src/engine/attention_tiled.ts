@@ -43,10 +43,16 @@ export function tiledWorkgroupBytes(headDim: number, s: TileShape): number {
   return 16 * (4 * s.tq * (hq + 1) + 4 * s.tk * hq + 4 * s.tk * s.tq + s.tq * s.tk) + 48;
 }
 
-/** The largest preferred shape that fits the device and head_dim (undefined: none does). */
+/**
+ * The first preferred shape that fits the device and head_dim (undefined: none does). A thread holds
+ * 4 x ceil(headDim / (4 * tk)) output quads: shapes keeping that at most 16 (64 registers) come first,
+ * the kernel's limit is 32.
+ */
 export function tiledShape(gpu: Gpu, headDim: number): TileShape | undefined {
   const { maxComputeWorkgroupStorageSize: mem, maxComputeInvocationsPerWorkgroup: threads } = gpu.limits;
-  return SHAPES.find((s) => headDim <= 32 * s.tk && s.tq * s.tk <= threads && tiledWorkgroupBytes(headDim, s) <= mem);
+  const fits = (s: TileShape, quadsPerRow: number) =>
+    headDim <= 4 * quadsPerRow * s.tk && s.tq * s.tk <= threads && tiledWorkgroupBytes(headDim, s) <= mem;
+  return SHAPES.find((s) => fits(s, 4)) ?? SHAPES.find((s) => fits(s, 8));
 }
 
 export function usesTiledAttention(model: Model, a: AttentionCall): boolean {
