@@ -45,6 +45,38 @@ var<workgroup> posLo: atomic<u32>;
 var<workgroup> posHi: atomic<u32>;
 var<workgroup> uni: vec4<u32>;
 
+// Register arrays are only ever indexed by constant-trip loops over e (unrolled, so they stay in
+// registers); per-row code is written out four times through these helpers instead of a loop over rows.
+
+// position of local query vector vl (0 past the tile's end), folded into the tile's position range
+fn rowPos(v0: u32, nv: u32, vl: u32) -> u32 {
+  if (vl >= nv) { return 0u; }
+  let pos = rowInfo[(v0 + vl) / p.group].x;
+  atomicMin(&posLo, pos);
+  atomicMax(&posHi, pos);
+  return pos;
+}
+
+// one row's results: its quads of the output (normalised with one split) and its lse, or its partials
+fn storeRow(o: array<vec4<f32>, RD4MAX>, m: f32, l: f32, v: u32, split: u32, kvh: u32, tk: u32) {
+  let G = p.group;
+  let rh = (split * p.rows + v / G) * p.heads + kvh * G + v % G;
+  var f = 1.0;
+  if (p.splits == 1u) { f = select(0.0, 1.0 / l, l > 0.0); }
+  for (var e = 0u; e < RD4; e++) {
+    let d4 = tk + e * TK;
+    if (d4 < HQ) { out[rh * HQ + d4] = o[e] * f; }
+  }
+  if (tk == 0u) {
+    if (p.splits == 1u) {
+      stats[rh] = select(NEG, m + log(l), l > 0.0);
+    } else {
+      stats[2u * rh] = m;
+      stats[2u * rh + 1u] = l;
+    }
+  }
+}
+
 @compute @workgroup_size(NT)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let tile = tiles[wg.x];
@@ -72,15 +104,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
   workgroupBarrier(); // posLo / posHi initialised
   // this thread's 4 rows' positions; the tile's position range (for skipping key tiles)
-  var qp = vec4<u32>(0u);
-  for (var i = 0u; i < 4u; i++) {
-    let vl = tq + i * TQ;
-    if (vl < nv) {
-      qp[i] = rowInfo[(v0 + vl) / G].x;
-      atomicMin(&posLo, qp[i]);
-      atomicMax(&posHi, qp[i]);
-    }
-  }
+  let qp = vec4<u32>(rowPos(v0, nv, tq), rowPos(v0, nv, tq + TQ), rowPos(v0, nv, tq + 2u * TQ), rowPos(v0, nv, tq + 3u * TQ));
   workgroupBarrier();
   if (lid == 0u) {
     let r0 = rowInfo[v0 / G]; // every row of a tile shares its group's list
@@ -93,7 +117,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let kOff = vec4<u32>(0u, 1u, 2u, 3u) + 4u * tk; // this thread's keys in a key tile
   var m = vec4<f32>(NEG);
   var l = vec4<f32>(0.0);
-  var o: array<vec4<f32>, 4u * RD4MAX>; // o[i * RD4MAX + e]: row i, quad tk + e * TK
+  // rows tq + i * TQ: oi[e] holds quad tk + e * TK of the output
+  var o0: array<vec4<f32>, RD4MAX>;
+  var o1: array<vec4<f32>, RD4MAX>;
+  var o2: array<vec4<f32>, RD4MAX>;
+  var o3: array<vec4<f32>, RD4MAX>;
   var c = 0u; // tiles of the list before the current block (split z takes tiles c % splits == z)
   for (var b = info.x; b < info.x + info.y; b++) {
     workgroupBarrier();
@@ -169,10 +197,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       let one = vec4<f32>(1.0);
       l = l * corr + vec4<f32>(dot(p0, one), dot(p1, one), dot(p2, one), dot(p3, one));
       for (var e = 0u; e < RD4; e++) {
-        o[e] *= corr.x;
-        o[RD4MAX + e] *= corr.y;
-        o[2u * RD4MAX + e] *= corr.z;
-        o[3u * RD4MAX + e] *= corr.w;
+        o0[e] *= corr.x;
+        o1[e] *= corr.y;
+        o2[e] *= corr.z;
+        o3[e] *= corr.w;
       }
       for (var j = 0u; j < 4u; j++) {
         pt[(4u * tk + j) * TQ + tq] = vec4<f32>(p0[j], p1[j], p2[j], p3[j]);
@@ -185,10 +213,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
           let d4 = tk + e * TK;
           if (HQ % TK == 0u || d4 < HQ) {
             let x = kv[j * HQ + d4];
-            o[e] += pr.x * x;
-            o[RD4MAX + e] += pr.y * x;
-            o[2u * RD4MAX + e] += pr.z * x;
-            o[3u * RD4MAX + e] += pr.w * x;
+            o0[e] += pr.x * x;
+            o1[e] += pr.y * x;
+            o2[e] += pr.z * x;
+            o3[e] += pr.w * x;
           }
         }
       }
@@ -202,25 +230,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   workgroupBarrier();
   var lt = vec4<f32>(0.0);
   for (var t2 = 0u; t2 < TK; t2++) { lt += red[tq * TK + t2]; }
-  for (var i = 0u; i < 4u; i++) {
-    let vl = tq + i * TQ;
-    if (vl >= nv) { continue; }
-    let v = v0 + vl;
-    let rh = (split * p.rows + v / G) * p.heads + kvh * G + v % G;
-    // one split: the normalised output and the log-sum-exp; else the split's partials (m, l), sum p v
-    var f = 1.0;
-    if (p.splits == 1u) { f = select(0.0, 1.0 / lt[i], lt[i] > 0.0); }
-    for (var e = 0u; e < RD4; e++) {
-      let d4 = tk + e * TK;
-      if (d4 < HQ) { out[rh * HQ + d4] = o[i * RD4MAX + e] * f; }
-    }
-    if (tk == 0u) {
-      if (p.splits == 1u) {
-        stats[rh] = select(NEG, m[i] + log(lt[i]), lt[i] > 0.0);
-      } else {
-        stats[2u * rh] = m[i];
-        stats[2u * rh + 1u] = lt[i];
-      }
-    }
-  }
+  if (tq < nv) { storeRow(o0, m.x, lt.x, v0 + tq, split, kvh, tk); }
+  if (tq + TQ < nv) { storeRow(o1, m.y, lt.y, v0 + tq + TQ, split, kvh, tk); }
+  if (tq + 2u * TQ < nv) { storeRow(o2, m.z, lt.z, v0 + tq + 2u * TQ, split, kvh, tk); }
+  if (tq + 3u * TQ < nv) { storeRow(o3, m.w, lt.w, v0 + tq + 3u * TQ, split, kvh, tk); }
 }
