@@ -2,14 +2,17 @@
  * `ape bench matmul [--shape llama-3.2-1b|tiny] [--rows 512,2048,8192] [--formats f32,f16,f16c] [--layers qkv,o,...]
  *  [--tile BMxBNxBKxTMxTNxNB] [--reps N] [--trials 3] [--peak 67]`
  *
- * GPU time of one prefill linear layer alone (recordLinear, the engine's own kernel and tiling choice), on
- * the layer shapes of the model (1B: qkv 3072x2048, o 2048x2048, gate_up fused 16384x2048, down 2048x8192,
- * LM head 128256x2048) at each row count, for each float format: f32 and f16 weights in f32 arithmetic, and
- * f16c (f16 weights in f16 arithmetic, where the adapter offers shader-f16). The layer is dispatched `reps`
- * times in one submit and a 1-dispatch submit is subtracted (no host round trip counted); the best of --trials such measurements is kept. Prints the tiling,
- * microseconds per matmul, TFLOP/s (2 M N K per matmul) and the fraction of --peak TFLOP/s (the H200's fp32
- * FMA rate, 67, by default), and the largest error of 64 sampled outputs against a float64 CPU dot product.
- * `--tile` forces one tiling (as recordLinear's `tile`) to compare tilings on an adapter.
+ * GPU time of one prefill linear layer alone (recordLinear: the engine's own kernel and tiling choice) on
+ * the model's layer shapes (1B: qkv 3072x2048, o 2048x2048, gate_up fused 16384x2048, down 2048x8192, LM
+ * head 128256x2048) at each row count, for each float format: f32 and f16 weights in f32 arithmetic, and
+ * f16c (f16 weights in f16 arithmetic, where the adapter offers shader-f16). The recorded layer is encoded
+ * `reps` times in one pass (default: ~0.25 s of work at 30 TFLOP/s on a GPU, 2 on a CPU adapter) and a
+ * 1-dispatch submit is subtracted (no host round trip counted); the best of --trials measurements is kept.
+ * Prints the tiling, microseconds per matmul, TFLOP/s (2 M N K per matmul) and its fraction of --peak (the
+ * H200's fp32 FMA rate, 67 TFLOP/s, by default), and the largest error of 64 sampled outputs against a
+ * float64 CPU dot product (relative to their largest magnitude). On CPU adapters it also prints GFLOP per
+ * CPU-second of the process (steadier than the wall clock on a shared machine).
+ * `--tile` forces one tiling (recordLinear's `tile`) to compare tilings on an adapter.
  */
 import process from "node:process";
 import { getGpu } from "../src/gpu/device.ts";
@@ -58,9 +61,9 @@ export async function run(argv: string[]): Promise<number> {
   const gpu = await getGpu();
   const dev = gpu.device;
   const k = new Kernels(dev, gpu.hasF16);
-  const reps = Number(a.string.reps ?? (gpu.isCpu ? 2 : 10));
+  const reps = a.string.reps === undefined ? undefined : Number(a.string.reps);
   const trials = Number(a.string.trials ?? 3);
-  console.log(`adapter: ${gpu.description}; shape ${shapeName}; ${reps} reps; peak ${peak} TFLOP/s`);
+  console.log(`adapter: ${gpu.description}; shape ${shapeName}; ${reps ?? "auto"} reps; peak ${peak} TFLOP/s`);
   const bits = randomWords();
   for (const fmt of formats) {
     if (!["f32", "f16", "f16c"].includes(fmt)) throw new InvalidArgumentError(`--formats: f32, f16, f16c (got '${fmt}')`);
@@ -72,51 +75,62 @@ export async function run(argv: string[]): Promise<number> {
       if (layers && !layers.includes(sh.name)) continue;
       const type = fmt === "f32" ? "F32" : "F16";
       const bytes = randomWeightBytes(type, sh.N * sh.K, bits);
-      const host = type === "F32" ? new Float32Array(bytes.buffer, bytes.byteOffset, sh.N * sh.K) : Float32Array.from(new Uint16Array(bytes.buffer, bytes.byteOffset, sh.N * sh.K), f16ToF32);
       const W = uploadQuantLinear(gpu, sh.name, fmt === "f32" ? "f32" : "f16", bytes, sh.N, sh.K, sh.K * (type === "F32" ? 4 : 2));
       if (fmt === "f16c") W.compute = "f16";
+      // W's row n as floats, for the sampled check
+      const wRow = (n: number) => type === "F32"
+        ? new Float32Array(bytes.buffer, bytes.byteOffset + n * sh.K * 4, sh.K)
+        : Float32Array.from(new Uint16Array(bytes.buffer, bytes.byteOffset + n * sh.K * 2, sh.K), f16ToF32);
       for (const M of rowsList) {
         const label = `${fmt.padEnd(5)} ${sh.name.padEnd(8)} ${`${M}x${sh.N}x${sh.K}`.padEnd(18)}`;
         if (M * sh.N * 4 > gpu.limits.maxStorageBufferBindingSize || M * sh.K * 4 > gpu.limits.maxStorageBufferBindingSize) {
           console.log(`${label} skipped: y or x exceeds the adapter's binding size`);
           continue;
         }
+        const flops = 2 * M * sh.N * sh.K;
+        // GPUs: enough repetitions for ~0.25 s of work at 30 TFLOP/s, so a readback's jitter (~12 ms in Deno) stays small
+        const n = reps ?? (gpu.isCpu ? 2 : Math.min(1000, Math.max(5, Math.ceil(7.5e12 / flops))));
         const xh = Float32Array.from(bits(M * sh.K), (u) => u / 4294967296 - 0.5);
         const x = uploadF32(dev, xh), y = storageBuffer(dev, M * sh.N * 4);
-        // wall-clock ms of a submit of n matmuls (and, for CPU adapters, the process's CPU ms: on a shared
-        // machine the CPU time a software adapter spends is steadier than the wall clock)
-        const timed = async (n: number) => {
-          const prog = new Program(dev);
-          for (let r = 0; r < n; r++) recordLinear(prog, k, x, W, y, M, gpu.isCpu ? "rows" : "lanes", undefined, false, {}, undefined, tile);
+        const prog = new Program(dev);
+        recordLinear(prog, k, x, W, y, M, gpu.isCpu ? "rows" : "lanes", undefined, false, {}, undefined, tile);
+        // wall-clock ms of one submit of `count` matmuls (and, for CPU adapters, the process's CPU ms: on a
+        // shared machine the CPU time a software adapter spends is steadier than the wall clock)
+        const timed = async (count: number) => {
+          const enc = dev.createCommandEncoder();
+          const pass = enc.beginComputePass();
+          for (let r = 0; r < count; r++) prog.encode(pass);
+          pass.end();
           const c0 = process.cpuUsage(), t0 = performance.now();
-          prog.submit();
+          dev.queue.submit([enc.finish()]);
           await readBuffer(dev, y, 4);
           const ms = performance.now() - t0, c = process.cpuUsage(c0);
-          prog.destroy();
           return { ms, cpu: (c.user + c.system) / 1000 };
         };
         await timed(1);
         let us = Infinity, cpuUs = Infinity; // the best of `trials` measurements (other work on the machine only adds time)
         for (let i = 0; i < trials; i++) {
-          const one = await timed(1), many = await timed(reps + 1);
-          us = Math.min(us, ((many.ms - one.ms) / reps) * 1000);
-          cpuUs = Math.min(cpuUs, ((many.cpu - one.cpu) / reps) * 1000);
+          const one = await timed(1), many = await timed(n + 1);
+          us = Math.min(us, ((many.ms - one.ms) / n) * 1000);
+          cpuUs = Math.min(cpuUs, ((many.cpu - one.cpu) / n) * 1000);
         }
+        prog.destroy();
         const out = new Float32Array(await readBuffer(dev, y, M * sh.N * 4));
         let err = 0, mag = 0;
         for (let i = 0; i < 64; i++) {
-          const m = (i * 7919) % M, n = (i * 104729 + 13) % sh.N;
+          const m = (i * 7919) % M, col = (i * 104729 + 13) % sh.N;
+          const w = wRow(col);
           let s = 0;
-          for (let c = 0; c < sh.K; c++) s += xh[m * sh.K + c] * host[n * sh.K + c];
-          err = Math.max(err, Math.abs(out[m * sh.N + n] - s));
+          for (let c = 0; c < sh.K; c++) s += xh[m * sh.K + c] * w[c];
+          err = Math.max(err, Math.abs(out[m * sh.N + col] - s));
           mag = Math.max(mag, Math.abs(s));
         }
-        const tflops = (2 * M * sh.N * sh.K) / us / 1e6;
+        const tflops = flops / us / 1e6;
         const t = tile ?? matmulTile(dev, M, sh.N, sh.K, kernelFormat(W));
         const speed = tflops >= 0.1 ? `${tflops.toFixed(2).padStart(6)} TFLOP/s` : `${(tflops * 1000).toFixed(2).padStart(6)} GFLOP/s`;
         const rate = us > 0 ? `${speed} ${((100 * tflops) / peak).toFixed(2).padStart(6)}% of peak` : "(no difference measured: raise --reps)";
-        const cpu = gpu.isCpu ? `  ${((2 * M * sh.N * sh.K) / cpuUs / 1e3).toFixed(2)} GFLOP per CPU-second` : "";
-        console.log(`${label} tile ${t.BM}x${t.BN}x${t.BK} ${t.TM}x${t.TN} nb${t.NB}  ${Math.max(0, us).toFixed(0).padStart(9)} us  ${rate}  max err ${(err / mag).toExponential(1)}${cpu}`);
+        const cpu = gpu.isCpu ? `  ${(flops / cpuUs / 1e3).toFixed(2)} GFLOP per CPU-second` : "";
+        console.log(`${label} tile ${t.BM}x${t.BN}x${t.BK} ${t.TM}x${t.TN} nb${t.NB}  ${Math.max(0, us).toFixed(0).padStart(9)} us x${n}  ${rate}  max err ${(err / mag).toExponential(1)}${cpu}`);
         x.destroy();
         y.destroy();
       }

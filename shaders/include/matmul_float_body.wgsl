@@ -1,8 +1,9 @@
 // matmul_float_body: the register-blocked prefill matmul shared by matmul_f32, matmul_f16 (f32 arithmetic)
 // and matmul_f16c (f16 arithmetic). The including file declares
 //   alias T = f32 | f16;        the arithmetic type of the tiles and products
-//   const HALF: bool;           true for f16 products: each output's f16 partial sum of one step (BK
-//                               products) is promoted to f32 and accumulated in f32
+//   const HALF: bool;           true for f16 products: each output's f16 partial sum of KF products (8,
+//                               as many as keep the model-level error of f16 compute within 2e-2) is
+//                               promoted to f32 and accumulated in f32
 // binds w (binding 1) and defines load_w4(i) -> vec4<T>: W's i-th group of 4 weights (along k).
 // See matmul_f32.wgsl's header for the inputs, outputs and bounds.
 //
@@ -36,6 +37,7 @@ override BK: u32 = 16;
 override TM: u32 = 4;
 override TN: u32 = 4;
 override NB: u32 = 2;
+override KF: u32 = 8; // HALF: products per f16 partial sum (one f32 add per KF FMAs)
 override CX: u32 = BN / TN; // invocations along columns
 override WG: u32 = (BM / TM) * CX;
 override SX: u32 = BM / 4u + 1u; // vec4 per k-row of the x tile (one of padding)
@@ -125,7 +127,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   let ty = t / CX;
   let RY = BM / TM;
   // part[2 * r + j]: row (ty + RY * (r / 4)) * 4 + r % 4 (r < TM), columns (tx + CX * j) * 4 + 0..3 (j < TN/4):
-  // the running sums (f32), or with HALF this step's f16 partial sums, flushed into acc after every step.
+  // the running sums (f32), or with HALF the f16 partial sums of the last KF products, then flushed into acc.
   var part = array<vec4<T>, 16>();
   var acc = array<vec4<f32>, 16>();
   // NB = 2: one step's global loads, held in registers between the read and the tile store
@@ -161,8 +163,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
           part[8] += a1.x * b0; part[10] += a1.y * b0; part[12] += a1.z * b0; part[14] += a1.w * b0;
           if (TN == 8u) { part[9] += a1.x * b1; part[11] += a1.y * b1; part[13] += a1.z * b1; part[15] += a1.w * b1; }
         }
+        if (HALF && (kk + 1u) % KF == 0u) { flush(&part, &acc); }
       }
-      if (HALF) { flush(&part, &acc); }
+      if (HALF && BK % KF != 0u) { flush(&part, &acc); }
     }
     if (NB == 1u) {
       // one buffer: everyone is done reading it before it is refilled, straight from global memory

@@ -1,11 +1,13 @@
 /**
  * Records one linear layer, y = x W^T (+ bias) or, accumulating, y += x W^T (+ bias), choosing the kernel by W's storage format and the
- * number of rows: matmul_<format> for many rows (prefill), and for one row (decode) either
+ * number of rows: matmul_<format> for many rows (prefill; for the float formats a register-blocked kernel
+ * whose tiling, MatmulTile, is chosen per adapter and layer shape by matmulTile), and for one row (decode) either
  * matvec_<format> (32-256 lanes per row, matvecLanes: coalesced reads, what GPUs want) or matvec_rows_<format> (one
  * row per invocation, no barriers: what CPU adapters such as lavapipe run several times faster).
  * Block-quantized weights (GGUF) in a prefill of DEQUANT_MIN_ROWS rows or more are first expanded to f32
  * into a scratch buffer, slab by slab (shaders/dequant_<format>.wgsl), and multiplied by matmul_f32:
- * one pass over the weights instead of decoding each block in every output tile.
+ * one pass over the weights instead of decoding each block in every output tile (decoding tile by tile
+ * inside the tiled kernel is not done yet); fewer rows run the block formats' own matmul_<format> (64 x 64 tiles).
  * Matrices split into row chunks get one dispatch per chunk. f16 weights of a model that computes in f16
  * (`W.compute === "f16"`) run the `*_f16c` kernels instead: f16 products, f32 accumulation.
  *
@@ -146,6 +148,7 @@ export function recordLinear(
   if (lanes && W.format === "f16" && W.cols % 8 !== 0) {
     throw new ModelFormatError(`an f16 linear layer has ${W.cols} input features; apekit's f16 kernels need a multiple of 8`);
   }
+  if (rows > 1 && ceil(rows, 32) > 65535) throw new Error(`recordLinear: ${rows} rows exceed one dispatch of the matmul kernels`);
   if (scratch && rows >= DEQUANT_MIN_ROWS && isBlockFormat(W.format)) {
     const dq = k.pipeline(`dequant_${W.format}`);
     const slab = Math.max(1, Math.floor(scratch.size / (W.cols * 4)));
