@@ -9,14 +9,14 @@
 // Inputs:  q: array<vec4<f32>> (fused qkv rows; head h of row r at r*qStride + h*headDim),
 //          kpool, vpool: array<vec4<f32>> (layout of rope_store.wgsl: [kvHeads, capacity, headDim] per block),
 //          rowInfo: array<vec4<u32>> per row (pos, listStart, listLen, _), blocks: array<vec4<u32>>
-//          (base, tokens, capacity, firstPos), tiles: array<vec2<u32>> per workgroup x (first query vector,
+//          (base, tokens, capacity, firstPos), tiles: array<vec2<u32>> per workgroup y (first query vector,
 //          count; vector v = row * group + g, all rows of one group), params.
 // Outputs: splits == 1: out [rows, heads*headDim] (softmax-weighted values; 0 when nothing is visible) and
 //          stats = lse [rows, heads] (log-sum-exp of the scaled scores; -1e30 when nothing is visible).
 //          splits > 1: out = pAcc [splits, rows, heads, headDim] (sum exp(s - m) v) and stats = pML
 //          [splits, rows, heads] x (m, l) (m: the split's largest score, -1e30 if none; l = sum exp(s - m)),
 //          the input format of attention_combine.wgsl.
-// Bounds:  headDim (override HD) a multiple of 4 and <= 32 * TK; grid (tiles, kvHeads, splits); workgroup
+// Bounds:  headDim (override HD) a multiple of 4 and <= 32 * TK; grid (kvHeads, tiles, splits); workgroup
 //          memory 16 * (MQ * (HD/4 + 1) + BC * HD/4 + BC * TQ + TQ * TK) bytes.
 @group(0) @binding(1) var<storage, read> kpool: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> vpool: array<vec4<f32>>;

@@ -296,9 +296,9 @@ describe(`tiled attention kernel vs float64 on ${runtimeName()}`, () => {
     } finally {
       t.destroy();
     }
-    // groups of 3, 20 and 1 rows, group size 4, 16 vectors per tile
+    // groups of 3, 20 and 1 rows, group size 4, 16 vectors per tile (listed last tile first)
     expect(Array.from(tileTable([{ rows: 3, blocks: [] }, { rows: 20, blocks: [] }, { rows: 1, blocks: [] }], 4, 16))).toEqual([
-      0, 12, 12, 16, 28, 16, 44, 16, 60, 16, 76, 16, 92, 4,
+      92, 4, 76, 16, 60, 16, 44, 16, 28, 16, 12, 16, 0, 12,
     ]);
     const gpu = model.gpu;
     for (const hd of [16, 32, 64, 128, 256]) {
@@ -312,7 +312,7 @@ describe(`tiled attention kernel vs float64 on ${runtimeName()}`, () => {
     expect(tiledShape(h200, 64)).toEqual({ tq: 16, tk: 8 });
     expect(tiledShape(h200, 128)).toEqual({ tq: 8, tk: 8 }); // 16 output quads per thread, not 32
     const splits = chooseSplits({ workgroups: 16 * 8, keyTiles: 131072 / 32, isCpu: false, maxSplitsByMemory: 64 });
-    expect(splits * 16 * 8).toBeGreaterThanOrEqual(1024);
+    expect(splits * 16 * 8).toBeGreaterThanOrEqual(2048);
     expect(chooseSplits({ workgroups: 2048, keyTiles: 4096, isCpu: false, maxSplitsByMemory: 64 })).toBe(1); // a prefill chunk
   });
 });

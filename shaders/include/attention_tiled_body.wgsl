@@ -79,10 +79,10 @@ fn storeRow(o: array<vec4<f32>, RD4MAX>, m: f32, l: f32, v: u32, split: u32, kvh
 
 @compute @workgroup_size(NT)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let tile = tiles[wg.x];
+  let tile = tiles[wg.y];
   let v0 = tile.x;
   let nv = tile.y;
-  let kvh = wg.y;
+  let kvh = wg.x;
   let split = wg.z;
   let G = p.group;
   let tq = lid / TK;

@@ -61,7 +61,9 @@ export function usesTiledAttention(model: Model, a: AttentionCall): boolean {
 
 /**
  * The tile table: (first query vector, count) per tile, vector v = row * group + g over the rows of
- * one kv head; each group's vectors are cut into runs of `perTile`.
+ * one kv head; each group's vectors are cut into runs of `perTile`. Listed last tile first: in a causal
+ * group the later rows see the most keys, and workgroups start roughly in dispatch order, so the
+ * longest ones start first (less of a tail).
  */
 export function tileTable(lists: AttentionCall["lists"], group: number, perTile: number): Uint32Array {
   const out: number[] = [];
@@ -71,12 +73,15 @@ export function tileTable(lists: AttentionCall["lists"], group: number, perTile:
     for (let v = 0; v < count; v += perTile) out.push(first + v, Math.min(perTile, count - v));
     row += g.rows;
   }
-  return new Uint32Array(out);
+  const table = new Uint32Array(out.length);
+  for (let i = 0; i < out.length; i += 2) table.set([out[out.length - 2 - i], out[out.length - 1 - i]], i);
+  return table;
 }
 
 /** Key-range splits: enough workgroups to fill the device, each split keeping a few key tiles. */
 export function chooseSplits(opts: { workgroups: number; keyTiles: number; isCpu: boolean; maxSplitsByMemory: number }): number {
-  const target = opts.isCpu ? 8 : 1024; // lavapipe: a few threads; H200: 132 SMs x several workgroups
+  // lavapipe: a few threads; H200: 132 SMs x ~5 resident workgroups, several rounds of them (a short tail)
+  const target = opts.isCpu ? 8 : 2048;
   const minTilesPerSplit = opts.isCpu ? 2 : 4;
   if (opts.workgroups >= target) return 1;
   const want = Math.ceil(target / opts.workgroups);
@@ -134,7 +139,9 @@ export function recordTiledAttention(prog: Program, model: Model, pool: KvPool, 
   const part = splits > 1 ? partialBuffers(prog, splits * a.rows * c.heads * 8, splits * perSplit) : undefined;
   const out = part ? part.acc : a.out, stats = part ? part.ml : a.lse;
   const bind = k.bind(pipe, [a.q, pool.k[a.layer], pool.v[a.layer], a.rowInfo, a.blocks, tiles.buffer, out, stats, params]);
-  prog.dispatch(pipe, bind, tiles.count, c.kvHeads, splits);
+  // x = kv head: consecutive workgroups are the kv heads of one tile (heaviest tiles first over all heads)
+  if (tiles.count > 65535) throw new Error(`tiled attention: ${tiles.count} tiles exceed a grid dimension (65535); split the batch`);
+  prog.dispatch(pipe, bind, c.kvHeads, tiles.count, splits);
   if (part) {
     const combine = k.pipeline("attention_combine");
     const cp = prog.uniform(new Params().u(a.rows, c.heads, c.headDim, splits).bytes());
