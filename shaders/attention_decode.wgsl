@@ -10,7 +10,8 @@
 // or qp - kp < window). Scores are q.k * scale, scale = 1/(sqrt(headDim) * T).
 // Threads: lane dq = lid % (HD/4) holds quad dq of a key; lane group grp = lid / (HD/4) takes keys
 // t0 + k*NG + grp (k < KT) of each step of NG*KT keys, with its own online-softmax state; the groups'
-// states merge at the end. Three barriers per step: partial dots -> scores -> probabilities -> values.
+// states merge at the end. Three barriers per step: partial dots -> scores -> probabilities -> values;
+// with PREFETCH (GPUs) the next step's keys are loaded while this step's barriers pass.
 // Inputs:  q: array<f32> fused qkv rows (read as vec4; head h of row r at r*qStride + h*HD),
 //          kpool, vpool: array<f32> (read as vec4), rowInfo: array<vec4<u32>> per row (pos, listStart,
 //          listLen, _), blocks: array<vec4<u32>> (base, tokens, capacity, firstPos), params.
@@ -18,7 +19,7 @@
 //          + head, in the format of attention_combine.wgsl: (m, l) with m = -1e30, l = 0 and pAcc 0 for a
 //          split that sees no key.
 // Bounds:  override constants HD (head_dim, a multiple of 4, HD/4 <= WG), NH <= 8 query heads per
-//          workgroup, KT <= 4, WG threads; dispatch (splits, kvHeads * chunks, rows) where chunks =
+//          workgroup, KT <= 4 keys per lane group and step, WG threads, PREFETCH; dispatch (splits, kvHeads * chunks, rows) where chunks =
 //          ceil((heads/kvHeads) / NH) workgroups share a kv head's query heads.
 @group(0) @binding(1) var<storage, read> kpool: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> vpool: array<vec4<f32>>;

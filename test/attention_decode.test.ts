@@ -14,7 +14,7 @@ import { f32ToF16 } from "../src/model/quant.ts";
 import { type KvBlock, type KvDtype, KvPool } from "../src/engine/kv_pool.ts";
 import { Program } from "../src/engine/program.ts";
 import { recordAttention } from "../src/engine/attention.ts";
-import { decodeShape, recordDecodeAttention } from "../src/engine/attention_decode.ts";
+import { CPU_MIN_KEYS, decodeShape, recordDecodeAttention, usesDecodeAttention } from "../src/engine/attention_decode.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { type AttendGroup, Forward } from "../src/engine/forward.ts";
 import { encodeContexts, encodePrefix, startQuery } from "../src/ape/ape.ts";
@@ -40,6 +40,9 @@ async function attentionModel(over: Partial<ModelConfig>): Promise<Model> {
 function exactValues(rand: () => number, n: number): Float32Array {
   return Float32Array.from({ length: n }, () => Math.round((rand() * 2 - 1) * 256) / 256);
 }
+
+/** How a case records: a split count, recordAttention's own choice, the kernel shape chosen for GPUs. */
+interface How { splits?: number; viaChoice?: boolean; gpuShape?: boolean }
 
 class AttentionCase {
   readonly pool: KvPool;
@@ -123,7 +126,7 @@ class AttentionCase {
   }
 
   /** Records attention (the decode kernel, or recordAttention's choice), returning a replayable run. */
-  record(temperature: number, how: { splits?: number; viaChoice?: boolean } = {}) {
+  record(temperature: number, how: How = {}) {
     const dev = this.model.gpu.device, c = this.model.config;
     const s = this.state();
     const q = uploadF32(dev, this.q), rowInfo = uploadU32(dev, s.rowInfo), blocks = uploadU32(dev, s.blocks);
@@ -133,8 +136,10 @@ class AttentionCase {
       layer: 0, q, rowInfo, blocks, out, lse, temperature, rows: this.rows.length,
       lists: this.rows.map((r) => ({ rows: 1, blocks: r.list.map((j) => this.blocks[j]) })),
     };
-    if (how.viaChoice) recordAttention(prog, this.model, this.pool, call);
-    else recordDecodeAttention(prog, this.model, this.pool, call, how.splits);
+    // the GPU shape (128-256 threads, 4 keys per step, prefetch) runs on lavapipe too when asked
+    const model = how.gpuShape ? { ...this.model, gpu: { ...this.model.gpu, isCpu: false } } : this.model;
+    if (how.viaChoice) recordAttention(prog, model, this.pool, call);
+    else recordDecodeAttention(prog, model, this.pool, call, how.splits);
     const run = async () => {
       const st = this.state();
       dev.queue.writeBuffer(rowInfo, 0, st.rowInfo);
@@ -152,7 +157,7 @@ class AttentionCase {
   }
 
   /** Runs once and checks out and lse against the float64 reference. */
-  async check(temperature = 1, how: { splits?: number; viaChoice?: boolean } = {}): Promise<void> {
+  async check(temperature = 1, how: How = {}): Promise<void> {
     const r = this.record(temperature, how);
     try {
       expectClose(await r.run(), this.reference(temperature));
@@ -195,19 +200,20 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
   const longRow: RowSpec = { pos: 2250 + 1002, list: [0, 1, 2, 3] };
 
   it.each([
-    { heads: 8, kvHeads: 2, headDim: 64, dtype: "f32" },
-    { heads: 8, kvHeads: 2, headDim: 64, dtype: "f16" },
+    { heads: 8, kvHeads: 2, headDim: 64, dtype: "f32", gpuShape: true },
+    { heads: 8, kvHeads: 2, headDim: 64, dtype: "f16", gpuShape: true },
     { heads: 4, kvHeads: 4, headDim: 16, dtype: "f32" },
     { heads: 4, kvHeads: 2, headDim: 32, dtype: "f16" },
-    { heads: 16, kvHeads: 2, headDim: 32, dtype: "f32" },
+    { heads: 16, kvHeads: 2, headDim: 32, dtype: "f32", gpuShape: true },
     { heads: 12, kvHeads: 1, headDim: 16, dtype: "f16" },
-  ] as const)("one row over 3253 keys in 4 blocks: $heads heads / $kvHeads kv heads, head_dim $headDim, $dtype KV", async ({ dtype, ...shape }) => {
+  ] as { heads: number; kvHeads: number; headDim: number; dtype: KvDtype; gpuShape?: boolean }[])("one row over 3253 keys in 4 blocks: $heads heads / $kvHeads kv heads, head_dim $headDim, $dtype KV", async ({ dtype, gpuShape, ...shape }) => {
     const model = await modelFor(shape);
     const t = new AttentionCase(model, dtype, longList, [longRow]);
     try {
       await t.check(0.8);
       await t.check(1, { splits: 1 }); // one workgroup per kv head walks everything
       await t.check(1, { splits: 37 }); // splits that start and end inside blocks
+      if (gpuShape) await t.check(1, { gpuShape }); // as an H200 would run it
     } finally {
       t.destroy();
     }
@@ -269,7 +275,7 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
     const model = await modelFor({ heads: 8, kvHeads: 2, headDim: 64 });
     const rowsSpec: RowSpec[] = [{ pos: 0, list: [0, 1] }];
     const t = new AttentionCase(model, "f32", [{ capacity: 1000, tokens: 1000, firstPos: 0 }, { capacity: 600, tokens: 1, firstPos: 1000 }], rowsSpec);
-    const r = t.record(1, { splits: 9 });
+    const r = t.record(1, { splits: 9, gpuShape: true });
     try {
       for (const tokens of [1, 2, 57, 300, 600]) {
         t.blocks[1].tokens = tokens;
@@ -282,15 +288,21 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
     }
   });
 
-  it("recordAttention takes the split-K kernel for a decode step (few rows) and records the split count from capacities", async () => {
+  it("recordAttention takes the split-K kernel for decode steps (few rows; long lists on CPU adapters), splits sized from capacities", async () => {
     const model = await modelFor({ heads: 8, kvHeads: 2, headDim: 64 });
     const t = new AttentionCase(model, "f16", longList, [longRow]);
     try {
       await t.check(1, { viaChoice: true });
       expect(model.kernels.has("attention_decode_f16kv") && model.kernels.has("attention_combine")).toBe(true);
-      const gpuLike = decodeShape({ ...model, gpu: { ...model.gpu, isCpu: false } }, 1, 131072);
-      expect(gpuLike.splits * model.config.kvHeads).toBeGreaterThanOrEqual(264); // fills an H200's 132 SMs
-      expect(decodeShape({ ...model, gpu: { ...model.gpu, isCpu: false } }, 1, 100).splits).toBe(1);
+      const onGpu = { ...model, gpu: { ...model.gpu, isCpu: false } }, onCpu = { ...model, gpu: { ...model.gpu, isCpu: true } };
+      const call = (rows: number, capacity: number) => ({ rows, lists: [{ rows, blocks: [{ capacity } as KvBlock] }] }) as Parameters<typeof usesDecodeAttention>[1];
+      expect(usesDecodeAttention(onGpu, call(1, 100))).toBe(true);
+      expect(usesDecodeAttention(onGpu, call(9, 5000))).toBe(false); // prefill-sized batches take the other kernels
+      expect(usesDecodeAttention(onCpu, call(1, CPU_MIN_KEYS - 1))).toBe(false);
+      expect(usesDecodeAttention(onCpu, call(8, CPU_MIN_KEYS))).toBe(true);
+      // enough workgroups to fill an H200 (132 SMs) at 128K keys, none at 100
+      expect(decodeShape(onGpu, 1, 131072).splits * model.config.kvHeads).toBeGreaterThanOrEqual(264);
+      expect(decodeShape(onGpu, 1, 100).splits).toBe(1);
     } finally {
       t.destroy();
     }
