@@ -23,7 +23,8 @@ export const DECODE_MAX_ROWS = 8;
 /**
  * CPU adapters take the split kernel from this many keys (capacity of a row's list) on: below it both
  * kernels take about the same time there (lavapipe, 2 cores: 4.2 vs 4.3 ms at 256 keys, 5.2 vs 7.3 ms
- * at 1K, 20 vs 30 ms at 4K for SmolLM2's 9/3 heads), and the row kernel is compiled anyway.
+ * at 1K, 20 vs 30 ms at 4K for SmolLM2's 9/3 heads, f16 KV), and on lavapipe every kernel costs
+ * ~1-2 s of compile time before its first use.
  */
 export const CPU_MIN_KEYS = 1024;
 
@@ -43,8 +44,8 @@ export interface DecodeShape {
 
 /**
  * The kernel's shape for `rows` rows over lists of at most `keys` keys (their blocks' capacities). On a
- * GPU: enough workgroups to fill the machine (~2048 in flight: 132 SMs of an H200 hold several each)
- * but no split under 128 keys; on a CPU adapter, which runs a few workgroups at a time, fewer and
+ * GPU: enough workgroups to fill the machine (~2048: several rounds of those an H200's 132 SMs hold
+ * at once) but no split under 128 keys; on a CPU adapter, which runs a few workgroups at a time, fewer and
  * longer splits.
  */
 export function decodeShape(model: Model, rows: number, keys: number, splits?: number): DecodeShape {
@@ -70,9 +71,13 @@ export function workgroupBytes(headDim: number, heads: number, keysPerStep: numb
   return 4 * Math.max(groups * pairs * (q4 | 1), heads * groups * q4 * 4) + 4 * groups * pairs + 16 * groups * heads + 4 * threads + 16;
 }
 
-/** Whether recordAttention takes this kernel for `a`: few rows, and on a CPU adapter long lists only. */
+/**
+ * Whether recordAttention takes this kernel for `a`: few rows, and on a CPU adapter long lists only.
+ * (Each row's workgroups read its keys: rows of one step do not share K/V loads, so batches of more
+ * rows go to the kernels that do.)
+ */
 export function usesDecodeAttention(model: Model, a: AttentionCall): boolean {
-  if (a.rows > DECODE_MAX_ROWS) return false;
+  if (a.rows > DECODE_MAX_ROWS || model.config.headDim > 512) return false; // attention_combine: headDim <= 512
   return !model.gpu.isCpu || listKeys(a) >= CPU_MIN_KEYS;
 }
 
