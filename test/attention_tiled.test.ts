@@ -15,7 +15,7 @@ import { f32ToF16 } from "../src/model/quant.ts";
 import { type KvBlock, type KvDtype, KvPool } from "../src/engine/kv_pool.ts";
 import { Program } from "../src/engine/program.ts";
 import { recordAttention } from "../src/engine/attention.ts";
-import { chooseSplits, recordTiledAttention, tiledShape, tiledWorkgroupBytes, tileTable } from "../src/engine/attention_tiled.ts";
+import { chooseSplits, recordTiledAttention, rowsShape, rowsWorkgroupBytes, type TiledKernel, tiledKernel, tiledPipelineName, tiledShape, tiledWorkgroupBytes, tileTable } from "../src/engine/attention_tiled.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { modeLogits, sequentialLogits } from "../src/ape/ape.ts";
 import { runtimeName } from "../src/runtime.ts";
@@ -123,7 +123,7 @@ class TiledCase {
   }
 
   /** Runs the tiled kernel (forced split count, or its own choice; or recordAttention's kernel choice). */
-  async run(temperature: number, how: { splits?: number; viaChoice?: boolean } = {}) {
+  async run(temperature: number, how: { splits?: number; viaChoice?: boolean; kernel?: TiledKernel } = {}) {
     const dev = this.model.gpu.device, c = this.model.config;
     const s = this.state();
     const q = uploadF32(dev, this.q), rowInfo = uploadU32(dev, s.rowInfo), blocks = uploadU32(dev, s.blocks);
@@ -136,7 +136,7 @@ class TiledCase {
       };
       let splits = 0;
       if (how.viaChoice) recordAttention(prog, this.model, this.pool, call);
-      else splits = recordTiledAttention(prog, this.model, this.pool, call, how.splits);
+      else splits = recordTiledAttention(prog, this.model, this.pool, call, { splits: how.splits, kernel: how.kernel });
       dev.pushErrorScope("validation");
       prog.submit();
       expect(await dev.popErrorScope()).toBeNull();
@@ -152,7 +152,7 @@ class TiledCase {
   }
 
   /** Runs and checks against the float64 reference; returns the split count used. */
-  async check(temperature = 1, how: { splits?: number; viaChoice?: boolean } = {}): Promise<number> {
+  async check(temperature = 1, how: { splits?: number; viaChoice?: boolean; kernel?: TiledKernel } = {}): Promise<number> {
     const got = await this.run(temperature, how);
     expectClose(got, this.reference(temperature));
     return got.splits;
@@ -179,7 +179,7 @@ function expectClose(got: { out: Float32Array; lse: Float32Array }, want: { out:
 const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
 
 // One KV dtype per head_dim except 64 (each (head_dim, dtype) pair is a pipeline to compile: seconds on lavapipe)
-const SHAPES = [
+const BASE_SHAPES = [
   { heads: 4, kvHeads: 4, headDim: 16, dtype: "f16" }, // GQA group 1
   { heads: 4, kvHeads: 2, headDim: 32, dtype: "f32" }, // 2
   { heads: 8, kvHeads: 2, headDim: 64, dtype: "f32" }, // 4 (the 1B shape's group and head_dim)
@@ -187,6 +187,14 @@ const SHAPES = [
   { heads: 14, kvHeads: 2, headDim: 16, dtype: "f16" }, // 7: tiles cut rows between their heads
   { heads: 8, kvHeads: 1, headDim: 32, dtype: "f32" }, // 8
 ] as const;
+// both kernels: rows (the engine's choice for head_dim <= 64) on every shape; blocks (the engine's for
+// larger head dims) on a few, and on head_dim 128, which only it takes
+const KERNELS: TiledKernel[] = ["rows", "blocks"];
+const SHAPES = [
+  ...BASE_SHAPES.map((s) => ({ ...s, kernel: "rows" as TiledKernel })),
+  ...[BASE_SHAPES[1], BASE_SHAPES[3], BASE_SHAPES[4], { heads: 4, kvHeads: 2, headDim: 128, dtype: "f32" } as const]
+    .map((s) => ({ ...s, kernel: "blocks" as TiledKernel })),
+];
 
 describe(`tiled attention kernel vs float64 on ${runtimeName()}`, () => {
   const models = new Map<string, Model>();
@@ -197,21 +205,21 @@ describe(`tiled attention kernel vs float64 on ${runtimeName()}`, () => {
   };
   afterAll(() => { for (const m of models.values()) m.destroy(); });
 
-  it.each(SHAPES)("causal prefill of 300 rows after a 37-token prefix: $heads heads / $kvHeads kv heads, head_dim $headDim, $dtype KV", async ({ dtype, ...shape }) => {
+  it.each(SHAPES)("causal prefill of 300 rows after a 37-token prefix: $heads heads / $kvHeads kv heads, head_dim $headDim, $dtype KV, $kernel kernel", async ({ dtype, kernel, ...shape }) => {
     const model = await modelFor(shape);
     // the prefix block, then the sequence's own block (capacity past its tokens)
     const t = new TiledCase(model, dtype, [{ capacity: 37, tokens: 37, firstPos: 0 }, { capacity: 320, tokens: 300, firstPos: 37 }], [
       { pos: range(37, 300), list: [0, 1] },
     ]);
     try {
-      expect(await t.check(0.9, { splits: 1 })).toBe(1);
-      expect(await t.check(1, { splits: 3 })).toBe(3);
+      expect(await t.check(0.9, { splits: 1, kernel })).toBe(1);
+      expect(await t.check(1, { splits: 3, kernel })).toBe(3);
     } finally {
       t.destroy();
     }
   });
 
-  it.each(SHAPES)("context encoding, 23 groups of odd sizes: $heads heads / $kvHeads kv heads, head_dim $headDim, $dtype KV", async ({ dtype, ...shape }) => {
+  it.each(SHAPES)("context encoding, 23 groups of odd sizes: $heads heads / $kvHeads kv heads, head_dim $headDim, $dtype KV, $kernel kernel", async ({ dtype, kernel, ...shape }) => {
     const model = await modelFor(shape);
     const sizes = [1, 3, 17, 40, 5, 2, 33, 1, 9, 64, 65, 7, 1, 30, 11, 4, 19, 2, 1, 50, 6, 13, 3];
     const P = 5;
@@ -220,14 +228,14 @@ describe(`tiled attention kernel vs float64 on ${runtimeName()}`, () => {
     const groups: GroupSpec[] = sizes.map((n, i) => ({ pos: range(P, n), list: [0, i + 1] }));
     const t = new TiledCase(model, dtype, specs, groups);
     try {
-      await t.check(1, { splits: 1 });
-      await t.check(1, { splits: 2 });
+      await t.check(1, { splits: 1, kernel });
+      await t.check(1, { splits: 2, kernel });
     } finally {
       t.destroy();
     }
   });
 
-  it.each(SHAPES)("an APE query of 12 rows over 260 context blocks, split-K chosen: $heads heads / $kvHeads kv heads, head_dim $headDim, $dtype KV", async ({ dtype, ...shape }) => {
+  it.each(SHAPES)("an APE query of 12 rows over 260 context blocks, split-K chosen: $heads heads / $kvHeads kv heads, head_dim $headDim, $dtype KV, $kernel kernel", async ({ dtype, kernel, ...shape }) => {
     const model = await modelFor(shape);
     const rand = rng(3);
     const specs: BlockSpec[] = Array.from({ length: 260 }, (_, i) => {
@@ -236,9 +244,9 @@ describe(`tiled attention kernel vs float64 on ${runtimeName()}`, () => {
     });
     const t = new TiledCase(model, dtype, specs, [{ pos: range(60, 12), list: specs.map((_, i) => i) }]);
     try {
-      expect(await t.check(0.6)).toBeGreaterThan(1); // few tiles, many keys: the key range is split
-      await t.check(0.6, { splits: 1 });
-      await t.check(0.6, { splits: 300 }); // more splits than key tiles: some see nothing
+      expect(await t.check(0.6, { kernel })).toBeGreaterThan(1); // few tiles, many keys: the key range is split
+      await t.check(0.6, { splits: 1, kernel });
+      await t.check(0.6, { splits: 300, kernel }); // more splits than key tiles: some see nothing
     } finally {
       t.destroy();
     }
@@ -260,8 +268,10 @@ describe(`tiled attention kernel vs float64 on ${runtimeName()}`, () => {
           { pos: range(300, 20), list: [0, 1, 2] },
         ]);
         try {
-          await t.check(1, { splits: 1 });
-          await t.check(1, { splits: 4 });
+          for (const kernel of KERNELS) {
+            await t.check(1, { splits: 1, kernel });
+            await t.check(1, { splits: 4, kernel });
+          }
         } finally {
           t.destroy();
         }
@@ -280,7 +290,7 @@ describe(`tiled attention kernel vs float64 on ${runtimeName()}`, () => {
     for (const dtype of ["f32", "f16"] as const) {
       const t = new TiledCase(model, dtype, specs, groups);
       try {
-        for (const splits of [1, 2, 7]) await t.check(0.7, { splits });
+        for (const kernel of KERNELS) for (const splits of [1, 2, 7]) await t.check(0.7, { splits, kernel });
       } finally {
         t.destroy();
       }
@@ -292,7 +302,7 @@ describe(`tiled attention kernel vs float64 on ${runtimeName()}`, () => {
     const t = new TiledCase(model, "f16", [{ capacity: 100, tokens: 100, firstPos: 0 }], [{ pos: range(0, 100), list: [0] }]);
     try {
       await t.check(1, { viaChoice: true });
-      expect(model.kernels.has("attention_tiled_f16kv")).toBe(true);
+      expect(model.kernels.has(tiledPipelineName("rows", "f16"))).toBe(true); // head_dim 64: the rows kernel
     } finally {
       t.destroy();
     }
@@ -311,6 +321,16 @@ describe(`tiled attention kernel vs float64 on ${runtimeName()}`, () => {
     const h200 = { ...gpu, isCpu: false, limits: { ...gpu.limits, maxComputeWorkgroupStorageSize: 49152 } };
     expect(tiledShape(h200, 64)).toEqual({ tq: 16, tk: 8 });
     expect(tiledShape(h200, 128)).toEqual({ tq: 8, tk: 8 }); // 16 output quads per thread, not 32
+    // the rows kernel: head_dim <= 64 only; 128 query vectors x 64 keys on the H200, smaller key tiles where memory is short
+    expect(rowsShape(h200, 64)).toEqual({ nt: 128, bc: 64 });
+    expect(rowsShape(h200, 128)).toBeUndefined();
+    expect(tiledKernel(h200, 64)).toBe("rows");
+    expect(tiledKernel(h200, 128)).toBe("blocks");
+    for (const hd of [8, 16, 32, 64]) {
+      const s = rowsShape(gpu, hd);
+      expect(s).toBeDefined();
+      expect(rowsWorkgroupBytes(hd, s!)).toBeLessThanOrEqual(gpu.limits.maxComputeWorkgroupStorageSize);
+    }
     const splits = chooseSplits({ workgroups: 16 * 8, keyTiles: 131072 / 32, isCpu: false, maxSplitsByMemory: 64 });
     expect(splits * 16 * 8).toBeGreaterThanOrEqual(2048);
     expect(chooseSplits({ workgroups: 2048, keyTiles: 4096, isCpu: false, maxSplitsByMemory: 64 })).toBe(1); // a prefill chunk
@@ -327,7 +347,7 @@ describe(`tiled attention in whole models vs the float64 reference on ${runtimeN
       const rand = rng(17);
       const ids = Array.from({ length: 2500 }, () => Math.floor(rand() * cfg.vocabSize));
       const got = await sequentialLogits(engine, Uint32Array.from(ids), true);
-      expect(model.kernels.has("attention_tiled")).toBe(true);
+      expect(model.kernels.has(tiledPipelineName(tiledKernel(model.gpu, cfg.headDim)!, "f32"))).toBe(true);
       const want = new CpuReference(cfg, w).sequential(ids);
       for (let p = 0; p < ids.length; p += p === 2450 ? 49 : 50) {
         expect(relError(got.subarray(p * cfg.vocabSize, (p + 1) * cfg.vocabSize), want[p]), `position ${p}`).toBeLessThan(1e-4);
@@ -354,7 +374,7 @@ describe(`tiled attention in whole models vs the float64 reference on ${runtimeN
       const got = await modeLogits(engine, "ape", {
         prefix: Uint32Array.from(prefix), contexts: contexts.map((c) => Uint32Array.from(c)), query: Uint32Array.from(query), temperature: 0.8, scale: 0.9,
       });
-      expect(model.kernels.has(kv === "f16" ? "attention_tiled_f16kv" : "attention_tiled")).toBe(true);
+      expect(model.kernels.has(tiledPipelineName(tiledKernel(model.gpu, cfg.headDim)!, kv))).toBe(true);
       expect(relError(got, new CpuReference(cfg, w).ape(prefix, contexts, query, 0.8, 0.9))).toBeLessThan(tol);
     } finally {
       engine.destroy();
@@ -375,7 +395,7 @@ describe(`tiled attention in whole models vs the float64 reference on ${runtimeN
       const got = await modeLogits(engine, "ape", {
         prefix: Uint32Array.from(prefix), contexts: contexts.map((c) => Uint32Array.from(c)), query: Uint32Array.from(query), temperature: 0.9, scale: 0.9,
       });
-      expect(model.kernels.has("attention_tiled") && model.kernels.has("attention_combine")).toBe(true);
+      expect(model.kernels.has(tiledPipelineName(tiledKernel(model.gpu, cfg.headDim)!, "f32")) && model.kernels.has("attention_combine")).toBe(true);
       expect(relError(got, new CpuReference(cfg, w).ape(prefix, contexts, query, 0.9, 0.9))).toBeLessThan(1e-4);
     } finally {
       engine.destroy();

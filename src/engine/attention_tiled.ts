@@ -6,7 +6,10 @@
  * at record time from the batch's row groups (tiles never cross groups: a group's rows share one block
  * list). When the tiles alone cannot fill the device (a few hundred query rows over a long list of
  * blocks), a third grid dimension splits the key tiles and attention_combine.wgsl merges the partials.
- * Tile sizes come from the device's workgroup memory (override constants TQ, TK).
+ * Two kernels: `rows` (attention_tiled_rows*.wgsl, head_dim <= 64: one query vector per invocation, its
+ * query, output and softmax state in registers, K/V tiles read as broadcasts) and `blocks`
+ * (attention_tiled*.wgsl, any head_dim the workgroup memory allows: 4x4 register blocks of scores).
+ * Tile sizes come from the device's workgroup memory (override constants NT, BC; TQ, TK).
  *
  * @example
  * ```ts
@@ -55,8 +58,52 @@ export function tiledShape(gpu: Gpu, headDim: number): TileShape | undefined {
   return SHAPES.find((s) => fits(s, 4)) ?? SHAPES.find((s) => fits(s, 8));
 }
 
+/** Shape of the `rows` kernel: NT invocations (= query vectors) per tile, key tiles of BC keys. */
+export interface RowsShape {
+  nt: number;
+  bc: number;
+}
+
+/** Workgroup memory of the `rows` kernel (K and V tiles as f32, see its header). */
+export function rowsWorkgroupBytes(headDim: number, s: RowsShape): number {
+  return 8 * s.bc * headDim + 24;
+}
+
+/** The `rows` kernel's shape for the device and head_dim (undefined: head_dim past 64 or not a multiple of 4). */
+export function rowsShape(gpu: Gpu, headDim: number): RowsShape | undefined {
+  if (headDim > 64 || headDim % 4 !== 0) return undefined;
+  const nt = Math.min(128, gpu.limits.maxComputeInvocationsPerWorkgroup);
+  const bc = [64, 32, 16].find((bc) => rowsWorkgroupBytes(headDim, { nt, bc }) <= gpu.limits.maxComputeWorkgroupStorageSize);
+  return bc === undefined ? undefined : { nt, bc };
+}
+
+export type TiledKernel = "rows" | "blocks";
+
+/** Forced choices (tests, `ape bench attention`); anything left out is chosen for the device. */
+export interface TiledOptions {
+  splits?: number;
+  kernel?: TiledKernel;
+  /** `rows` kernel shape. */
+  rows?: Partial<RowsShape>;
+  /** `blocks` kernel shape. */
+  blocks?: TileShape;
+  /** Workgroups the split-K choice aims for on a GPU (default 2048). */
+  splitTarget?: number;
+}
+
+/** The kernel the engine takes for a head_dim: `rows` where it applies, else `blocks`. */
+export function tiledKernel(gpu: Gpu, headDim: number): TiledKernel | undefined {
+  if (rowsShape(gpu, headDim)) return "rows";
+  return tiledShape(gpu, headDim) ? "blocks" : undefined;
+}
+
+/** The pipeline name of a tiled kernel for a KV dtype. */
+export function tiledPipelineName(kernel: TiledKernel, dtype: "f32" | "f16"): string {
+  return `attention_tiled${kernel === "rows" ? "_rows" : ""}${dtype === "f16" ? "_f16kv" : ""}`;
+}
+
 export function usesTiledAttention(model: Model, a: AttentionCall): boolean {
-  return a.rows >= TILED_MIN_ROWS && tiledShape(model.gpu, model.config.headDim) !== undefined;
+  return a.rows >= TILED_MIN_ROWS && tiledKernel(model.gpu, model.config.headDim) !== undefined;
 }
 
 /**
@@ -79,9 +126,9 @@ export function tileTable(lists: AttentionCall["lists"], group: number, perTile:
 }
 
 /** Key-range splits: enough workgroups to fill the device, each split keeping a few key tiles. */
-export function chooseSplits(opts: { workgroups: number; keyTiles: number; isCpu: boolean; maxSplitsByMemory: number }): number {
+export function chooseSplits(opts: { workgroups: number; keyTiles: number; isCpu: boolean; maxSplitsByMemory: number; target?: number }): number {
   // lavapipe: a few threads; H200: 132 SMs x ~5 resident workgroups, several rounds of them (a short tail)
-  const target = opts.isCpu ? 8 : 2048;
+  const target = opts.isCpu ? 8 : opts.target ?? 2048;
   const minTilesPerSplit = opts.isCpu ? 2 : 4;
   if (opts.workgroups >= target) return 1;
   const want = Math.ceil(target / opts.workgroups);
@@ -90,18 +137,20 @@ export function chooseSplits(opts: { workgroups: number; keyTiles: number; isCpu
 
 // Per program: the tile table of each list set (the same for every layer) and the split-K partials
 // (reused by every attention of the program: its dispatches run in order).
-const tileTables = new WeakMap<Program, Map<object, { buffer: GPUBuffer; count: number }>>();
+const tileTables = new WeakMap<Program, Map<object, Map<number, { buffer: GPUBuffer; count: number }>>>();
 const partials = new WeakMap<Program, { ml: GPUBuffer; acc: GPUBuffer; mlBytes: number; accBytes: number }>();
 
 function tileBuffer(prog: Program, a: AttentionCall, group: number, perTile: number) {
   let byList = tileTables.get(prog);
   if (!byList) tileTables.set(prog, (byList = new Map()));
-  let t = byList.get(a.lists);
+  let byTile = byList.get(a.lists);
+  if (!byTile) byList.set(a.lists, (byTile = new Map()));
+  let t = byTile.get(perTile);
   if (!t) {
     const table = tileTable(a.lists, group, perTile);
     const buffer = prog.scratch(table.byteLength, "attention.tiles");
     prog.device.queue.writeBuffer(buffer, 0, table);
-    byList.set(a.lists, (t = { buffer, count: table.length / 2 }));
+    byTile.set(perTile, (t = { buffer, count: table.length / 2 }));
   }
   return t;
 }
@@ -117,22 +166,42 @@ function partialBuffers(prog: Program, mlBytes: number, accBytes: number) {
   return p;
 }
 
-/** Records the tiled kernel (and the combine when split); `forceSplits` overrides the split choice. Returns the splits. */
-export function recordTiledAttention(prog: Program, model: Model, pool: KvPool, a: AttentionCall, forceSplits?: number): number {
+/**
+ * Records the tiled kernel (and the combine when split). `opts` forces choices (a number: the split
+ * count). Returns the splits.
+ */
+export function recordTiledAttention(prog: Program, model: Model, pool: KvPool, a: AttentionCall, opts: TiledOptions | number = {}): number {
+  if (typeof opts === "number") opts = { splits: opts };
   const { config: c, kernels: k, gpu } = model;
-  const shape = tiledShape(gpu, c.headDim);
-  if (!shape) throw new Error(`tiled attention: no tile shape fits head_dim ${c.headDim} in ${gpu.limits.maxComputeWorkgroupStorageSize} bytes`);
+  const kernel = opts.kernel ?? tiledKernel(gpu, c.headDim);
   const group = c.heads / c.kvHeads;
-  const keysPerTile = 4 * shape.tk;
-  const tiles = tileBuffer(prog, a, group, 4 * shape.tq);
+  let perTile: number, keysPerTile: number, constants: Record<string, number>;
+  if (kernel === "rows") {
+    const auto = rowsShape(gpu, c.headDim);
+    if (!auto) throw new Error(`tiled attention: the rows kernel takes head_dim <= 64 (a multiple of 4), not ${c.headDim}`);
+    const s = { ...auto, ...opts.rows };
+    if (rowsWorkgroupBytes(c.headDim, s) > gpu.limits.maxComputeWorkgroupStorageSize || s.bc % 16 !== 0) {
+      throw new Error(`tiled attention: rows shape ${s.nt}x${s.bc} does not fit head_dim ${c.headDim} in ${gpu.limits.maxComputeWorkgroupStorageSize} bytes (or BC not a multiple of 16)`);
+    }
+    perTile = s.nt;
+    keysPerTile = s.bc;
+    constants = { HD: c.headDim, NT: s.nt, BC: s.bc };
+  } else {
+    const shape = opts.blocks ?? tiledShape(gpu, c.headDim);
+    if (!shape) throw new Error(`tiled attention: no tile shape fits head_dim ${c.headDim} in ${gpu.limits.maxComputeWorkgroupStorageSize} bytes`);
+    perTile = 4 * shape.tq;
+    keysPerTile = 4 * shape.tk;
+    constants = { HD: c.headDim, TQ: shape.tq, TK: shape.tk };
+  }
+  const tiles = tileBuffer(prog, a, group, perTile);
   const keyTiles = Math.max(0, ...a.lists.map((g) => g.blocks.reduce((n, b) => n + Math.ceil(b.tokens / keysPerTile), 0)));
   const perSplit = a.rows * c.heads * c.headDim * 4;
-  const splits = forceSplits ?? chooseSplits({
-    workgroups: tiles.count * c.kvHeads, keyTiles, isCpu: gpu.isCpu,
+  const splits = opts.splits ?? chooseSplits({
+    workgroups: tiles.count * c.kvHeads, keyTiles, isCpu: gpu.isCpu, target: opts.splitTarget,
     maxSplitsByMemory: Math.floor(gpu.limits.maxStorageBufferBindingSize / perSplit),
   });
 
-  const pipe = k.pipeline(pool.dtype === "f16" ? "attention_tiled_f16kv" : "attention_tiled", { HD: c.headDim, TQ: shape.tq, TK: shape.tk });
+  const pipe = k.pipeline(tiledPipelineName(kernel, pool.dtype), constants);
   const qkvDim = (c.heads + 2 * c.kvHeads) * c.headDim;
   const scale = 1 / (Math.sqrt(c.headDim) * a.temperature);
   const params = prog.uniform(new Params().u(a.rows, c.heads, c.kvHeads, group, qkvDim).f(scale).u(c.slidingWindow, splits).bytes());
