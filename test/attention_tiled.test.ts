@@ -302,7 +302,7 @@ describe(`tiled attention kernel vs float64 on ${runtimeName()}`, () => {
     const t = new TiledCase(model, "f16", [{ capacity: 100, tokens: 100, firstPos: 0 }], [{ pos: range(0, 100), list: [0] }]);
     try {
       await t.check(1, { viaChoice: true });
-      expect(model.kernels.has(tiledPipelineName("rows", "f16"))).toBe(true); // head_dim 64: the rows kernel
+      expect(model.kernels.has(tiledPipelineName(tiledKernel(model.gpu, 64)!, "f16"))).toBe(true);
     } finally {
       t.destroy();
     }
@@ -324,7 +324,8 @@ describe(`tiled attention kernel vs float64 on ${runtimeName()}`, () => {
     // the rows kernel: head_dim <= 64 only; 128 query vectors x 64 keys on the H200, smaller key tiles where memory is short
     expect(rowsShape(h200, 64)).toEqual({ nt: 128, bc: 64 });
     expect(rowsShape(h200, 128)).toBeUndefined();
-    expect(tiledKernel(h200, 64)).toBe("rows");
+    expect(tiledKernel(h200, 64)).toBe("rows"); // GPUs: rows where it applies; CPU adapters: blocks
+    expect(tiledKernel({ ...h200, isCpu: true }, 64)).toBe("blocks");
     expect(tiledKernel(h200, 128)).toBe("blocks");
     for (const hd of [8, 16, 32, 64]) {
       const s = rowsShape(gpu, hd);

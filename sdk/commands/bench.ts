@@ -9,6 +9,7 @@
  *   ape bench matmul       GPU time and TFLOP/s of one prefill matmul per float format on the 1B layer shapes
  *   ape bench quality      answer accuracy of sequential, parallel and APE on the demo documents
  *   ape bench long         APE vs sequential over 2K-128K tokens of cached contexts: encode, first token, decode
+ *   ape bench attention    GPU time and TFLOP/s of the tiled attention kernel alone (APE queries, causal prefill), per variant
  */
 import { InvalidArgumentError } from "../../src/errors.ts";
 
@@ -20,6 +21,7 @@ const BENCHES: Record<string, () => Promise<{ run(args: string[]): Promise<numbe
   matmul: () => import("../../bench/matmul.ts"),
   quality: () => import("../../bench/quality.ts"),
   long: () => import("../../bench/long.ts"),
+  attention: () => import("../../bench/attention.ts"),
 };
 
 export async function run(argv: string[]): Promise<number> {
