@@ -8,6 +8,7 @@
  *   ape bench matvec       GPU time of each decode matvec kernel alone on the 1B layer shapes
  *   ape bench matmul       GPU time and TFLOP/s of one prefill matmul per float format on the 1B layer shapes
  *   ape bench quality      answer accuracy of sequential, parallel and APE on the demo documents
+ *   ape bench attention-decode  GPU time and GB/s of one decode attention call per kernel variant, 64 to 128K keys
  *   ape bench long         APE vs sequential over 2K-128K tokens of cached contexts: encode, first token, decode
  *   ape bench attention    GPU time and TFLOP/s of the tiled attention kernel alone (APE queries, causal prefill), per variant
  */
@@ -21,6 +22,7 @@ const BENCHES: Record<string, () => Promise<{ run(args: string[]): Promise<numbe
   matmul: () => import("../../bench/matmul.ts"),
   quality: () => import("../../bench/quality.ts"),
   long: () => import("../../bench/long.ts"),
+  "attention-decode": () => import("../../bench/attention_decode.ts"),
   attention: () => import("../../bench/attention.ts"),
 };
 

@@ -37,8 +37,11 @@ export interface AttentionCall {
   lists: { rows: number; blocks: KvBlock[] }[];
 }
 
-/** The generic kernel: one workgroup of 64 threads per (query head, row), walking the row's whole list. */
-function recordRowAttention(prog: Program, model: Model, pool: KvPool, a: AttentionCall): void {
+/**
+ * The generic kernel: one workgroup of 64 threads per (query head, row), walking the row's whole list
+ * (also the cheapest for decode rows over short lists: see GPU_MIN_KEYS).
+ */
+export function recordRowAttention(prog: Program, model: Model, pool: KvPool, a: AttentionCall): void {
   const { config: c, kernels: k } = model;
   const pipe = k.pipeline(pool.dtype === "f16" ? "attention_f16kv" : "attention");
   const qkvDim = (c.heads + 2 * c.kvHeads) * c.headDim;
@@ -49,7 +52,8 @@ function recordRowAttention(prog: Program, model: Model, pool: KvPool, a: Attent
 }
 
 export function recordAttention(prog: Program, model: Model, pool: KvPool, a: AttentionCall): void {
-  // a decode step (few rows): split-K over the keys, each K/V read once per GQA group (attention_decode.ts)
+  // a decode step (few rows) over a long list: split-K over the keys, each K/V read once per GQA group
+  // (attention_decode.ts); over a short list the row kernel below
   if (usesDecodeAttention(model, a)) return recordDecodeAttention(prog, model, pool, a);
   // many rows (prefill, context encoding, APE queries): tiles of query rows share every K/V load
   if (usesTiledAttention(model, a)) return void recordTiledAttention(prog, model, pool, a);

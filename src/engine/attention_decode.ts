@@ -28,57 +28,108 @@ export const DECODE_MAX_ROWS = 8;
  */
 export const CPU_MIN_KEYS = 1024;
 
-/** Most query heads one workgroup serves (the kernel's register arrays); larger GQA groups take several. */
+/**
+ * GPU adapters take the split kernels from this many keys (capacity of a row's list) on; below it the
+ * row kernel (attention.wgsl, one workgroup per (head, row), no combine pass) costs less per call
+ * (H200, 1B shape, 64 keys: 11-13 us vs ~22 us plus 4 us of combine for the split kernel).
+ */
+export const GPU_MIN_KEYS = 512;
+
+/** Most query heads one workgroup serves (the kernels' register arrays); larger GQA groups take several. */
 const MAX_HEADS = 8;
 
+/**
+ * The split kernels: "lanes" (attention_decode*.wgsl: HD/4 lanes per key, partial dots reduced through
+ * workgroup memory, 3 barriers per 4 keys of each lane group) and "keys" (attention_decode_keys*.wgsl:
+ * threads own whole keys for the scores, then stream V rows for all heads; 3 barriers per chunk of
+ * keysPerThread * threads keys; head_dim a multiple of 8).
+ */
+export type DecodeKernel = "lanes" | "keys";
+
 export interface DecodeShape {
-  /** Key splits, query heads per workgroup, workgroups per kv head, keys per lane group and step, threads. */
+  kernel: DecodeKernel;
+  /** Key splits, query heads per workgroup, workgroups per kv head, threads per workgroup. */
   splits: number;
   headsPerGroup: number;
   chunks: number;
-  keysPerStep: number;
   threads: number;
-  /** Load the next step's keys during the current step (GPUs). */
+  /** lanes: keys per lane group and step; load the next step's keys during the current one (GPUs). */
+  keysPerStep: number;
   prefetch: boolean;
+  /** keys: keys per thread and chunk (chunks of keysPerThread * threads keys); V rows loaded ahead. */
+  keysPerThread: number;
+  vUnroll: number;
+}
+
+/** What a caller (bench, tests) may force; anything left out is chosen as for the engine. */
+export interface DecodeOptions {
+  kernel?: DecodeKernel;
+  splits?: number;
+  /** Fewest keys per split when the count is chosen (the count is also capped by targetWorkgroups). */
+  minKeysPerSplit?: number;
+  /** Workgroups per call the chosen split count aims at. */
+  targetWorkgroups?: number;
+  threads?: number;
+  keysPerThread?: number;
+  vUnroll?: number;
 }
 
 /**
- * The kernel's shape for `rows` rows over lists of at most `keys` keys (their blocks' capacities). On a
- * GPU: enough workgroups to fill the machine (~2048: several rounds of those an H200's 132 SMs hold
- * at once) but no split under 128 keys; on a CPU adapter, which runs a few workgroups at a time, fewer and
- * longer splits.
+ * The kernel and its shape for `rows` rows over lists of at most `keys` keys (their blocks' capacities).
+ * The keys kernel wherever head_dim allows. On a GPU: enough workgroups to fill the machine (~2048:
+ * several rounds of those an H200's 132 SMs hold at once) but no split under 256 keys; on a CPU adapter,
+ * which runs a few workgroups at a time, fewer and longer splits. `opts` as a number: the split count.
  */
-export function decodeShape(model: Model, rows: number, keys: number, splits?: number): DecodeShape {
+export function decodeShape(model: Model, rows: number, keys: number, opts: DecodeOptions | number = {}): DecodeShape {
+  const o: DecodeOptions = typeof opts === "number" ? { splits: opts } : opts;
   const { config: c, gpu } = model;
   const group = c.heads / c.kvHeads;
   const chunks = Math.ceil(group / MAX_HEADS);
   const headsPerGroup = Math.ceil(group / chunks);
-  // GPU: 8+ lane groups (128 threads at head_dim 64, 256 from 128 on); CPU: 64 (fewer barrier rounds)
-  const threads = gpu.isCpu ? Math.max(64, c.headDim / 4) : Math.min(256, Math.max(128, 2 * c.headDim));
-  // 4 keys per lane group and step on GPUs (16-32 scores per group between barriers), 2 on CPU adapters
-  // (as fast there, and quicker to compile); fewer where workgroup memory is short (tiny head_dim)
-  let keysPerStep = gpu.isCpu ? 2 : 4;
-  while (keysPerStep > 1 && workgroupBytes(c.headDim, headsPerGroup, keysPerStep, threads) > gpu.limits.maxComputeWorkgroupStorageSize) keysPerStep >>= 1;
-  const [target, minKeys] = gpu.isCpu ? [8, 512] : [2048, 128];
-  const wanted = Math.ceil(target / (c.kvHeads * chunks * rows));
-  const n = splits ?? Math.max(1, Math.min(wanted, Math.ceil(keys / minKeys), 65535));
-  return { splits: n, headsPerGroup, chunks, keysPerStep, threads, prefetch: !gpu.isCpu };
+  const wgBytes = gpu.limits.maxComputeWorkgroupStorageSize;
+  const kernel = o.kernel ?? (c.headDim % 8 === 0 ? "keys" : "lanes");
+  if (kernel === "keys" && c.headDim % 8 !== 0) throw new Error(`decode attention: the keys kernel needs head_dim % 8 == 0 (got ${c.headDim})`);
+  let threads: number, keysPerStep = 1, keysPerThread = 1;
+  if (kernel === "lanes") {
+    // GPU: 8+ lane groups (128 threads at head_dim 64, 256 from 128 on); CPU: 64 (fewer barrier rounds)
+    threads = o.threads ?? (gpu.isCpu ? Math.max(64, c.headDim / 4) : Math.min(256, Math.max(128, 2 * c.headDim)));
+    // 4 keys per lane group and step on GPUs (16-32 scores per group between barriers), 2 on CPU adapters
+    // (as fast there, and quicker to compile); fewer where workgroup memory is short (tiny head_dim)
+    keysPerStep = gpu.isCpu ? 2 : 4;
+    while (keysPerStep > 1 && workgroupBytes(c.headDim, headsPerGroup, keysPerStep, threads) > wgBytes) keysPerStep >>= 1;
+  } else {
+    // a multiple of head_dim/8 (the value pass's lanes per key) and of 16, at least 16 per head (reductions)
+    const step = Math.max(16, c.headDim / 8);
+    threads = Math.ceil(Math.max(o.threads ?? (gpu.isCpu ? 128 : 256), 16 * headsPerGroup) / step) * step;
+    keysPerThread = Math.min(8, o.keysPerThread ?? (gpu.isCpu ? 2 : 4));
+    while (keysPerThread > 1 && keysWorkgroupBytes(c.headDim, headsPerGroup, keysPerThread, threads) > wgBytes) keysPerThread >>= 1;
+    while (threads > step && keysWorkgroupBytes(c.headDim, headsPerGroup, keysPerThread, threads) > wgBytes) threads -= step;
+  }
+  const [target, minKeys] = gpu.isCpu ? [8, 512] : [2048, kernel === "keys" ? 256 : 128];
+  const wanted = Math.ceil((o.targetWorkgroups ?? target) / (c.kvHeads * chunks * rows));
+  const n = o.splits ?? Math.max(1, Math.min(wanted, Math.ceil(keys / (o.minKeysPerSplit ?? minKeys)), 65535));
+  return { kernel, splits: n, headsPerGroup, chunks, threads, keysPerStep, prefetch: !gpu.isCpu, keysPerThread, vUnroll: Math.min(8, o.vUnroll ?? 4) };
 }
 
-/** Workgroup memory of the kernel (its arrays red, sp, st, scan; see attention_decode_body.wgsl). */
+/** Workgroup memory of the lanes kernel (its arrays red, sp, st, scan; see attention_decode_body.wgsl). */
 export function workgroupBytes(headDim: number, heads: number, keysPerStep: number, threads: number): number {
   const q4 = headDim / 4, groups = Math.floor(threads / q4), pairs = keysPerStep * heads;
   return 4 * Math.max(groups * pairs * (q4 | 1), heads * groups * q4 * 4) + 4 * groups * pairs + 16 * groups * heads + 4 * threads + 16;
 }
 
+/** Workgroup memory of the keys kernel (sc, qs, red, red2, scan; see attention_decode_keys_body.wgsl). */
+export function keysWorkgroupBytes(headDim: number, heads: number, keysPerThread: number, threads: number): number {
+  return 4 * (Math.max(heads * keysPerThread * threads, 8 * threads) + heads * headDim + heads * threads + 16 * heads + threads) + 16;
+}
+
 /**
- * Whether recordAttention takes this kernel for `a`: few rows, and on a CPU adapter long lists only.
- * (Each row's workgroups read its keys: rows of one step do not share K/V loads, so batches of more
- * rows go to the kernels that do.)
+ * Whether recordAttention takes a split kernel for `a`: few rows, over lists long enough that it beats
+ * the row kernel (GPU_MIN_KEYS, CPU_MIN_KEYS keys of capacity). (Each row's workgroups read its keys:
+ * rows of one step do not share K/V loads, so batches of more rows go to the kernels that do.)
  */
 export function usesDecodeAttention(model: Model, a: AttentionCall): boolean {
   if (a.rows > DECODE_MAX_ROWS || model.config.headDim > 512) return false; // attention_combine: headDim <= 512
-  return !model.gpu.isCpu || listKeys(a) >= CPU_MIN_KEYS;
+  return listKeys(a) >= (model.gpu.isCpu ? CPU_MIN_KEYS : GPU_MIN_KEYS);
 }
 
 /** Most keys any row's list can hold (its blocks' capacities). */
@@ -103,22 +154,35 @@ function partialBuffers(prog: Program, mlBytes: number, accBytes: number): { ml:
 
 /**
  * Records split-K attention for `a` (at most DECODE_MAX_ROWS rows): the split kernel, then the combine
- * kernel writing a.out and a.lse. `splits` overrides the count chosen from the lists' capacities.
+ * kernel writing a.out and a.lse; the keys kernel with one split writes them itself (no combine).
+ * `opts` overrides the shape chosen from the lists' capacities (a number: the split count).
  */
-export function recordDecodeAttention(prog: Program, model: Model, pool: KvPool, a: AttentionCall, splits?: number): void {
+export function recordDecodeAttention(prog: Program, model: Model, pool: KvPool, a: AttentionCall, opts?: DecodeOptions | number): DecodeShape {
   const { config: c, kernels: k } = model;
   if (a.rows > DECODE_MAX_ROWS) throw new Error(`decode attention: ${a.rows} rows (at most ${DECODE_MAX_ROWS})`);
-  const s = decodeShape(model, a.rows, listKeys(a), splits);
-  const pipe = k.pipeline(pool.dtype === "f16" ? "attention_decode_f16kv" : "attention_decode", {
-    HD: c.headDim, NH: s.headsPerGroup, KT: s.keysPerStep, WG: s.threads, PREFETCH: s.prefetch ? 1 : 0,
-  });
+  const s = decodeShape(model, a.rows, listKeys(a), opts);
+  const f16 = pool.dtype === "f16";
+  const direct = s.kernel === "keys" && s.splits === 1;
+  const pipe = s.kernel === "keys"
+    ? k.pipeline(f16 ? "attention_decode_keys_f16kv" : "attention_decode_keys", {
+      HD: c.headDim, NH: s.headsPerGroup, WG: s.threads, KPT: s.keysPerThread, VU: s.vUnroll, DIRECT: direct ? 1 : 0,
+    })
+    : k.pipeline(f16 ? "attention_decode_f16kv" : "attention_decode", {
+      HD: c.headDim, NH: s.headsPerGroup, KT: s.keysPerStep, WG: s.threads, PREFETCH: s.prefetch ? 1 : 0,
+    });
   const qkvDim = (c.heads + 2 * c.kvHeads) * c.headDim;
   const scale = 1 / (Math.sqrt(c.headDim) * a.temperature);
+  const params = prog.uniform(new Params().u(a.rows, c.heads, c.kvHeads, qkvDim).f(scale).u(c.slidingWindow, s.splits, s.chunks).bytes());
+  const grid = [s.splits, c.kvHeads * s.chunks, a.rows] as const;
+  if (direct) {
+    prog.dispatch(pipe, k.bind(pipe, [a.q, pool.k[a.layer], pool.v[a.layer], a.rowInfo, a.blocks, a.lse, a.out, params]), ...grid);
+    return s;
+  }
   const n = s.splits * a.rows * c.heads;
   const { ml, acc } = partialBuffers(prog, n * 8, n * c.headDim * 4);
-  const params = prog.uniform(new Params().u(a.rows, c.heads, c.kvHeads, qkvDim).f(scale).u(c.slidingWindow, s.splits, s.chunks).bytes());
-  prog.dispatch(pipe, k.bind(pipe, [a.q, pool.k[a.layer], pool.v[a.layer], a.rowInfo, a.blocks, ml, acc, params]), s.splits, c.kvHeads * s.chunks, a.rows);
+  prog.dispatch(pipe, k.bind(pipe, [a.q, pool.k[a.layer], pool.v[a.layer], a.rowInfo, a.blocks, ml, acc, params]), ...grid);
   const combine = k.pipeline("attention_combine");
   const cp = prog.uniform(new Params().u(a.rows, c.heads, c.headDim, s.splits).bytes());
   prog.dispatch(combine, k.bind(combine, [ml, acc, a.out, a.lse, cp]), c.heads, a.rows);
+  return s;
 }
