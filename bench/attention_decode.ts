@@ -7,7 +7,7 @@
  * (attention_decode_keys*.wgsl) with override shapes, each followed by its combine pass where it has one.
  * The row attends `keys` keys in blocks of 512 (APE contexts; one block below 512), all visible. The
  * recorded call is replayed `reps` times in one pass minus one replay (no host round trip counted; reps
- * chosen for ~0.2 s of GPU work), best of --trials. Prints us per call, GB/s (K+V bytes of the call /
+ * chosen for ~0.15 s of GPU work), best of --trials. Prints us per call, GB/s (K+V bytes of the call /
  * time) and its fraction of --peak GB/s (2000: the H200's WebGPU copy rate), and the largest error of
  * the output and lse of 4 heads against a float64 reference (relative to the values' largest magnitude).
  * Variant syntax: `keys:t=THREADS:k=KEYS_PER_THREAD:v=V_UNROLL:s=SPLITS:m=MIN_KEYS_PER_SPLIT:w=TARGET_WGS`
@@ -63,7 +63,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!shape) throw new InvalidArgumentError(`--shape: one of ${Object.keys(SHAPES).join(", ")} (got '${shapeName}')`);
   const keysList = a.string.keys ? a.string.keys.split(",").map(Number) : shape.keys;
   const dtypes = (a.string.dtypes ?? "f16,f32").split(",") as KvDtype[];
-  const variants = (a.string.variants ?? "row,lanes,keys,keys:k=2,keys:k=8,keys:t=128,keys:t=512:k=2,keys:v=8,keys:m=512,keys:m=1024,keys:w=4096,keys:w=1024").split(",").map(parseVariant);
+  const variants = (a.string.variants ?? "row,lanes,keys,keys:k=2,keys:k=8,keys:t=128,keys:t=512:k=2,keys:v=2,keys:v=8,keys:m=128,keys:m=512,keys:m=1024,keys:w=4096").split(",").map(parseVariant);
   const trials = Number(a.string.trials ?? 3), peak = Number(a.string.peak ?? 2000);
   const gpu = await getGpu();
   const dev = gpu.device;
@@ -156,7 +156,7 @@ export async function run(argv: string[]): Promise<number> {
         const err = await dev.popErrorScope();
         if (err) throw new Error(`${v.label}: ${err.message}`);
         const est = Math.max(1e-3, ((await timed(5)) - (await timed(1))) / 4);
-        const reps = Math.min(2000, Math.max(2, Math.round((gpu.isCpu ? 100 : 200) / est)));
+        const reps = Math.min(2000, Math.max(2, Math.round((gpu.isCpu ? 100 : 150) / est)));
         let us = Infinity;
         for (let i = 0; i < trials; i++) {
           const one = await timed(1), many = await timed(reps + 1);

@@ -1,5 +1,5 @@
-// Split-K decode attention (shaders/attention_decode*.wgsl + attention_combine.wgsl) against float64
-// references: (1) the kernel alone over hand-made block lists (random keys/values written straight into
+// Split-K decode attention (shaders/attention_decode*.wgsl: the "keys" kernel attention_decode_keys*
+// and the "lanes" kernel, + attention_combine.wgsl) against float64 references: (1) the kernels alone over hand-made block lists (random keys/values written straight into
 // the pools, exactly representable in f16 so both KV dtypes are checked to f32 rounding), covering GQA
 // groups of 1, 2, 4, 8 and 12 heads (two workgroups of 6), head_dim 16/32/64, sliding windows, empty lists and rows that see nothing,
 // hundreds of blocks, more splits than keys, and a recorded program replayed after its blocks grew;
@@ -14,7 +14,7 @@ import { f32ToF16 } from "../src/model/quant.ts";
 import { type KvBlock, type KvDtype, KvPool } from "../src/engine/kv_pool.ts";
 import { Program } from "../src/engine/program.ts";
 import { recordAttention } from "../src/engine/attention.ts";
-import { CPU_MIN_KEYS, decodeShape, recordDecodeAttention, usesDecodeAttention } from "../src/engine/attention_decode.ts";
+import { CPU_MIN_KEYS, type DecodeKernel, decodeShape, GPU_MIN_KEYS, recordDecodeAttention, usesDecodeAttention } from "../src/engine/attention_decode.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { type AttendGroup, Forward } from "../src/engine/forward.ts";
 import { encodeContexts, encodePrefix, startQuery } from "../src/ape/ape.ts";
@@ -41,8 +41,8 @@ function exactValues(rand: () => number, n: number): Float32Array {
   return Float32Array.from({ length: n }, () => Math.round((rand() * 2 - 1) * 256) / 256);
 }
 
-/** How a case records: a split count, recordAttention's own choice, the kernel shape chosen for GPUs. */
-interface How { splits?: number; viaChoice?: boolean; gpuShape?: boolean }
+/** How a case records: a split count, a kernel, recordAttention's own choice, the kernel shape chosen for GPUs. */
+interface How { splits?: number; kernel?: DecodeKernel; viaChoice?: boolean; gpuShape?: boolean }
 
 class AttentionCase {
   readonly pool: KvPool;
@@ -139,7 +139,7 @@ class AttentionCase {
     // the GPU shape (128-256 threads, 4 keys per step, prefetch) runs on lavapipe too when asked
     const model = how.gpuShape ? { ...this.model, gpu: { ...this.model.gpu, isCpu: false } } : this.model;
     if (how.viaChoice) recordAttention(prog, model, this.pool, call);
-    else recordDecodeAttention(prog, model, this.pool, call, how.splits);
+    else recordDecodeAttention(prog, model, this.pool, call, { splits: how.splits, kernel: how.kernel });
     const run = async () => {
       const st = this.state();
       dev.queue.writeBuffer(rowInfo, 0, st.rowInfo);
@@ -153,14 +153,15 @@ class AttentionCase {
       };
     };
     const destroy = () => { prog.destroy(); for (const b of [q, rowInfo, blocks, out, lse]) b.destroy(); };
-    return { run, destroy };
+    return { run, destroy, kernels: () => prog.steps.map((st) => st.pipeline.label) };
   }
 
-  /** Runs once and checks out and lse against the float64 reference. */
-  async check(temperature = 1, how: How = {}): Promise<void> {
+  /** Runs once and checks out and lse against the float64 reference; returns the kernels it ran. */
+  async check(temperature = 1, how: How = {}): Promise<string[]> {
     const r = this.record(temperature, how);
     try {
       expectClose(await r.run(), this.reference(temperature));
+      return r.kernels();
     } finally {
       r.destroy();
     }
@@ -211,9 +212,14 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
     const t = new AttentionCase(model, dtype, longList, [longRow]);
     try {
       await t.check(0.8);
-      await t.check(1, { splits: 1 }); // one workgroup per kv head walks everything
+      // one workgroup per kv head walks everything (keys kernel: writes out and lse itself, no combine)
+      expect(await t.check(1, { splits: 1 })).toEqual([model.config.headDim % 8 ? (dtype === "f16" ? "attention_decode_f16kv" : "attention_decode") : (dtype === "f16" ? "attention_decode_keys_f16kv" : "attention_decode_keys")]);
       await t.check(1, { splits: 37 }); // splits that start and end inside blocks
-      if (gpuShape) await t.check(1, { gpuShape }); // as an H200 would run it
+      if (gpuShape) {
+        await t.check(1, { gpuShape }); // as an H200 would run it (keys: 256 threads, chunks of 1024 keys or 512 at 8 heads)
+        await t.check(1, { kernel: "lanes", splits: 37 }); // the lanes kernel, still chosen for head_dim % 8 != 0
+        if (shape.headDim === 64) await t.check(1, { gpuShape, kernel: "lanes" });
+      }
     } finally {
       t.destroy();
     }
@@ -226,6 +232,7 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
       try {
         await t.check();
         await t.check(1, { splits: 64 });
+        await t.check(1, { splits: 64, kernel: "lanes" });
       } finally {
         t.destroy();
       }
@@ -250,6 +257,7 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
       const t = new AttentionCase(model, dtype, blocks, rows);
       try {
         for (const splits of [undefined, 1, 3, 500]) await t.check(0.7, { splits });
+        await t.check(0.7, { splits: 3, kernel: "lanes" });
       } finally {
         t.destroy();
       }
@@ -266,6 +274,7 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
     const t = new AttentionCase(model, "f16", blocks, [{ pos: 60, list: blocks.map((_, i) => i) }, { pos: 12, list: blocks.map((_, i) => 299 - i) }]);
     try {
       for (const splits of [undefined, 7, 256]) await t.check(0.6, { splits });
+      await t.check(0.6, { splits: 7, kernel: "lanes" });
     } finally {
       t.destroy();
     }
@@ -288,15 +297,18 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
     }
   });
 
-  it("recordAttention takes the split-K kernel for decode steps (few rows; long lists on CPU adapters), splits sized from capacities", async () => {
+  it("recordAttention takes the split-K kernel for decode steps over long lists (the row kernel below), splits sized from capacities", async () => {
     const model = await modelFor({ heads: 8, kvHeads: 2, headDim: 64 });
     const t = new AttentionCase(model, "f16", longList, [longRow]);
+    const short = new AttentionCase(model, "f16", [{ capacity: 100, tokens: 64, firstPos: 0 }], [{ pos: 70, list: [0] }]);
     try {
-      await t.check(1, { viaChoice: true });
-      expect(model.kernels.has("attention_decode_f16kv") && model.kernels.has("attention_combine")).toBe(true);
+      expect(await t.check(1, { viaChoice: true })).toEqual(["attention_decode_keys_f16kv", "attention_combine"]);
+      expect(await t.check(1, { viaChoice: true, gpuShape: true })).toEqual(["attention_decode_keys_f16kv", "attention_combine"]);
+      expect(await short.check(1, { viaChoice: true, gpuShape: true })).toEqual(["attention_f16kv"]);
       const onGpu = { ...model, gpu: { ...model.gpu, isCpu: false } }, onCpu = { ...model, gpu: { ...model.gpu, isCpu: true } };
       const call = (rows: number, capacity: number) => ({ rows, lists: [{ rows, blocks: [{ capacity } as KvBlock] }] }) as Parameters<typeof usesDecodeAttention>[1];
-      expect(usesDecodeAttention(onGpu, call(1, 100))).toBe(true);
+      expect(usesDecodeAttention(onGpu, call(1, GPU_MIN_KEYS - 1))).toBe(false);
+      expect(usesDecodeAttention(onGpu, call(1, GPU_MIN_KEYS))).toBe(true);
       expect(usesDecodeAttention(onGpu, call(9, 5000))).toBe(false); // prefill-sized batches take the other kernels
       expect(usesDecodeAttention(onCpu, call(1, CPU_MIN_KEYS - 1))).toBe(false);
       expect(usesDecodeAttention(onCpu, call(8, CPU_MIN_KEYS))).toBe(true);
@@ -305,6 +317,7 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
       expect(decodeShape(onGpu, 1, 100).splits).toBe(1);
     } finally {
       t.destroy();
+      short.destroy();
     }
   });
 });
@@ -372,7 +385,7 @@ describe(`split-K decode attention in whole models vs the float64 reference on $
       const group: AttendGroup = { rows: 1, write: live, writeAt: 0, plain: [...blocks, live] };
       const first = argmax(kv[kv.length - 1].logits[199]);
       await expectDecodeSteps(engine, ref, group, { token: first, pos: n, kv: kv.map((x) => x.kv) }, null, steps, kvDtype === "f32" ? 1e-4 : 2e-2);
-      expect(model.kernels.has(kvDtype === "f16" ? "attention_decode_f16kv" : "attention_decode")).toBe(true);
+      expect(model.kernels.has(kvDtype === "f16" ? "attention_decode_keys_f16kv" : "attention_decode_keys")).toBe(true);
     } finally {
       engine.destroy();
     }
