@@ -73,7 +73,9 @@ export function rowsWorkgroupBytes(headDim: number, s: RowsShape): number {
 export function rowsShape(gpu: Gpu, headDim: number): RowsShape | undefined {
   if (headDim > 64 || headDim % 4 !== 0) return undefined;
   const nt = Math.min(128, gpu.limits.maxComputeInvocationsPerWorkgroup);
-  const bc = [64, 32, 16].find((bc) => rowsWorkgroupBytes(headDim, { nt, bc }) <= gpu.limits.maxComputeWorkgroupStorageSize);
+  // 16-key tiles first: measured on the H200 (`ape bench attention`, 1B shape, f16 KV, 2026-12-01) 128x16 ran
+  // 68 ms per layer-call over 128K keys, 128x32 71 ms, 128x64 122 ms (bench/results-h200-long.txt)
+  const bc = [16, 32, 64].find((bc) => rowsWorkgroupBytes(headDim, { nt, bc }) <= gpu.limits.maxComputeWorkgroupStorageSize);
   return bc === undefined ? undefined : { nt, bc };
 }
 
