@@ -216,9 +216,9 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
       expect(await t.check(1, { splits: 1 })).toEqual([model.config.headDim % 8 ? (dtype === "f16" ? "attention_decode_f16kv" : "attention_decode") : (dtype === "f16" ? "attention_decode_keys_f16kv" : "attention_decode_keys")]);
       await t.check(1, { splits: 37 }); // splits that start and end inside blocks
       if (gpuShape) {
-        await t.check(1, { gpuShape }); // as an H200 would run it (keys: 256 threads, chunks of 1024 keys or 512 at 8 heads)
-        await t.check(1, { kernel: "lanes", splits: 37 }); // the lanes kernel, still chosen for head_dim % 8 != 0
-        if (shape.headDim === 64) await t.check(1, { gpuShape, kernel: "lanes" });
+        await t.check(1, { gpuShape }); // as an H200 would run it (lanes: 128+ threads, 4 keys per step, prefetch)
+        await t.check(1, { kernel: "lanes", splits: 37 }); // the lanes kernel, also chosen for head_dim % 8 != 0
+        if (shape.headDim === 64) await t.check(1, { gpuShape, kernel: "keys" }); // keys in its GPU shape (256 threads, chunks of 1024 keys)
       }
     } finally {
       t.destroy();
@@ -303,7 +303,7 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
     const short = new AttentionCase(model, "f16", [{ capacity: 100, tokens: 64, firstPos: 0 }], [{ pos: 70, list: [0] }]);
     try {
       expect(await t.check(1, { viaChoice: true })).toEqual(["attention_decode_keys_f16kv", "attention_combine"]);
-      expect(await t.check(1, { viaChoice: true, gpuShape: true })).toEqual(["attention_decode_keys_f16kv", "attention_combine"]);
+      expect(await t.check(1, { viaChoice: true, gpuShape: true })).toEqual(["attention_decode_f16kv", "attention_combine"]); // GPUs: lanes (measured faster on the H200)
       expect(await short.check(1, { viaChoice: true, gpuShape: true })).toEqual(["attention_f16kv"]);
       const onGpu = { ...model, gpu: { ...model.gpu, isCpu: false } }, onCpu = { ...model, gpu: { ...model.gpu, isCpu: true } };
       const call = (rows: number, capacity: number) => ({ rows, lists: [{ rows, blocks: [{ capacity } as KvBlock] }] }) as Parameters<typeof usesDecodeAttention>[1];
