@@ -22,9 +22,9 @@ struct Params { rows: u32, heads: u32, kvHeads: u32, group: u32, qStride: u32, s
 @group(0) @binding(7) var<storage, read_write> stats: array<f32>;
 @group(0) @binding(8) var<uniform> p: Params;
 
-override HD: u32;              // head_dim, a multiple of 4, <= 32 * TK
+override HD: u32 = 64u;        // head_dim, a multiple of 4, <= 32 * TK
 override TQ: u32 = 16u;        // thread rows: a tile holds MQ = 4 * TQ query vectors
-override TK: u32 = 8u;         // thread columns: a key tile holds BC = 4 * TK keys
+override TK: u32 = 4u;         // thread columns: a key tile holds BC = 4 * TK keys (default: fits 32 KiB)
 override NT: u32 = TQ * TK;    // threads per workgroup
 override HQ: u32 = HD / 4u;    // quads per head vector
 override QS: u32 = HQ + 1u;    // row stride of qs in vec4s (odd: the 4 rows a warp reads hit distinct banks)

@@ -24,7 +24,7 @@ struct Params { rows: u32, heads: u32, kvHeads: u32, group: u32, qStride: u32, s
 @group(0) @binding(7) var<storage, read_write> stats: array<f32>;
 @group(0) @binding(8) var<uniform> p: Params;
 
-override HD: u32;              // head_dim, a multiple of 4, <= 4 * QMAX
+override HD: u32 = 64u;        // head_dim, a multiple of 4, <= 4 * QMAX
 override NT: u32 = 128u;       // invocations = query vectors per tile
 override BC: u32 = 32u;        // keys per key tile, a multiple of CH
 override HQ: u32 = HD / 4u;    // quads per head vector
