@@ -111,7 +111,7 @@ case "$mode" in
     start=$SECONDS
     echo "=== bun: bench engine --dtype f16 --prefill 1024 --decode 128 ===" | log
     timeout -k 10 150 "$BUN" sdk/cli.ts bench engine --dtype f16 --prefill 1024 --decode 128 2>&1 | log
-    LONG_ARGS="--kv ${KV:-f16} --decode ${DECODE:-32} --sequential-max ${BUN_SEQ_MAX:-0} ${EXTRA:-}" TOTAL_S=$((570 - (SECONDS - start))) \
+    LONG_ARGS="--kv ${KV:-f16} --decode ${DECODE:-32} --sequential-max ${BUN_SEQ_MAX:-0} ${EXTRA:-}" TOTAL_S=$((${TOTAL_S:-570} - (SECONDS - start))) \
       long_groups bun "$BUN" -- "${@:-2K,8K,32K}" $([ $# -eq 0 ] && echo 128K)
     ;;
   *)
