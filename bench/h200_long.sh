@@ -89,7 +89,7 @@ case "$mode" in
     timeout -k 10 ${TORCH_S:-570} python3 bench/torch_long.py --lengths "${LENGTHS:-2K,8K,32K,128K}" --decode ${DECODE:-32} \
       --json "$out/long-torch.json" 2> "$out/long-torch.stderr" | log
     rc=${PIPESTATUS[0]}
-    [ $rc -ne 0 ] && { echo "(torch peer exit $rc)"; tail -6 "$out/long-torch.stderr"; } | log
+    if [ $rc -ne 0 ]; then { echo "(torch peer exit $rc)"; tail -6 "$out/long-torch.stderr"; } | log; fi
     ;;
   llama-bench)
     [ -f .peers/llamacpp_peer.sh ] || { echo "no .peers/: carry it" >&2; exit 2; }
@@ -109,8 +109,10 @@ case "$mode" in
     [ -x "${BUN:-}" ] || { echo "BUN is not set: begin with 'source .device-bun/boot.sh;' (bench/prepare_bun_device.sh)" >&2; exit 2; }
     echo "### apekit (Bun $("$BUN" --version) + Dawn) on $(gpu), $(date -u +%FT%TZ)" | log
     start=$SECONDS
-    echo "=== bun: bench engine --dtype f16 --prefill 1024 --decode 128 ===" | log
-    timeout -k 10 150 "$BUN" sdk/cli.ts bench engine --dtype f16 --prefill 1024 --decode 128 2>&1 | log
+    if [ -z "${SKIP_ENGINE:-}" ]; then
+      echo "=== bun: bench engine --dtype f16 --prefill 1024 --decode 128 ===" | log
+      timeout -k 10 150 "$BUN" sdk/cli.ts bench engine --dtype f16 --prefill 1024 --decode 128 2>&1 | log
+    fi
     LONG_ARGS="--kv ${KV:-f16} --decode ${DECODE:-32} --sequential-max ${BUN_SEQ_MAX:-0} ${EXTRA:-}" TOTAL_S=$((${TOTAL_S:-570} - (SECONDS - start))) \
       long_groups bun "$BUN" -- "${@:-2K,8K,32K}" $([ $# -eq 0 ] && echo 128K)
     ;;
