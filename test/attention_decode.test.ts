@@ -7,11 +7,9 @@
 // keys and APE decode over hundreds of contexts, in f32 and f16 KV.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getGpu } from "../src/gpu/device.ts";
-import { readBuffer, storageBuffer, uploadF32, uploadU32 } from "../src/gpu/buffers.ts";
 import { buildModel, type Model } from "../src/model/model.ts";
 import type { ModelConfig } from "../src/model/config.ts";
-import { f32ToF16 } from "../src/model/quant.ts";
-import { type KvBlock, type KvDtype, KvPool } from "../src/engine/kv_pool.ts";
+import type { KvBlock, KvDtype } from "../src/engine/kv_pool.ts";
 import { Program } from "../src/engine/program.ts";
 import { recordAttention } from "../src/engine/attention.ts";
 import { CPU_MIN_KEYS, type DecodeKernel, decodeShape, GPU_MIN_KEYS, recordDecodeAttention, usesDecodeAttention } from "../src/engine/attention_decode.ts";
@@ -19,140 +17,44 @@ import { Engine } from "../src/engine/engine.ts";
 import { type AttendGroup, Forward } from "../src/engine/forward.ts";
 import { encodeContexts, encodePrefix, startQuery } from "../src/ape/ape.ts";
 import { runtimeName } from "../src/runtime.ts";
+import { attentionModel, type BlockSpec, expectClose, type GroupSpec, KvCase } from "./reference/attention_case.ts";
 import { CpuReference } from "./reference/cpu_model.ts";
 import { randomModel, relError, rng, tinyConfig } from "./reference/random_model.ts";
 
-const NEG = -1e30;
-
-/** A block to build: its capacity, filled tokens and first position. */
-interface BlockSpec { capacity: number; tokens: number; firstPos: number }
 /** A query row: its position and the blocks (indices into the case's blocks) it attends. */
 interface RowSpec { pos: number; list: number[] }
-
-/** A tiny model of the attention shape (the kernels only read its config), and its pools. */
-async function attentionModel(over: Partial<ModelConfig>): Promise<Model> {
-  const cfg = tinyConfig({ hidden: 16, intermediate: 16, layers: 1, vocabSize: 8, ...over });
-  const { tensors } = randomModel(cfg, 1);
-  return buildModel(await getGpu(), cfg, { get: (n) => tensors.get(n) }, { source: "random", fingerprintSeed: "a" });
-}
-
-/** n values k/256 (|k| <= 256): exact in f16, so f32 and f16 pools hold the same numbers. */
-function exactValues(rand: () => number, n: number): Float32Array {
-  return Float32Array.from({ length: n }, () => Math.round((rand() * 2 - 1) * 256) / 256);
-}
 
 /** How a case records: a split count, a kernel, recordAttention's own choice, the kernel shape chosen for GPUs. */
 interface How { splits?: number; kernel?: DecodeKernel; viaChoice?: boolean; gpuShape?: boolean }
 
-class AttentionCase {
-  readonly pool: KvPool;
-  readonly blocks: KvBlock[];
-  /** Host copy of every block's keys / values: [kvHeads, capacity, headDim]. */
-  readonly k: Float32Array[] = [];
-  readonly v: Float32Array[] = [];
-  readonly q: Float32Array;
-  readonly qkvDim: number;
-  #rand = rng(5);
-
-  constructor(readonly model: Model, dtype: KvDtype, specs: BlockSpec[], readonly rows: RowSpec[]) {
-    const c = model.config;
-    const slots = specs.reduce((n, s) => n + s.capacity, 0);
-    this.pool = new KvPool(model.gpu, c, Math.max(1, slots) * c.kvHeads * c.headDim * 2 * (dtype === "f16" ? 2 : 4), dtype);
-    this.blocks = specs.map((s) => {
-      const b = this.pool.allocate(s.capacity, s.firstPos);
-      b.tokens = s.tokens;
-      return b;
-    });
-    for (const b of this.blocks) {
-      const n = c.kvHeads * b.capacity * c.headDim;
-      this.k.push(exactValues(this.#rand, n));
-      this.v.push(exactValues(this.#rand, n));
-      this.upload(b);
-    }
-    this.qkvDim = (c.heads + 2 * c.kvHeads) * c.headDim;
-    this.q = Float32Array.from({ length: rows.length * this.qkvDim }, () => this.#rand() * 2 - 1);
+/** Decode rows (one query row per list), each with its own block list. */
+class AttentionCase extends KvCase {
+  constructor(model: Model, dtype: KvDtype, specs: BlockSpec[], readonly rows: RowSpec[]) {
+    super(model, dtype, specs, rows.length, 5);
   }
 
-  /** Writes block b's host keys/values into the pool (f32 or packed halves). */
-  upload(b: KvBlock): void {
-    const i = this.blocks.indexOf(b);
-    const { offset } = this.pool.blockBytes(b);
-    const dev = this.model.gpu.device;
-    for (const [buf, data] of [[this.pool.k[0], this.k[i]], [this.pool.v[0], this.v[i]]] as const) {
-      if (this.pool.dtype === "f32") dev.queue.writeBuffer(buf, offset, data);
-      else dev.queue.writeBuffer(buf, offset, Uint16Array.from(data, (x) => f32ToF16(x)));
-    }
-  }
-
-  /** The rowInfo and blocks buffers the kernels read, from the blocks' current token counts. */
-  state(): { rowInfo: Uint32Array; blocks: Uint32Array } {
-    const rowInfo = new Uint32Array(this.rows.length * 4), desc: number[] = [];
-    this.rows.forEach((r, i) => {
-      rowInfo.set([r.pos, desc.length / 4, r.list.length, 0], i * 4);
-      for (const j of r.list) { const b = this.blocks[j]; desc.push(b.base, b.tokens, b.capacity, b.firstPos); }
-    });
-    return { rowInfo, blocks: new Uint32Array(desc.length ? desc : [0, 0, 0, 0]) };
-  }
-
-  /** float64 attention of every (row, head): out [rows, heads*headDim] and lse [rows, heads]. */
-  reference(temperature: number): { out: Float64Array; lse: Float64Array } {
-    const { heads, kvHeads, headDim: hd, slidingWindow: win } = this.model.config;
-    const group = heads / kvHeads, scale = 1 / (Math.sqrt(hd) * temperature);
-    const out = new Float64Array(this.rows.length * heads * hd), lse = new Float64Array(this.rows.length * heads);
-    this.rows.forEach((r, ri) => {
-      for (let h = 0; h < heads; h++) {
-        const kvh = Math.floor(h / group), q = this.q.subarray(ri * this.qkvDim + h * hd);
-        const s: number[] = [], vals: Float32Array[] = [];
-        for (const j of r.list) {
-          const b = this.blocks[j];
-          for (let t = 0; t < b.tokens; t++) {
-            const kp = b.firstPos + t;
-            if (kp > r.pos || (win > 0 && r.pos - kp >= win)) continue;
-            const o = (kvh * b.capacity + t) * hd;
-            let d = 0;
-            for (let e = 0; e < hd; e++) d += q[e] * this.k[j][o + e];
-            s.push(d * scale);
-            vals.push(this.v[j].subarray(o, o + hd));
-          }
-        }
-        if (s.length === 0) { lse[ri * heads + h] = NEG; continue; }
-        const m = Math.max(...s);
-        const p = s.map((x) => Math.exp(x - m)), z = p.reduce((a, b) => a + b, 0);
-        for (let j = 0; j < s.length; j++) for (let e = 0; e < hd; e++) out[(ri * heads + h) * hd + e] += (p[j] / z) * vals[j][e];
-        lse[ri * heads + h] = m + Math.log(z);
-      }
-    });
-    return { out, lse };
+  /** Every row its own group, read from the specs at each call (a test moves a row between runs). */
+  rowGroups(): GroupSpec[] {
+    return this.rows.map((r) => ({ pos: [r.pos], list: r.list }));
   }
 
   /** Records attention (the decode kernel, or recordAttention's choice), returning a replayable run. */
   record(temperature: number, how: How = {}) {
-    const dev = this.model.gpu.device, c = this.model.config;
-    const s = this.state();
-    const q = uploadF32(dev, this.q), rowInfo = uploadU32(dev, s.rowInfo), blocks = uploadU32(dev, s.blocks);
-    const out = storageBuffer(dev, this.rows.length * c.heads * c.headDim * 4), lse = storageBuffer(dev, this.rows.length * c.heads * 4);
+    const dev = this.model.gpu.device;
+    const bufs = this.buffers();
     const prog = new Program(dev);
-    const call = {
-      layer: 0, q, rowInfo, blocks, out, lse, temperature, rows: this.rows.length,
-      lists: this.rows.map((r) => ({ rows: 1, blocks: r.list.map((j) => this.blocks[j]) })),
-    };
+    const call = { layer: 0, ...bufs, temperature, rows: this.rows.length, lists: this.lists() };
     // the GPU shape (128-256 threads, 4 keys per step, prefetch) runs on lavapipe too when asked
     const model = how.gpuShape ? { ...this.model, gpu: { ...this.model.gpu, isCpu: false } } : this.model;
     if (how.viaChoice) recordAttention(prog, model, this.pool, call);
     else recordDecodeAttention(prog, model, this.pool, call, { splits: how.splits, kernel: how.kernel });
     const run = async () => {
       const st = this.state();
-      dev.queue.writeBuffer(rowInfo, 0, st.rowInfo);
-      dev.queue.writeBuffer(blocks, 0, st.blocks);
-      dev.pushErrorScope("validation");
-      prog.submit();
-      expect(await dev.popErrorScope()).toBeNull();
-      return {
-        out: new Float32Array(await readBuffer(dev, out, out.size)).subarray(0, this.rows.length * c.heads * c.headDim),
-        lse: new Float32Array(await readBuffer(dev, lse, lse.size)).subarray(0, this.rows.length * c.heads),
-      };
+      dev.queue.writeBuffer(bufs.rowInfo, 0, st.rowInfo);
+      dev.queue.writeBuffer(bufs.blocks, 0, st.blocks);
+      return await this.submit(prog, bufs);
     };
-    const destroy = () => { prog.destroy(); for (const b of [q, rowInfo, blocks, out, lse]) b.destroy(); };
+    const destroy = () => { prog.destroy(); for (const b of Object.values(bufs)) b.destroy(); };
     return { run, destroy, kernels: () => prog.steps.map((st) => st.pipeline.label) };
   }
 
@@ -166,27 +68,13 @@ class AttentionCase {
       r.destroy();
     }
   }
-
-  destroy(): void {
-    this.pool.destroy();
-  }
-}
-
-function expectClose(got: { out: Float32Array; lse: Float32Array }, want: { out: Float64Array; lse: Float64Array }): void {
-  let worst = 0;
-  for (let i = 0; i < want.out.length; i++) worst = Math.max(worst, Math.abs(got.out[i] - want.out[i]));
-  expect(worst, "out").toBeLessThan(2e-5);
-  for (let i = 0; i < want.lse.length; i++) {
-    if (want.lse[i] <= NEG) expect(got.lse[i], `lse ${i} (nothing visible)`).toBeLessThanOrEqual(-1e29);
-    else expect(Math.abs(got.lse[i] - want.lse[i]), `lse ${i}`).toBeLessThan(2e-5 * Math.max(1, Math.abs(want.lse[i])));
-  }
 }
 
 describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () => {
   const models = new Map<string, Model>();
   const modelFor = async (over: Partial<ModelConfig>) => {
     const key = JSON.stringify(over);
-    if (!models.has(key)) models.set(key, await attentionModel(over));
+    if (!models.has(key)) models.set(key, await attentionModel(over, "a"));
     return models.get(key)!;
   };
   afterAll(() => { for (const m of models.values()) m.destroy(); });

@@ -8,146 +8,42 @@
 // APE with many odd-sized contexts and a many-row query, APE over hundreds of contexts with split-K.
 import { afterAll, describe, expect, it } from "vitest";
 import { getGpu } from "../src/gpu/device.ts";
-import { readBuffer, storageBuffer, uploadF32, uploadU32 } from "../src/gpu/buffers.ts";
 import { buildModel, type Model } from "../src/model/model.ts";
 import type { ModelConfig } from "../src/model/config.ts";
-import { f32ToF16 } from "../src/model/quant.ts";
-import { type KvBlock, type KvDtype, KvPool } from "../src/engine/kv_pool.ts";
+import type { KvDtype } from "../src/engine/kv_pool.ts";
 import { Program } from "../src/engine/program.ts";
 import { recordAttention } from "../src/engine/attention.ts";
 import { chooseSplits, recordTiledAttention, rowsShape, rowsWorkgroupBytes, type TiledKernel, tiledKernel, tiledPipelineName, tiledShape, tiledWorkgroupBytes, tileTable } from "../src/engine/attention_tiled.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { modeLogits, sequentialLogits } from "../src/ape/ape.ts";
 import { runtimeName } from "../src/runtime.ts";
+import { attentionModel, type BlockSpec, expectClose, type GroupSpec, KvCase } from "./reference/attention_case.ts";
 import { CpuReference } from "./reference/cpu_model.ts";
 import { randomModel, relError, rng, tinyConfig } from "./reference/random_model.ts";
 
-const NEG = -1e30;
-
-interface BlockSpec { capacity: number; tokens: number; firstPos: number }
-/** A row group: its rows' positions and the blocks (indices into the case's blocks) they all attend. */
-interface GroupSpec { pos: number[]; list: number[] }
-
-async function attentionModel(over: Partial<ModelConfig>): Promise<Model> {
-  const cfg = tinyConfig({ hidden: 16, intermediate: 16, layers: 1, vocabSize: 8, ...over });
-  const { tensors } = randomModel(cfg, 1);
-  return buildModel(await getGpu(), cfg, { get: (n) => tensors.get(n) }, { source: "random", fingerprintSeed: "t" });
-}
-
-/** n values k/256 (|k| <= 256): exact in f16, so f32 and f16 pools hold the same numbers. */
-function exactValues(rand: () => number, n: number): Float32Array {
-  return Float32Array.from({ length: n }, () => Math.round((rand() * 2 - 1) * 256) / 256);
-}
-
-/** Blocks with random keys/values in a pool, query rows in groups, and the float64 attention of each row. */
-class TiledCase {
-  readonly pool: KvPool;
-  readonly blocks: KvBlock[];
-  readonly k: Float32Array[] = [];
-  readonly v: Float32Array[] = [];
-  readonly q: Float32Array;
-  readonly qkvDim: number;
-  readonly rows: number;
-  #rand = rng(11);
-
-  constructor(readonly model: Model, dtype: KvDtype, specs: BlockSpec[], readonly groups: GroupSpec[]) {
-    const c = model.config;
-    const slots = specs.reduce((n, s) => n + s.capacity, 0);
-    this.pool = new KvPool(model.gpu, c, Math.max(1, slots) * c.kvHeads * c.headDim * 2 * (dtype === "f16" ? 2 : 4), dtype);
-    this.blocks = specs.map((s) => {
-      const b = this.pool.allocate(s.capacity, s.firstPos);
-      b.tokens = s.tokens;
-      return b;
-    });
-    const dev = model.gpu.device;
-    for (const b of this.blocks) {
-      const n = c.kvHeads * b.capacity * c.headDim;
-      const k = exactValues(this.#rand, n), v = exactValues(this.#rand, n);
-      this.k.push(k);
-      this.v.push(v);
-      const { offset } = this.pool.blockBytes(b);
-      for (const [buf, data] of [[this.pool.k[0], k], [this.pool.v[0], v]] as const) {
-        if (dtype === "f32") dev.queue.writeBuffer(buf, offset, data);
-        else dev.queue.writeBuffer(buf, offset, Uint16Array.from(data, (x) => f32ToF16(x)));
-      }
-    }
-    this.rows = groups.reduce((n, g) => n + g.pos.length, 0);
-    this.qkvDim = (c.heads + 2 * c.kvHeads) * c.headDim;
-    this.q = Float32Array.from({ length: this.rows * this.qkvDim }, () => this.#rand() * 2 - 1);
+/** Query rows in groups (each group's rows attend the same block list), as the tiled kernel takes them. */
+class TiledCase extends KvCase {
+  constructor(model: Model, dtype: KvDtype, specs: BlockSpec[], readonly groups: GroupSpec[]) {
+    super(model, dtype, specs, groups.reduce((n, g) => n + g.pos.length, 0), 11);
   }
 
-  state(): { rowInfo: Uint32Array; blocks: Uint32Array } {
-    const rowInfo = new Uint32Array(this.rows * 4), desc: number[] = [];
-    let r = 0;
-    for (const g of this.groups) {
-      const start = desc.length / 4;
-      for (const j of g.list) { const b = this.blocks[j]; desc.push(b.base, b.tokens, b.capacity, b.firstPos); }
-      for (const pos of g.pos) rowInfo.set([pos, start, g.list.length, 0], 4 * r++);
-    }
-    return { rowInfo, blocks: new Uint32Array(desc.length ? desc : [0, 0, 0, 0]) };
-  }
-
-  reference(temperature: number): { out: Float64Array; lse: Float64Array } {
-    const { heads, kvHeads, headDim: hd, slidingWindow: win } = this.model.config;
-    const group = heads / kvHeads, scale = 1 / (Math.sqrt(hd) * temperature);
-    const out = new Float64Array(this.rows * heads * hd), lse = new Float64Array(this.rows * heads);
-    let ri = 0;
-    for (const g of this.groups) {
-      for (const pos of g.pos) {
-        for (let h = 0; h < heads; h++) {
-          const kvh = Math.floor(h / group), q = this.q.subarray(ri * this.qkvDim + h * hd);
-          const s: number[] = [], vals: Float32Array[] = [];
-          for (const j of g.list) {
-            const b = this.blocks[j];
-            for (let t = 0; t < b.tokens; t++) {
-              const kp = b.firstPos + t;
-              if (kp > pos || (win > 0 && pos - kp >= win)) continue;
-              const o = (kvh * b.capacity + t) * hd;
-              let d = 0;
-              for (let e = 0; e < hd; e++) d += q[e] * this.k[j][o + e];
-              s.push(d * scale);
-              vals.push(this.v[j].subarray(o, o + hd));
-            }
-          }
-          if (s.length === 0) { lse[ri * heads + h] = NEG; continue; }
-          let m = -Infinity;
-          for (const x of s) m = Math.max(m, x);
-          const p = s.map((x) => Math.exp(x - m)), z = p.reduce((a, b) => a + b, 0);
-          for (let j = 0; j < s.length; j++) for (let e = 0; e < hd; e++) out[(ri * heads + h) * hd + e] += (p[j] / z) * vals[j][e];
-          lse[ri * heads + h] = m + Math.log(z);
-        }
-        ri++;
-      }
-    }
-    return { out, lse };
+  rowGroups(): GroupSpec[] {
+    return this.groups;
   }
 
   /** Runs the tiled kernel (forced split count, or its own choice; or recordAttention's kernel choice). */
   async run(temperature: number, how: { splits?: number; viaChoice?: boolean; kernel?: TiledKernel } = {}) {
-    const dev = this.model.gpu.device, c = this.model.config;
-    const s = this.state();
-    const q = uploadF32(dev, this.q), rowInfo = uploadU32(dev, s.rowInfo), blocks = uploadU32(dev, s.blocks);
-    const out = storageBuffer(dev, this.rows * c.heads * c.headDim * 4), lse = storageBuffer(dev, this.rows * c.heads * 4);
-    const prog = new Program(dev);
+    const bufs = this.buffers();
+    const prog = new Program(this.model.gpu.device);
     try {
-      const call = {
-        layer: 0, q, rowInfo, blocks, out, lse, temperature, rows: this.rows,
-        lists: this.groups.map((g) => ({ rows: g.pos.length, blocks: g.list.map((j) => this.blocks[j]) })),
-      };
+      const call = { layer: 0, ...bufs, temperature, rows: this.rowCount, lists: this.lists() };
       let splits = 0;
       if (how.viaChoice) recordAttention(prog, this.model, this.pool, call);
       else splits = recordTiledAttention(prog, this.model, this.pool, call, { splits: how.splits, kernel: how.kernel });
-      dev.pushErrorScope("validation");
-      prog.submit();
-      expect(await dev.popErrorScope()).toBeNull();
-      return {
-        splits,
-        out: new Float32Array(await readBuffer(dev, out, out.size)).subarray(0, this.rows * c.heads * c.headDim),
-        lse: new Float32Array(await readBuffer(dev, lse, lse.size)).subarray(0, this.rows * c.heads),
-      };
+      return { splits, ...(await this.submit(prog, bufs)) };
     } finally {
       prog.destroy();
-      for (const b of [q, rowInfo, blocks, out, lse]) b.destroy();
+      for (const b of Object.values(bufs)) b.destroy();
     }
   }
 
@@ -156,23 +52,6 @@ class TiledCase {
     const got = await this.run(temperature, how);
     expectClose(got, this.reference(temperature));
     return got.splits;
-  }
-
-  destroy(): void {
-    this.pool.destroy();
-  }
-}
-
-function expectClose(got: { out: Float32Array; lse: Float32Array }, want: { out: Float64Array; lse: Float64Array }): void {
-  let worst = 0, at = 0;
-  for (let i = 0; i < want.out.length; i++) {
-    const d = Math.abs(got.out[i] - want.out[i]);
-    if (!(d <= worst)) (worst = d), (at = i);
-  }
-  expect(worst, `out (worst at ${at}: ${got.out[at]} vs ${want.out[at]})`).toBeLessThan(2e-5);
-  for (let i = 0; i < want.lse.length; i++) {
-    if (want.lse[i] <= NEG) expect(got.lse[i], `lse ${i} (nothing visible)`).toBeLessThanOrEqual(-1e29);
-    else expect(Math.abs(got.lse[i] - want.lse[i]), `lse ${i}`).toBeLessThan(2e-5 * Math.max(1, Math.abs(want.lse[i])));
   }
 }
 
@@ -200,7 +79,7 @@ describe(`tiled attention kernel vs float64 on ${runtimeName()}`, () => {
   const models = new Map<string, Model>();
   const modelFor = async (over: Partial<ModelConfig>) => {
     const key = JSON.stringify(over);
-    if (!models.has(key)) models.set(key, await attentionModel(over));
+    if (!models.has(key)) models.set(key, await attentionModel(over, "t"));
     return models.get(key)!;
   };
   afterAll(() => { for (const m of models.values()) m.destroy(); });
