@@ -35,6 +35,7 @@ import { InvalidArgumentError } from "../src/errors.ts";
 import { parseArgs } from "../sdk/commands/args.ts";
 import { SHAPES, shapeConfig } from "./engine.ts";
 import { randomWords } from "./random_weights.ts";
+import { timeReplays } from "./kernel_timing.ts";
 
 interface Case { name: string; rows: number; blocks: number; keysPerBlock: number; causal: boolean }
 
@@ -138,25 +139,7 @@ export async function run(argv: string[]): Promise<number> {
         const prog = new Program(dev);
         try {
           const splits = recordTiledAttention(prog, model, pool, call, parseVariant(variant));
-          const timed = async (count: number) => {
-            const enc = dev.createCommandEncoder();
-            const pass = enc.beginComputePass();
-            for (let r = 0; r < count; r++) prog.encode(pass);
-            pass.end();
-            const t0 = performance.now();
-            dev.queue.submit([enc.finish()]);
-            await readBuffer(dev, lse, 4);
-            return performance.now() - t0;
-          };
-          dev.pushErrorScope("validation");
-          await timed(1);
-          const error = await dev.popErrorScope();
-          if (error) throw new Error(error.message);
-          let ms = Infinity;
-          for (let i = 0; i < trials; i++) {
-            const one = await timed(1), many = await timed(n + 1);
-            ms = Math.min(ms, (many - one) / n);
-          }
+          const { ms } = await timeReplays(dev, prog, lse, { trials, reps: n });
           const got = new Float32Array(await readBuffer(dev, out, out.size));
           const err = checkSamples(got, checks, { cs, q, kf, vf, rowInfo, heads, kvHeads, hd, qkvDim, group });
           const tflops = flops / ms / 1e9;

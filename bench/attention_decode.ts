@@ -25,6 +25,7 @@ import type { ModelConfig } from "../src/model/config.ts";
 import { f32ToF16 } from "../src/model/quant.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
 import { parseArgs } from "../sdk/commands/args.ts";
+import { timeReplays } from "./kernel_timing.ts";
 
 const SHAPES: Record<string, { heads: number; kvHeads: number; headDim: number; keys: number[] }> = {
   "llama-3.2-1b": { heads: 32, kvHeads: 8, headDim: 64, keys: [64, 8192, 32768, 131072] },
@@ -141,27 +142,8 @@ export async function run(argv: string[]): Promise<number> {
           const s = recordDecodeAttention(prog, model, pool, call, v.opts);
           shapeText = `${s.kernel} ${s.splits}x${kvHeads * s.chunks} wg${s.threads}` + (s.kernel === "keys" ? ` k${s.keysPerThread} v${s.vUnroll}` : ` kt${s.keysPerStep}`);
         }
-        const timed = async (count: number) => {
-          const enc = dev.createCommandEncoder();
-          const pass = enc.beginComputePass();
-          for (let r = 0; r < count; r++) prog.encode(pass);
-          pass.end();
-          const t0 = performance.now();
-          dev.queue.submit([enc.finish()]);
-          await readBuffer(dev, lse, 4);
-          return performance.now() - t0;
-        };
-        dev.pushErrorScope("validation");
-        await timed(1);
-        const err = await dev.popErrorScope();
-        if (err) throw new Error(`${v.label}: ${err.message}`);
-        const est = Math.max(1e-3, ((await timed(5)) - (await timed(1))) / 4);
-        const reps = Math.min(2000, Math.max(2, Math.round((gpu.isCpu ? 100 : 150) / est)));
-        let us = Infinity;
-        for (let i = 0; i < trials; i++) {
-          const one = await timed(1), many = await timed(reps + 1);
-          us = Math.min(us, ((many - one) / reps) * 1000);
-        }
+        const { ms, reps } = await timeReplays(dev, prog, lse, { trials, budgetMs: gpu.isCpu ? 100 : 150, maxReps: 2000, label: v.label });
+        const us = ms * 1000;
         const o = new Float32Array(await readBuffer(dev, out, heads * hd * 4)), l = new Float32Array(await readBuffer(dev, lse, heads * 4));
         let e = 0, mag = 0;
         checkHeads.forEach((h, i) => {
