@@ -39,7 +39,13 @@ var<workgroup> shared4: vec4<u32>;
 
 struct Oct { a: vec4<f32>, b: vec4<f32> }
 
-//#include attention_decode_scan.wgsl
+fn visible(blk: vec4<u32>, qpos: u32) -> vec2<u32> {
+  if (qpos < blk.w) { return vec2<u32>(0u, 0u); }
+  let span = qpos - blk.w + 1u; // keys at positions firstPos..qpos
+  var a = 0u;
+  if (p.window > 0u && span > p.window) { a = span - p.window; }
+  return vec2<u32>(a, max(a, min(blk.y, span)));
+}
 
 // red[head][thread] -> red2[head][RR] (one barrier before, one after); the caller reads red2
 fn reduceStage2(lid: u32, isMax: bool) {
@@ -81,10 +87,39 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
   let listStart = info.y;
   let listLen = info.z;
 
-  // ---- this split's share [lo, hi) of the row's visible keys (attention_decode_scan.wgsl) ----
-  let start = splitShare(lid, split, qpos, listStart, listLen);
-  let lo = start.z;
-  let hi = start.w;
+  // ---- this split's share [lo, hi) of the row's visible keys, from the CURRENT block list ----
+  // (as attention_decode_body.wgsl: an inclusive scan of the visible keys of each thread's blocks)
+  let per = (listLen + WG - 1u) / WG;
+  var owners = 0u;
+  if (per > 0u) { owners = (listLen + per - 1u) / per; }
+  let b0 = listStart + min(listLen, lid * per);
+  let b1 = listStart + min(listLen, lid * per + per);
+  var mine = 0u;
+  for (var b = b0; b < b1; b++) {
+    let v = visible(blocks[b], qpos);
+    mine += v.y - v.x;
+  }
+  scan[lid] = mine;
+  for (var off = 1u; off < owners; off <<= 1u) {
+    workgroupBarrier();
+    var s = scan[lid];
+    if (lid >= off) { s += scan[lid - off]; }
+    workgroupBarrier();
+    scan[lid] = s;
+  }
+  var total = 0u;
+  if (owners > 0u) { total = workgroupUniformLoad(&scan[owners - 1u]); }
+  let chunk = (total + p.splits - 1u) / p.splits;
+  let lo = min(total, split * chunk);
+  let hi = min(total, lo + chunk);
+  var before = scan[lid] - mine;
+  for (var b = b0; b < b1; b++) {
+    let v = visible(blocks[b], qpos);
+    let n = v.y - v.x;
+    if (lo < hi && before <= lo && lo < before + n) { shared4 = vec4<u32>(b, before, 0u, 0u); }
+    before += n;
+  }
+  let start = workgroupUniformLoad(&shared4);
 
   // running state, the same in every thread: max per head; per thread: its keys' sum, its outputs
   var mrun: array<f32, GMAX>;
