@@ -94,16 +94,22 @@ async function copyBandwidth(gpu: Gpu, kernels: import("../src/gpu/shaders.ts").
   return (2 * bytes * 20) / ((many - one) / 1000);
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { string: ["dtype", "compute", "layers", "prefill", "decode", "shape", "context"] });
-  const shapeName = a.string.shape ?? "llama-3.2-1b";
+/** The model options `bench engine` and `bench long` share: --shape, --dtype, --compute (checked). */
+export function modelArgs(s: Record<string, string | undefined>) {
+  const shapeName = s.shape ?? "llama-3.2-1b";
   const shape = SHAPES[shapeName];
   if (!shape) throw new InvalidArgumentError(`--shape must be one of ${Object.keys(SHAPES).join(", ")}`);
-  const dtype = a.string.dtype ?? "f16";
+  const dtype = s.dtype ?? "f16";
   if (!DTYPES[dtype]) throw new InvalidArgumentError(`--dtype must be one of ${Object.keys(DTYPES).join(", ")} (got '${dtype}')`);
-  const compute = a.string.compute ?? "f32";
+  const compute = s.compute ?? "f32";
   if (compute !== "f32" && compute !== "f16") throw new InvalidArgumentError(`--compute must be f32 or f16 (got '${compute}')`);
   if (compute === "f16" && dtype !== "f16") throw new InvalidArgumentError(`--compute f16 needs --dtype f16 (got '${dtype}')`);
+  return { shapeName, shape, dtype, compute };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, { string: ["dtype", "compute", "layers", "prefill", "decode", "shape", "context"] });
+  const { shapeName, shape, dtype, compute } = modelArgs(a.string);
   const cfg = shapeConfig(shape);
   if (a.string.layers) cfg.layers = Number(a.string.layers);
   const prefillN = Number(a.string.prefill ?? 512), decodeN = Number(a.string.decode ?? 128);

@@ -44,7 +44,7 @@ import { CapacityError, InvalidArgumentError } from "../src/errors.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { parseArgs } from "../sdk/commands/args.ts";
 import { progressBar } from "../sdk/commands/progress.ts";
-import { DTYPES, randomSource, SHAPES, shapeConfig } from "./engine.ts";
+import { DTYPES, modelArgs, randomSource, shapeConfig } from "./engine.ts";
 import { type KernelTime, replayBreakdown, type ReplayBreakdown } from "./decode_breakdown.ts";
 import { randomWords } from "./random_weights.ts";
 
@@ -280,14 +280,7 @@ export async function run(argv: string[]): Promise<number> {
     string: ["shape", "dtype", "compute", "kv", "lengths", "context", "query", "prefix", "decode", "sequential-max", "batch-rows", "steps-per-readback", "out"],
     boolean: ["no-breakdown"],
   });
-  const shapeName = a.string.shape ?? "llama-3.2-1b";
-  const shape = SHAPES[shapeName];
-  if (!shape) throw new InvalidArgumentError(`--shape must be one of ${Object.keys(SHAPES).join(", ")}`);
-  const dtype = a.string.dtype ?? "f16";
-  if (!DTYPES[dtype]) throw new InvalidArgumentError(`--dtype must be one of ${Object.keys(DTYPES).join(", ")} (got '${dtype}')`);
-  const compute = a.string.compute ?? "f32";
-  if (compute !== "f32" && compute !== "f16") throw new InvalidArgumentError(`--compute must be f32 or f16 (got '${compute}')`);
-  if (compute === "f16" && dtype !== "f16") throw new InvalidArgumentError(`--compute f16 needs --dtype f16 (got '${dtype}')`);
+  const { shapeName, shape, dtype, compute } = modelArgs(a.string);
   const lengths = (a.string.lengths ?? "2K,8K,32K,128K").split(",").filter((x) => x.trim()).map((x) => parseLength("lengths", x));
   const context = positiveInt("context", a.string.context, 512);
   const queryN = positiveInt("query", a.string.query, 256);

@@ -13,14 +13,7 @@
 // S = Q K^T (16 vec4 FMAs per 8 vec4 loads), barrier, V -> kv and P -> pt, barrier, O += P V
 // (4 * RD4 vec4 FMAs per 1 + RD4 loads), barrier. Q (pre-scaled) stays in workgroup memory throughout.
 // Tiles no row of the tile can see (above the causal diagonal, outside the window) are skipped.
-struct Params { rows: u32, heads: u32, kvHeads: u32, group: u32, qStride: u32, scale: f32, window: u32, splits: u32 }
-@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> rowInfo: array<vec4<u32>>;
-@group(0) @binding(4) var<storage, read> blocks: array<vec4<u32>>;
-@group(0) @binding(5) var<storage, read> tiles: array<vec2<u32>>;
-@group(0) @binding(6) var<storage, read_write> out: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read_write> stats: array<f32>;
-@group(0) @binding(8) var<uniform> p: Params;
+//#include attention_tiled_io.wgsl
 
 override HD: u32 = 64u;        // head_dim, a multiple of 4, <= 32 * TK
 override TQ: u32 = 16u;        // thread rows: a tile holds MQ = 4 * TQ query vectors

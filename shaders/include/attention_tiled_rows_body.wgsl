@@ -15,14 +15,7 @@
 // skip the per-key masks; tiles no row can see (causal, window) are skipped.
 // Every private array is indexed only by loops of constant trip count (QMAX, CH: unrolled), the override
 // HQ only masking them, so they stay in registers on every compiler.
-struct Params { rows: u32, heads: u32, kvHeads: u32, group: u32, qStride: u32, scale: f32, window: u32, splits: u32 }
-@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> rowInfo: array<vec4<u32>>;
-@group(0) @binding(4) var<storage, read> blocks: array<vec4<u32>>;
-@group(0) @binding(5) var<storage, read> tiles: array<vec2<u32>>;
-@group(0) @binding(6) var<storage, read_write> out: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read_write> stats: array<f32>;
-@group(0) @binding(8) var<uniform> p: Params;
+//#include attention_tiled_io.wgsl
 
 override HD: u32 = 64u;        // head_dim, a multiple of 4, <= 4 * QMAX
 override NT: u32 = 128u;       // invocations = query vectors per tile
