@@ -28,7 +28,8 @@ export interface ApeModel {
   chatTemplate?: string;
   bosToken?: string;
   eosToken?: string;
-  /** Whether prompts start with BOS when no template adds it. */
+  /** Whether prompts start with BOS when no template adds it: tokenizer_config.json's (or the GGUF's)
+   * add_bos_token where set, else whether the tokenizer itself adds BOS (its post-processor). */
   addBos: boolean;
   /** APE's T and S tuned for this model, where known (the default model); else Ape uses the paper's 0.9, 0.9. */
   apeDefaults?: { temperature: number; scale: number };
@@ -49,6 +50,12 @@ function tokenString(v: unknown): string | undefined {
   if (typeof v === "string") return v;
   if (v && typeof v === "object" && typeof (v as { content?: unknown }).content === "string") return (v as { content: string }).content;
   return undefined;
+}
+
+/** Whether the tokenizer puts BOS in front of a text when it adds its special tokens. */
+function addsBos(tokenizer: Tokenizer): boolean {
+  const b = tokenizer.bosId;
+  return b !== undefined && tokenizer.encode("a", { addSpecialTokens: true })[0] === b;
 }
 
 export async function loadModel(path?: string, opts: ModelOptions = {}): Promise<ApeModel> {
@@ -85,7 +92,7 @@ export async function loadModel(path?: string, opts: ModelOptions = {}): Promise
       chatTemplate: loaded.chatTemplate,
       bosToken: tokenString(tc.bos_token),
       eosToken: tokenString(tc.eos_token),
-      addBos: tc.add_bos_token === true,
+      addBos: typeof tc.add_bos_token === "boolean" ? tc.add_bos_token : addsBos(tokenizer),
       // the file loaded is the default model's (no path, or its path in the model cache)
       apeDefaults: resolve(model.source) === resolve(defaultModelPath()) ? { ...DEFAULT_MODEL_APE } : undefined,
       destroy() {

@@ -5,14 +5,16 @@
  *   ape logits --model <dir> --ids 1,2,3 --json [--all]
  *   ape logits --model <dir> --mode sequential|parallel|ape [--prefix-ids 1,2] [--context-ids 4,5]...
  *              --query-ids 7,8 [--temperature T] [--scale S] --json
- *   (--prefix TEXT, --context TEXT (repeatable) and --query TEXT tokenize each part on its own, adding
- *    only the model's BOS at the start of the prefix when it has one)
+ *   (--prefix TEXT, --context TEXT (repeatable) and --query TEXT tokenize each part on its own as plain
+ *    text, laid out by sdk/prompt.ts's raw layout: the model's BOS starts the prefix where the model's
+ *    prompts start with one, as in `ape generate --raw`)
  */
 import { InvalidArgumentError } from "../../src/errors.ts";
 import { Engine } from "../../src/engine/engine.ts";
 import { type ApeMode, modeLogits, sequentialLogits } from "../../src/ape/ape.ts";
 import { parseArgs, parseIds } from "./args.ts";
 import { openModel } from "./model_arg.ts";
+import { rawLayout } from "../prompt.ts";
 
 export async function run(argv: string[]): Promise<number> {
   const a = parseArgs(argv, {
@@ -21,7 +23,7 @@ export async function run(argv: string[]): Promise<number> {
     boolean: ["json", "all"],
   });
   const loaded = await openModel(a.string.model);
-  const { model, tokenizer } = loaded;
+  const { model } = loaded;
   const engine = new Engine(model, { kvBudgetBytes: a.string["kv-budget"] ? Number(a.string["kv-budget"]) : undefined });
   try {
     let logits: Float32Array;
@@ -35,14 +37,10 @@ export async function run(argv: string[]): Promise<number> {
     } else {
       const mode = (a.string.mode ?? "sequential") as ApeMode;
       if (!["sequential", "parallel", "ape"].includes(mode)) throw new InvalidArgumentError(`--mode must be sequential, parallel or ape (got '${mode}')`);
-      const text = (s: string, bos: boolean) => {
-        const ids = tokenizer.encode(s, { addSpecialTokens: false });
-        const b = tokenizer.bosId;
-        return bos && b !== undefined ? Uint32Array.from([b, ...ids]) : ids;
-      };
-      const prefix = a.string["prefix-ids"] !== undefined ? parseIds("prefix-ids", a.string["prefix-ids"]) : a.string.prefix !== undefined ? text(a.string.prefix, true) : new Uint32Array(0);
-      const contexts = [...a.multi["context-ids"].map((s) => parseIds("context-ids", s)), ...a.multi.context.map((s) => text(s, false))];
-      const query = a.string["query-ids"] !== undefined ? parseIds("query-ids", a.string["query-ids"]) : a.string.query !== undefined ? text(a.string.query, false) : undefined;
+      const layout = rawLayout(loaded, { raw: true, prefix: a.string.prefix, documentTemplate: "{text}", queryTemplate: "{query}" });
+      const prefix = a.string["prefix-ids"] !== undefined ? parseIds("prefix-ids", a.string["prefix-ids"]) : a.string.prefix !== undefined ? layout.prefixIds : new Uint32Array(0);
+      const contexts = [...a.multi["context-ids"].map((s) => parseIds("context-ids", s)), ...a.multi.context.map((s) => layout.documentIds(s))];
+      const query = a.string["query-ids"] !== undefined ? parseIds("query-ids", a.string["query-ids"]) : a.string.query !== undefined ? layout.queryIds(a.string.query) : undefined;
       if (!query || query.length === 0) throw new InvalidArgumentError("--query-ids or --query is required (and must not be empty)");
       const num = (flag: string) => {
         const v = a.string[flag];

@@ -1,0 +1,78 @@
+/**
+ * The cache facade: documents (texts, token ids or handles) to content-addressed handles, and the
+ * handles' KV blocks through the tiered ContextCache (GPU, host, store), with hit/miss accounting.
+ *
+ * @example
+ * ```ts
+ * import { Contexts } from "./contexts.ts";
+ * // const contexts = new Contexts(cache, layout.documentIds, "f32");
+ * // const handles = await contexts.cache(["The capital of Vermont is Montpelier."]);
+ * ```
+ */
+import type { CacheStats, ContextCache } from "../src/cache/context_cache.ts";
+import type { KvBlock } from "../src/engine/kv_pool.ts";
+import { InvalidArgumentError } from "../src/errors.ts";
+import { contextHandle } from "./context_id.ts";
+import type { ContextHandle } from "./options.ts";
+
+export class Contexts {
+  constructor(
+    readonly cache: ContextCache,
+    readonly documentIds: (text: string) => Uint32Array,
+    readonly dtype: "f32" | "f16",
+  ) {}
+
+  /** The handle of a document text (wrapped by the document template). */
+  handle(text: string): ContextHandle {
+    const ids = this.documentIds(text);
+    if (ids.length === 0) throw new InvalidArgumentError("a document is empty");
+    return contextHandle(this.cache.scope, this.dtype, ids);
+  }
+
+  /** A text, raw token ids or a handle, as a handle. */
+  resolve(c: ContextHandle | Uint32Array | string): ContextHandle {
+    if (typeof c === "string") return this.handle(c);
+    if (c instanceof Uint32Array) return contextHandle(this.cache.scope, this.dtype, c);
+    return c;
+  }
+
+  /** Encodes the documents that are not cached yet (in batched passes), stores them, returns handles. */
+  async cacheTexts(texts: string[], onProgress?: (done: number, total: number) => void): Promise<ContextHandle[]> {
+    const handles = texts.map((t) => this.handle(t));
+    await this.cache.acquire(handles, onProgress);
+    this.cache.release(handles);
+    return handles;
+  }
+
+  /** Parallel-encodes documents on the GPU without storing them; release() frees them. */
+  async encode(texts: string[]): Promise<{ handles: ContextHandle[]; release(): void }> {
+    const handles = texts.map((t) => this.handle(t));
+    await this.cache.acquire(handles);
+    return { handles, release: () => this.cache.release(handles) };
+  }
+
+  /** The handles' KV blocks, pinned until `release(handles)`. */
+  acquire(handles: ContextHandle[]): Promise<KvBlock[]> {
+    return this.cache.acquire(handles);
+  }
+
+  release(handles: ContextHandle[]): void {
+    this.cache.release(handles);
+  }
+
+  /** A snapshot of the counters (for per-request deltas). */
+  counters(): CacheStats {
+    return structuredClone(this.cache.stats);
+  }
+
+  stats(): CacheStats & { problems: string[] } {
+    return { ...structuredClone(this.cache.stats), problems: [...this.cache.problems] };
+  }
+
+  /** Cache hits (any tier) and misses since `before`. */
+  delta(before: CacheStats): { hits: number; misses: number } {
+    const a = this.cache.stats;
+    const hits = (s: CacheStats) => s.hits.gpu + s.hits.host + s.hits.store;
+    return { hits: hits(a) - hits(before), misses: a.misses - before.misses };
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * Prompt layout: the token ids of the shared prefix, of each document and of the query, for every
+ * caller (`Ape`, `ape logits`). One policy: BOS starts the prefix only where the model asks for it
+ * (`addBos`) and no chat template supplies it; user text (instruction, documents, query) is always
+ * plain text, so special-token markers in it stay ordinary characters; only the template's own
+ * scaffolding is encoded with special tokens.
+ *
+ * @example
+ * ```ts
+ * import { promptLayout } from "./prompt.ts";
+ * // const layout = promptLayout(model, { prefix: "Answer from the documents.\n\n" });
+ * // const ids = [layout.prefixIds, layout.documentIds("Montpelier is ..."), layout.queryIds("Capital?")];
+ * ```
+ */
+import { splitChatTemplate } from "../src/chat/template.ts";
+import { InvalidArgumentError } from "../src/errors.ts";
+import type { ApeModel } from "./load.ts";
+
+export interface PromptLayout {
+  /** Ids before the documents: BOS / template head / system / instruction. */
+  prefixIds: Uint32Array;
+  /** Ids of one document, wrapped by the document template. */
+  documentIds: (text: string) => Uint32Array;
+  /** Ids after the documents: the wrapped question and the template's tail up to the answer. */
+  queryIds: (question: string) => Uint32Array;
+}
+
+export interface LayoutOptions {
+  prefix?: string;
+  system?: string;
+  raw?: boolean;
+  documentTemplate?: string;
+  queryTemplate?: string;
+}
+
+/** Concatenates id arrays. */
+export function concatIds(...parts: ArrayLike<number>[]): Uint32Array {
+  const out = new Uint32Array(parts.reduce((n, x) => n + x.length, 0));
+  let o = 0;
+  for (const x of parts) (out.set(x, o), o += x.length);
+  return out;
+}
+
+/** `text` as ordinary text: no BOS/EOS added, special-token markers not recognised. */
+export function plainIds(model: Pick<ApeModel, "tokenizer">, text: string): Uint32Array {
+  return model.tokenizer.encode(text, { addSpecialTokens: false, allowSpecial: false });
+}
+
+/** The model's BOS where prompts start with one (`addBos`) and it has one, else nothing. */
+export function bosIds(model: Pick<ApeModel, "tokenizer" | "addBos">): Uint32Array {
+  const b = model.tokenizer.bosId;
+  return b !== undefined && model.addBos ? Uint32Array.of(b) : new Uint32Array(0);
+}
+
+/** Raw layout (no chat template): BOS (per the model) + instruction, documents and query verbatim. */
+export function rawLayout(model: Pick<ApeModel, "tokenizer" | "addBos">, opts: LayoutOptions = {}): PromptLayout {
+  const doc = documentTemplate(opts);
+  const query = queryTemplate(opts, "{query}");
+  return {
+    prefixIds: concatIds(bosIds(model), plainIds(model, opts.prefix ?? "")),
+    documentIds: (t) => plainIds(model, doc(t)),
+    queryIds: (q) => plainIds(model, query(q)),
+  };
+}
+
+/** The layout `Ape` uses: the chat template's, or the raw one (`raw`, or a model without a template). */
+export function promptLayout(model: ApeModel, opts: LayoutOptions = {}): PromptLayout {
+  if (opts.raw || !model.chatTemplate) return rawLayout(model, opts);
+  const doc = documentTemplate(opts);
+  const query = queryTemplate(opts, "Question: {query}");
+  const special = (s: string) => model.tokenizer.encode(s, { addSpecialTokens: false, allowSpecial: true });
+  const split = splitChatTemplate(model.chatTemplate, {
+    system: opts.system, instruction: opts.prefix, bosToken: model.bosToken, eosToken: model.eosToken,
+  });
+  // the instruction is user text: split it out so special-token markers in it stay ordinary text
+  const instr = opts.prefix ?? "";
+  const head = split.prefix.slice(0, split.prefix.length - instr.length);
+  return {
+    prefixIds: concatIds(special(head), plainIds(model, instr)),
+    documentIds: (t) => plainIds(model, doc(t)),
+    queryIds: (q) => concatIds(plainIds(model, query(q)), special(split.queryTail)),
+  };
+}
+
+function documentTemplate(opts: LayoutOptions): (text: string) => string {
+  const t = opts.documentTemplate ?? "{text}\n\n";
+  if (!t.includes("{text}")) throw new InvalidArgumentError("documentTemplate must contain {text}");
+  return (text) => t.replace("{text}", () => text);
+}
+
+function queryTemplate(opts: LayoutOptions, fallback: string): (query: string) => string {
+  const t = opts.queryTemplate ?? (opts.raw ? "{query}" : fallback);
+  if (!t.includes("{query}")) throw new InvalidArgumentError("queryTemplate must contain {query}");
+  return (q) => t.replace("{query}", () => q);
+}

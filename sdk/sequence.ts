@@ -1,0 +1,81 @@
+/**
+ * Decode orchestration: lays out one request's live sequence (sequential: prefix + documents + query
+ * in one block; parallel / APE: the cached documents' blocks pinned, the query attending to them) and
+ * runs the decode loop over it, filling the request's timing and cache counters.
+ *
+ * @example
+ * ```ts
+ * import { openSequence } from "./sequence.ts";
+ * // const seq = await openSequence(engine, contexts, prefix, { mode: "ape", handles, query, temperature: 0.9, scale: 0.9, maxTokens: 16 }, stats);
+ * // try { for await (const ids of seq.decode({ stopIds })) ...; } finally { seq.release(); }
+ * ```
+ */
+import type { Engine } from "../src/engine/engine.ts";
+import { decode, type DecodeRequest } from "../src/engine/generate.ts";
+import type { AttendGroup } from "../src/engine/forward.ts";
+import type { KvBlock } from "../src/engine/kv_pool.ts";
+import { type EncodedPrefix, startQuery } from "../src/ape/ape.ts";
+import type { Contexts } from "./contexts.ts";
+import { concatIds } from "./prompt.ts";
+import type { ContextHandle, GenerateStats, Mode } from "./options.ts";
+
+export interface SequenceRequest {
+  mode: Mode;
+  /** Ids of the shared prefix (sequential mode prefills them with the documents). */
+  prefixIds: Uint32Array;
+  handles: ContextHandle[];
+  query: Uint32Array;
+  temperature: number;
+  scale: number;
+  maxTokens: number;
+}
+
+export interface Sequence {
+  /** The ids prefilled by the decode loop (sequential: the whole prompt; else the query). */
+  prompt: Uint32Array;
+  decode(opts: Omit<DecodeRequest, "prompt" | "block" | "group" | "temperature" | "scale" | "maxTokens">): AsyncGenerator<number[]>;
+  /** Frees the live block and unpins the documents. */
+  release(): void;
+}
+
+/** Opens a request's live sequence; fills `stats` (promptTokens, encodeMs / loadMs, cache hits / misses). */
+export async function openSequence(engine: Engine, contexts: Contexts, prefix: EncodedPrefix, req: SequenceRequest, stats: GenerateStats): Promise<Sequence> {
+  const before = contexts.counters();
+  let block: KvBlock;
+  let group: (rows: number, writeAt: number) => AttendGroup;
+  let prompt: Uint32Array;
+  let pinned = false;
+  if (req.mode === "sequential") {
+    prompt = concatIds(req.prefixIds, ...req.handles.map((h) => h.ids), req.query);
+    const b = block = engine.pool.allocate(prompt.length + req.maxTokens, 0);
+    group = (rows, writeAt) => ({ rows, write: b, writeAt, plain: [b] });
+  } else {
+    const tl = performance.now();
+    const blocks = await contexts.acquire(req.handles);
+    pinned = true;
+    const elapsed = performance.now() - tl;
+    if (contexts.delta(before).misses > 0) stats.encodeMs = elapsed;
+    else stats.loadMs = elapsed;
+    prompt = req.query;
+    try {
+      const live = startQuery(engine, { prefix, contexts: blocks, query: req.query, temperature: req.temperature, scale: req.scale, reserve: req.maxTokens });
+      block = live.block;
+      group = live.group;
+    } catch (e) {
+      contexts.release(req.handles);
+      throw e;
+    }
+  }
+  stats.promptTokens = prompt.length;
+  const d = contexts.delta(before);
+  stats.cacheHits = d.hits;
+  stats.cacheMisses = d.misses;
+  return {
+    prompt,
+    decode: (opts) => decode(engine, { ...opts, prompt, block, group, temperature: req.temperature, scale: req.scale, maxTokens: req.maxTokens }),
+    release: () => {
+      engine.pool.release(block);
+      if (pinned) contexts.release(req.handles);
+    },
+  };
+}
