@@ -1,0 +1,68 @@
+// SDK correctness on bad or awkward input (issue 19): each case here failed before its fix.
+// Tiny fixture models only; most cases need no GPU work at all.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
+import { streamText, type StreamResult } from "../sdk/stream.ts";
+import { runtimeName } from "../src/runtime.ts";
+
+const QWEN2 = new URL("../fixtures/models/qwen2", import.meta.url).pathname;
+
+/** Feeds `ids` through streamText in the given chunk sizes; returns the events' texts and the result. */
+async function stream(tok: Tokenizer, ids: number[], sizes: number[], stops: string[], stopIds: number[] = []) {
+  async function* chunks() {
+    let o = 0;
+    for (let i = 0; o < ids.length; i++) {
+      const n = sizes[i % sizes.length];
+      yield ids.slice(o, o + n);
+      o += n;
+    }
+  }
+  const out: StreamResult = { text: "", ids: [], stopReason: "length" };
+  const events: string[] = [];
+  for await (const ev of streamText(chunks(), tok, { stopIds, stops }, out)) events.push(ev.text);
+  return { out, events };
+}
+
+describe(`SDK input handling on ${runtimeName()}`, () => {
+  let tok: Tokenizer;
+  beforeAll(() => {
+    tok = Tokenizer.fromFile(QWEN2);
+  });
+  afterAll(() => tok?.free());
+
+  it("a stop string split across chunks (and inside multi-byte characters) is never partly returned", async () => {
+    const cases = [
+      { text: "abc<END>def", stop: "<END>" },
+      { text: "the clef 𝄞 is here, 𝄞𝄞 again", stop: "𝄞 is" },
+      { text: "naïve café crème brûlée", stop: "é cr" },
+      { text: "日本語のテキストです。終わり", stop: "。終" },
+    ];
+    for (const c of cases) {
+      const ids = Array.from(tok.encode(c.text, { addSpecialTokens: false }));
+      const want = c.text.slice(0, c.text.indexOf(c.stop));
+      for (const sizes of [[1], [2], [3, 1], [ids.length]]) {
+        const { out, events } = await stream(tok, ids, sizes, [c.stop, "never-there"]);
+        expect(out.text, `${c.text} in chunks of ${sizes}`).toBe(want);
+        expect(events.join("")).toBe(want);
+        expect(out.stopReason).toBe("stop");
+      }
+    }
+  });
+
+  it("text held back as a possible stop is returned when the stop does not follow", async () => {
+    const text = "abc<EN";
+    const ids = Array.from(tok.encode(text, { addSpecialTokens: false }));
+    for (const sizes of [[1], [ids.length]]) {
+      const { out, events } = await stream(tok, ids, sizes, ["<END>"]);
+      expect(out.text).toBe(text);
+      expect(events.join("")).toBe(text);
+      expect(out.stopReason).toBe("length");
+    }
+    // an end-of-sequence id ends the answer: held-back text before it is returned, its id reported
+    const eos = tok.eosId ?? 0;
+    const { out } = await stream(tok, [...ids, eos, ...ids], [1], ["<END>"], [eos]);
+    expect(out.text).toBe(text);
+    expect(out.ids).toEqual([...ids, eos]);
+    expect(out.stopReason).toBe("eos");
+  });
+});
