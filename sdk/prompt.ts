@@ -1,7 +1,7 @@
 /**
  * Prompt layout: the token ids of the shared prefix, of each document and of the query, for every
  * caller (`Ape`, `ape logits`). One policy: BOS starts the prefix only where the model asks for it
- * (`addBos`) and no chat template supplies it; user text (instruction, documents, query) is always
+ * (`addBos`) and no chat template supplies it; user text (system, instruction, documents, query) is always
  * plain text, so special-token markers in it stay ordinary characters; only the template's own
  * scaffolding is encoded with special tokens.
  *
@@ -13,7 +13,7 @@
  * ```
  */
 import { splitChatTemplate } from "../src/chat/template.ts";
-import { InvalidArgumentError } from "../src/errors.ts";
+import { InvalidArgumentError, ModelFormatError } from "../src/errors.ts";
 import type { ApeModel } from "./load.ts";
 
 export interface PromptLayout {
@@ -69,18 +69,33 @@ export function promptLayout(model: ApeModel, opts: LayoutOptions = {}): PromptL
   const doc = documentTemplate(opts);
   const query = queryTemplate(opts, "Question: {query}");
   const special = (s: string) => model.tokenizer.encode(s, { addSpecialTokens: false, allowSpecial: true });
+  // the system text and the instruction are user text: the template is rendered around a marker in
+  // the system's place and the instruction is split off its end, so special-token markers in either
+  // stay ordinary text; only the template's own text is encoded with special tokens
+  const system = opts.system;
   const split = splitChatTemplate(model.chatTemplate, {
-    system: opts.system, instruction: opts.prefix, bosToken: model.bosToken, eosToken: model.eosToken,
+    system: system === undefined ? undefined : SYSTEM_SLOT, instruction: opts.prefix, bosToken: model.bosToken, eosToken: model.eosToken,
   });
-  // the instruction is user text: split it out so special-token markers in it stay ordinary text
   const instr = opts.prefix ?? "";
   const head = split.prefix.slice(0, split.prefix.length - instr.length);
+  let headIds: Uint32Array;
+  if (system === undefined) headIds = special(head);
+  else {
+    const at = head.indexOf(SYSTEM_SLOT);
+    if (at < 0 || head.indexOf(SYSTEM_SLOT, at + 1) >= 0 || split.queryTail.includes(SYSTEM_SLOT)) {
+      throw new ModelFormatError("chat template: the system message is not rendered verbatim once before the user message");
+    }
+    headIds = concatIds(special(head.slice(0, at)), plainIds(model, system), special(head.slice(at + SYSTEM_SLOT.length)));
+  }
   return {
-    prefixIds: concatIds(special(head), plainIds(model, instr)),
+    prefixIds: concatIds(headIds, plainIds(model, instr)),
     documentIds: (t) => plainIds(model, doc(t)),
     queryIds: (q) => concatIds(plainIds(model, query(q)), special(split.queryTail)),
   };
 }
+
+/** Stands for the system text while the template renders (no template or text contains it). */
+const SYSTEM_SLOT = "\u{F0000}apekit-system\u{F0000}";
 
 function documentTemplate(opts: LayoutOptions): (text: string) => string {
   const t = opts.documentTemplate ?? "{text}\n\n";
