@@ -16,7 +16,7 @@
  * ```
  */
 import { Engine } from "../src/engine/engine.ts";
-import { encodePrefix, type EncodedPrefix } from "../src/ape/ape.ts";
+import { encodePrefix, type EncodedPrefix, temperatureScale } from "../src/ape/ape.ts";
 import { ContextCache, type CacheStats } from "../src/cache/context_cache.ts";
 import { openStore } from "../src/cache/store.ts";
 import { kvCodec } from "../src/cache/kv_codec.ts";
@@ -46,8 +46,7 @@ export class Ape {
     this.#layout = layout;
     this.#prefix = prefix;
     this.#contexts = contexts;
-    const tuned = model.apeDefaults;
-    this.defaults = { temperature: options.temperature ?? tuned?.temperature ?? 0.9, scale: options.scale ?? tuned?.scale ?? 0.9 };
+    this.defaults = temperatureScale("ape", options, model.apeDefaults);
     const eos = new Set<number>(model.model.config.eosTokenIds);
     const gen = model.model.generationConfig.eos_token_id;
     for (const e of Array.isArray(gen) ? gen : gen !== undefined ? [gen] : []) if (typeof e === "number") eos.add(e);
@@ -103,9 +102,7 @@ export class Ape {
     const mode = req.mode ?? "ape";
     if (!["sequential", "parallel", "ape"].includes(mode)) throw new InvalidArgumentError(`mode must be sequential, parallel or ape (got '${mode}')`);
     const maxTokens = req.maxTokens ?? 256;
-    const T = mode === "ape" ? req.temperature ?? this.defaults.temperature : 1;
-    const S = mode === "ape" ? req.scale ?? this.defaults.scale : 1;
-    if (!(T > 0 && S > 0)) throw new InvalidArgumentError(`temperature and scale must be > 0 (got ${T}, ${S})`);
+    const { temperature: T, scale: S } = temperatureScale(mode, req, this.defaults);
     const handles = (req.contexts ?? []).map((c) => this.#contexts.resolve(c));
     const query = this.#layout.queryIds(req.query);
     const stats: GenerateStats = {

@@ -6,9 +6,13 @@ import { streamText, type StreamResult } from "../sdk/stream.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { readFileSync } from "node:fs";
 import { promptLayout } from "../sdk/prompt.ts";
-import type { ApeModel } from "../sdk/load.ts";
+import { type ApeModel, loadModel as loadApeModel } from "../sdk/load.ts";
+import { Ape } from "../sdk/ape.ts";
+import { Engine } from "../src/engine/engine.ts";
+import { modeLogits, temperatureScale } from "../src/ape/ape.ts";
 
 const QWEN2 = new URL("../fixtures/models/qwen2", import.meta.url).pathname;
+const LLAMA3 = new URL("../fixtures/models/llama3", import.meta.url).pathname;
 
 /** Feeds `ids` through streamText in the given chunk sizes; returns the events' texts and the result. */
 async function stream(tok: Tokenizer, ids: number[], sizes: number[], stops: string[], stopIds: number[] = []) {
@@ -85,5 +89,36 @@ describe(`SDK input handling on ${runtimeName()}`, () => {
     expect(out.text).toBe(text);
     expect(out.ids).toEqual([...ids, eos]);
     expect(out.stopReason).toBe("eos");
+  });
+});
+
+describe(`SDK decisions and limits on the GPU (${runtimeName()})`, () => {
+  let model: ApeModel;
+  beforeAll(async () => {
+    model = await loadApeModel(LLAMA3);
+  });
+  afterAll(() => model?.destroy());
+
+  it("one function decides APE's T and S: `ape logits` (modeLogits) and Ape use the model's tuned pair alike", async () => {
+    const tuned = { temperature: 0.5, scale: 0.8 };
+    expect(temperatureScale("ape", {}, tuned)).toEqual(tuned);
+    expect(temperatureScale("ape", { scale: 0.3 }, tuned)).toEqual({ temperature: 0.5, scale: 0.3 });
+    expect(temperatureScale("ape")).toEqual({ temperature: 0.9, scale: 0.9 });
+    expect(temperatureScale("parallel", tuned)).toEqual({ temperature: 1, scale: 1 });
+    const ape = await Ape.create({ ...model, apeDefaults: tuned }, { raw: true });
+    await ape.close();
+    expect(ape.defaults).toEqual(tuned);
+    const engine = new Engine(model.model);
+    try {
+      const enc = (t: string) => model.tokenizer.encode(t, { addSpecialTokens: false });
+      const parts = { prefix: enc("use the text"), contexts: [enc("the cat sat"), enc("a dog ran")], query: enc("who sat") };
+      const implicit = await modeLogits(engine, "ape", parts, tuned);
+      const explicit = await modeLogits(engine, "ape", { ...parts, ...tuned });
+      const paper = await modeLogits(engine, "ape", parts);
+      expect(Array.from(implicit)).toEqual(Array.from(explicit));
+      expect(Array.from(implicit)).not.toEqual(Array.from(paper));
+    } finally {
+      engine.destroy();
+    }
   });
 });

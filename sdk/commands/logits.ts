@@ -49,7 +49,7 @@ export async function run(argv: string[]): Promise<number> {
         if (!Number.isFinite(x) || x <= 0) throw new InvalidArgumentError(`--${flag} must be a positive number (got '${v}')`);
         return x;
       };
-      logits = await modeLogits(engine, mode, { prefix, contexts, query, temperature: num("temperature"), scale: num("scale") });
+      logits = await modeLogits(engine, mode, { prefix, contexts, query, temperature: num("temperature"), scale: num("scale") }, loaded.apeDefaults);
     }
     const V = model.config.vocabSize;
     const round = (x: number) => Number(x.toPrecision(8));

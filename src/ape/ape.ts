@@ -21,6 +21,31 @@ import { InvalidArgumentError } from "../errors.ts";
 
 export type ApeMode = "sequential" | "parallel" | "ape";
 
+/** APE's temperature T and scale S. */
+export interface TemperatureScale {
+  temperature: number;
+  scale: number;
+}
+
+/** The paper's T and S, for models without a tuned pair. */
+export const PAPER_TEMPERATURE_SCALE: Readonly<TemperatureScale> = Object.freeze({ temperature: 0.9, scale: 0.9 });
+
+/**
+ * THE decision of T and S, for every caller (`Ape`, `ape logits`, `modeLogits`): in `ape` mode, each of
+ * T and S from the first of `choices` that names it (e.g. the request, the instance's options, the
+ * model's tuned pair), else the paper's 0.9; in `sequential` and `parallel` mode 1 and 1. Both must be
+ * finite and > 0 (InvalidArgumentError).
+ */
+export function temperatureScale(mode: ApeMode, ...choices: (Partial<TemperatureScale> | undefined)[]): TemperatureScale {
+  if (mode !== "ape") return { temperature: 1, scale: 1 };
+  const pick = (k: keyof TemperatureScale) => choices.find((c) => c?.[k] !== undefined)?.[k] ?? PAPER_TEMPERATURE_SCALE[k];
+  const out = { temperature: pick("temperature"), scale: pick("scale") };
+  if (!(out.temperature > 0 && out.scale > 0 && Number.isFinite(out.temperature) && Number.isFinite(out.scale))) {
+    throw new InvalidArgumentError(`temperature and scale must be finite and > 0 (got T=${out.temperature}, S=${out.scale})`);
+  }
+  return out;
+}
+
 /** The shared prefix: its block (undefined when the prefix is empty) and its length P. */
 export interface EncodedPrefix {
   block?: KvBlock;
@@ -141,11 +166,15 @@ export async function sequentialLogits(engine: Engine, ids: Uint32Array, all = f
   }
 }
 
-/** One call for all three modes, as the CLI's `ape logits` uses it. */
+/**
+ * One call for all three modes, as the CLI's `ape logits` uses it. T and S: `parts`', else `tuned`
+ * (the model's tuned pair), else the paper's (see temperatureScale).
+ */
 export async function modeLogits(
   engine: Engine,
   mode: ApeMode,
   parts: { prefix: Uint32Array; contexts: Uint32Array[]; query: Uint32Array; temperature?: number; scale?: number },
+  tuned?: TemperatureScale,
 ): Promise<Float32Array> {
   if (mode === "sequential") {
     const all = [parts.prefix, ...parts.contexts, parts.query];
@@ -154,9 +183,7 @@ export async function modeLogits(
     for (const a of all) (ids.set(a, o), o += a.length);
     return sequentialLogits(engine, ids);
   }
-  const T = mode === "ape" ? parts.temperature ?? 0.9 : 1;
-  const S = mode === "ape" ? parts.scale ?? 0.9 : 1;
-  if (!(T > 0) || !(S > 0)) throw new InvalidArgumentError(`temperature and scale must be > 0 (got T=${T}, S=${S})`);
+  const { temperature: T, scale: S } = temperatureScale(mode, parts, tuned);
   const prefix = await encodePrefix(engine, parts.prefix);
   const contexts = await encodeContexts(engine, prefix, parts.contexts).catch((e) => {
     if (prefix.block) engine.pool.release(prefix.block);
