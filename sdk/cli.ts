@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * The `ape` command line: `deno task ape <command> ...` or `bun run ape <command> ...`.
  * Each command lives in sdk/commands/<name>.ts and exports `run(args: string[]): Promise<number>`
