@@ -72,7 +72,12 @@ export async function openSequence(engine: Engine, contexts: Contexts, prefix: E
   stats.cacheMisses = d.misses;
   return {
     prompt,
-    decode: (opts) => decode(engine, { ...opts, prompt, block, group, temperature: req.temperature, scale: req.scale, maxTokens: req.maxTokens }),
+    // the repetition penalty sees the whole prompt in every mode: in parallel / APE mode the prefix and
+    // documents are not in `prompt`, so they go in as history
+    decode: (opts) => decode(engine, {
+      history: req.mode === "sequential" ? undefined : concatIds(req.prefixIds, ...req.handles.map((h) => h.ids)),
+      ...opts, prompt, block, group, temperature: req.temperature, scale: req.scale, maxTokens: req.maxTokens,
+    }),
     release: () => {
       engine.pool.release(block);
       if (pinned) contexts.release(req.handles);

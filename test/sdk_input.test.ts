@@ -121,4 +121,22 @@ describe(`SDK decisions and limits on the GPU (${runtimeName()})`, () => {
       engine.destroy();
     }
   });
+
+  it("the repetition penalty sees the documents in APE/parallel mode as in sequential mode", async () => {
+    const ape = await Ape.create(model, { prefix: "use the text\n" });
+    try {
+      const [doc] = await ape.cache(["the cat sat on the mat and the cat sat on the mat again"]);
+      const req = { query: "the cat sat on the", contexts: [doc], maxTokens: 8, sampling: { repetitionPenalty: 50 } };
+      const seq = await ape.generateText({ ...req, mode: "sequential" });
+      const par = await ape.generateText({ ...req, mode: "parallel" });
+      const free = await ape.generateText({ ...req, mode: "sequential", sampling: {} });
+      expect(seq.ids).not.toEqual(free.ids); // the penalty changes the answer here
+      expect(par.ids).toEqual(seq.ids); // parallel = sequential at T = S = 1, penalty history included
+      // no document token comes back at that penalty
+      const docIds = new Set(doc.ids);
+      expect(par.ids.filter((id) => docIds.has(id))).toEqual([]);
+    } finally {
+      await ape.close();
+    }
+  });
 });
