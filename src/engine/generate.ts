@@ -51,6 +51,13 @@ export async function* decode(engine: Engine, req: DecodeRequest): AsyncGenerato
   if (prompt.length + maxTokens > block.capacity) {
     throw new CapacityError(`prompt (${prompt.length}) + maxTokens (${maxTokens}) exceed the live block (${block.capacity} slots)`);
   }
+  // the last generated token is sampled from the logits at position firstPos + prompt + maxTokens - 2
+  const positions = block.firstPos + prompt.length + maxTokens - 1, maxPositions = engine.model.config.maxPositions;
+  if (positions > maxPositions) {
+    throw new CapacityError(
+      `a prompt of ${prompt.length} tokens at position ${block.firstPos} + maxTokens (${maxTokens}) needs ${positions} positions, over the model's max_position_embeddings (${maxPositions})`,
+    );
+  }
   engine.checkIds(prompt, "prompt");
   const dev = engine.model.gpu.device;
   deviceErrors(dev).throwIfLost();
