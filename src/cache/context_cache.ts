@@ -69,11 +69,37 @@ export function prefixHash(modelFingerprint: string, ids: Uint32Array): string {
 
 interface GpuEntry { block: KvBlock; pins: number; used: number }
 
+/** What one `lease` call found and did (per request, unlike the cache's shared counters). */
+export interface AcquireStats {
+  /** Contexts found in each tier; `gpu` includes those another caller's in-flight load or encode produced. */
+  hits: { gpu: number; host: number; store: number };
+  /** Contexts this call encoded. */
+  misses: number;
+  /** Store entries this call found corrupt or mismatched (and re-encoded). */
+  rejected: number;
+  /** Of the hits, contexts shared from another caller's in-flight load or encode. */
+  shared: number;
+  /** Token count of the contexts found in a tier (not encoded by this call). */
+  cachedTokens: number;
+  /** Time spent encoding (this call's misses, or waiting on another caller's encode) and loading (host / store tiers). */
+  encodeMs: number;
+  loadMs: number;
+}
+
+/** Pinned KV blocks of contexts: `release()` unpins them exactly once (later calls do nothing). */
+export interface ContextLease {
+  readonly blocks: KvBlock[];
+  readonly stats: AcquireStats;
+  release(): void;
+}
+
 export class ContextCache {
   #gpu = new Map<string, GpuEntry>();
   #host = new Map<string, Uint8Array>(); // insertion order = LRU order
   #hostBytes = 0;
   #clock = 0;
+  /** Contexts being loaded or encoded right now, by id: later callers wait for them instead of encoding again. */
+  #inflight = new Map<string, { job: Promise<unknown>; encoding: boolean }>();
   readonly stats: CacheStats = {
     hits: { gpu: 0, host: 0, store: 0 }, misses: 0, rejected: 0, evictions: { gpu: 0, host: 0 },
     bytes: { gpu: 0, host: 0 }, entries: { gpu: 0, host: 0 },
@@ -134,84 +160,199 @@ export class ContextCache {
     return block;
   }
 
+  /** Pins a GPU-resident context for `pinned`'s owner (at most once per owner); false when not resident. */
+  #pin(id: string, pinned: Map<string, KvBlock>): boolean {
+    const e = this.#gpu.get(id);
+    if (!e) return false;
+    if (!pinned.has(id)) {
+      e.pins++;
+      pinned.set(id, e.block);
+    }
+    e.used = ++this.#clock;
+    return true;
+  }
+
+  /** Makes a freshly loaded or encoded block the GPU tier's entry for `id` (it is unregistered until now). */
+  #register(id: string, block: KvBlock): void {
+    const had = this.#gpu.get(id);
+    if (had) this.engine.pool.release(block); // cannot happen while #inflight guards the id; never leak either way
+    else this.#gpu.set(id, { block, pins: 0, used: ++this.#clock });
+  }
+
+  #unpin(pinned: Map<string, KvBlock>): void {
+    for (const id of pinned.keys()) {
+      const e = this.#gpu.get(id);
+      if (e && e.pins > 0) e.pins--;
+    }
+    pinned.clear();
+  }
+
   /**
    * Makes every context GPU-resident (loading or encoding what is missing; misses are encoded in
    * batched passes) and pins it until `release`. Returns the blocks in the order given.
    */
   async acquire(refs: ContextRef[], onProgress?: (done: number, total: number) => void): Promise<KvBlock[]> {
-    const pinned: ContextRef[] = [];
+    return (await this.lease(refs, onProgress)).blocks;
+  }
+
+  /**
+   * Like `acquire`, with the pins owned by the returned lease (its `release()` unpins once, however
+   * often it is called) and this call's own hit/miss figures. Overlapping calls are safe: a context
+   * being loaded or encoded for one caller is waited for by the others (one encode, one block); a
+   * failed call (an encode, a store write, a load) leaves nothing pinned and no block unaccounted for.
+   */
+  async lease(refs: ContextRef[], onProgress?: (done: number, total: number) => void): Promise<ContextLease> {
+    const pinned = new Map<string, KvBlock>(); // id -> block, one pin each
+    const stats: AcquireStats = { hits: { gpu: 0, host: 0, store: 0 }, misses: 0, rejected: 0, shared: 0, cachedTokens: 0, encodeMs: 0, loadMs: 0 };
     try {
-      return await this.#acquire(refs, pinned, onProgress);
+      await this.#acquire(refs, pinned, stats, onProgress);
     } catch (e) {
-      this.release(pinned); // a failed call leaves nothing pinned
+      this.#unpin(pinned); // a failed call leaves nothing pinned
       throw e;
+    }
+    this.#updateSizes();
+    const blocks = refs.map((r) => pinned.get(r.id)!);
+    let released = false;
+    return {
+      blocks, stats,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.#unpin(pinned);
+      },
+    };
+  }
+
+  async #acquire(refs: ContextRef[], pinned: Map<string, KvBlock>, stats: AcquireStats, onProgress?: (done: number, total: number) => void): Promise<void> {
+    const unique = [...new Map(refs.map((r) => [r.id, r])).values()];
+    let done = 0;
+    const progress = () => onProgress?.(++done, unique.length);
+    let todo = unique;
+    while (todo.length > 0) {
+      const mine: ContextRef[] = [];
+      const waits: { ref: ContextRef; entry: { job: Promise<unknown>; encoding: boolean } }[] = [];
+      for (const ref of todo) {
+        if (this.#pin(ref.id, pinned)) {
+          this.stats.hits.gpu++;
+          stats.hits.gpu++;
+          stats.cachedTokens += ref.ids.length;
+          progress();
+          continue;
+        }
+        const f = this.#inflight.get(ref.id);
+        if (f) waits.push({ ref, entry: f });
+        else mine.push(ref);
+      }
+      // claim this call's contexts synchronously, before any await: later callers wait on the job
+      let job: Promise<void> | undefined;
+      if (mine.length > 0) {
+        let encoding = false;
+        job = this.#fill(mine, pinned, stats, progress, () => (encoding = true));
+        const entry = { job, get encoding() { return encoding; } };
+        for (const r of mine) this.#inflight.set(r.id, entry);
+        job.catch(() => {}).finally(() => {
+          for (const r of mine) if (this.#inflight.get(r.id) === entry) this.#inflight.delete(r.id);
+        });
+      }
+      const tw = performance.now();
+      const [own] = await Promise.allSettled([job, ...waits.map((w) => w.entry.job)]);
+      if (waits.length > 0) {
+        const ms = performance.now() - tw;
+        if (waits.some((w) => w.entry.encoding)) stats.encodeMs += ms;
+        else stats.loadMs += ms;
+      }
+      if (own.status === "rejected") throw own.reason;
+      // another caller's job finished (or failed): pin what it made resident, else load / encode it here
+      todo = [];
+      for (const { ref } of waits) {
+        if (this.#pin(ref.id, pinned)) {
+          this.stats.hits.gpu++;
+          stats.hits.gpu++;
+          stats.shared++;
+          stats.cachedTokens += ref.ids.length;
+          progress();
+        } else todo.push(ref);
+      }
     }
   }
 
-  async #acquire(refs: ContextRef[], pinned: ContextRef[], onProgress?: (done: number, total: number) => void): Promise<KvBlock[]> {
-    const blocks = new Map<string, KvBlock>();
+  /** Loads (host / store tier) or encodes `refs`, none GPU-resident, registers and pins them. */
+  async #fill(refs: ContextRef[], pinned: Map<string, KvBlock>, stats: AcquireStats, progress: () => void, onEncode: () => void): Promise<void> {
     const missing: ContextRef[] = [];
-    let done = 0;
-    const pin = (id: string, block: KvBlock) => {
-      const e = this.#gpu.get(id) ?? { block, pins: 0, used: 0 };
-      e.pins++;
-      e.used = ++this.#clock;
-      this.#gpu.set(id, e);
-      blocks.set(id, block);
-      pinned.push({ id, ids: new Uint32Array(0) });
-      onProgress?.(++done, refs.length);
-    };
+    const tl = performance.now();
     for (const ref of refs) {
-      if (blocks.has(ref.id)) continue;
-      const g = this.#gpu.get(ref.id);
-      if (g) {
-        this.stats.hits.gpu++;
-        pin(ref.id, g.block);
-        continue;
-      }
       const host = this.#host.get(ref.id);
       const stored = host ?? await this.store.get(ref.id);
       if (stored) {
         try {
           const block = this.#load(ref.id, stored, ref.ids);
-          if (host) this.stats.hits.host++;
+          this.#register(ref.id, block);
+          this.#pin(ref.id, pinned);
+          if (host) (this.stats.hits.host++, stats.hits.host++);
           else {
             this.stats.hits.store++;
+            stats.hits.store++;
             this.#hostPut(ref.id, stored);
           }
-          pin(ref.id, block);
+          stats.cachedTokens += ref.ids.length;
+          progress();
           continue;
         } catch (e) {
           if (!(e instanceof ApeError) || e.code === "E_CAPACITY") throw e;
           this.stats.rejected++;
+          stats.rejected++;
           this.problems.push(`${ref.id}: ${e.message} (re-encoded)`);
           this.#host.delete(ref.id);
         }
       }
-      this.stats.misses++;
       missing.push(ref);
     }
-    if (missing.length > 0) {
-      const unique = [...new Map(missing.map((m) => [m.id, m])).values()];
-      const encoded = await encodeContexts(this.engine, this.scope.prefix, unique.map((m) => m.ids));
-      for (let i = 0; i < unique.length; i++) {
-        pin(unique[i].id, encoded[i]);
+    stats.loadMs += performance.now() - tl;
+    if (missing.length === 0) return;
+    onEncode();
+    const te = performance.now();
+    this.stats.misses += missing.length;
+    stats.misses += missing.length;
+    const encoded = await encodeContexts(this.engine, this.scope.prefix, missing.map((m) => m.ids));
+    // each block is registered once it is stored: until then it is only this job's, freed on failure
+    let i = 0;
+    try {
+      for (; i < missing.length; i++) {
         const kv = await readBlock(this.engine.pool, encoded[i]);
-        const bytes = this.codec.encode({ ...this.scope, kind: "context", tokenIds: unique[i].ids, firstPos: this.scope.prefix.length }, kv);
-        await this.store.put(unique[i].id, bytes);
-        this.#hostPut(unique[i].id, bytes);
+        const bytes = this.codec.encode({ ...this.scope, kind: "context", tokenIds: missing[i].ids, firstPos: this.scope.prefix.length }, kv);
+        await this.store.put(missing[i].id, bytes);
+        this.#hostPut(missing[i].id, bytes);
+        this.#register(missing[i].id, encoded[i]);
+        this.#pin(missing[i].id, pinned);
+        progress();
       }
+    } finally {
+      for (; i < missing.length; i++) this.engine.pool.release(encoded[i]);
+      stats.encodeMs += performance.now() - te;
     }
-    this.#updateSizes();
-    return refs.map((r) => blocks.get(r.id)!);
   }
 
-  /** Unpins blocks returned by `acquire` (they stay cached until evicted). */
+  /**
+   * Unpins blocks returned by `acquire` (they stay cached until evicted): one pin per distinct id, as
+   * `acquire` took them (a list naming a context twice was pinned once).
+   */
   release(refs: ContextRef[]): void {
-    for (const r of refs) {
-      const e = this.#gpu.get(r.id);
+    for (const id of new Set(refs.map((r) => r.id))) {
+      const e = this.#gpu.get(id);
       if (e && e.pins > 0) e.pins--;
     }
+  }
+
+  /** Contexts pinned by running requests (for leak checks and metrics). */
+  get pinnedCount(): number {
+    let n = 0;
+    for (const e of this.#gpu.values()) n += e.pins > 0 ? 1 : 0;
+    return n;
+  }
+
+  /** Settles once no load or encode is in flight (close() drains them before freeing the pool). */
+  async idle(): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.allSettled([...new Set([...this.#inflight.values()].map((f) => f.job))]);
   }
 
   /** Drops every GPU-resident context (the host tier and the store keep theirs). */

@@ -14,7 +14,7 @@
  */
 import type { Gpu } from "../gpu/device.ts";
 import { storageBuffer } from "../gpu/buffers.ts";
-import { CapacityError } from "../errors.ts";
+import { ApeError, CapacityError } from "../errors.ts";
 import type { ModelConfig } from "../model/config.ts";
 
 export interface KvBlock {
@@ -41,6 +41,7 @@ export class KvPool {
   #free: { start: number; size: number }[];
   #live = new Map<number, KvBlock>();
   #nextId = 1;
+  #destroyed = false;
   /**
    * Called when an allocation does not fit: free something (e.g. evict the least recently used
    * cached context) and return true to retry, or false to give up with CapacityError.
@@ -67,6 +68,7 @@ export class KvPool {
 
   /** Reserves `capacity` token slots for a block whose first token sits at position `firstPos`. */
   allocate(capacity: number, firstPos: number): KvBlock {
+    if (this.#destroyed) throw new ApeError("E_CLOSED", "the KV pool is destroyed (its engine or Ape instance was closed)");
     if (!Number.isInteger(capacity) || capacity < 1) throw new CapacityError(`a KV block needs at least one token slot (got ${capacity})`);
     let i = this.#free.findIndex((f) => f.size >= capacity);
     while (i < 0 && this.onFull?.(capacity)) i = this.#free.findIndex((f) => f.size >= capacity);
@@ -85,8 +87,14 @@ export class KvPool {
     return block;
   }
 
+  /**
+   * Returns a block's slots to the pool. Releasing is idempotent: a block already released (or one
+   * this pool never allocated, e.g. a copy of a descriptor) is ignored, so a second release can never
+   * free slots that were since allocated to another block.
+   */
   release(block: KvBlock): void {
-    if (!this.#live.delete(block.id)) return;
+    if (this.#live.get(block.id) !== block) return;
+    this.#live.delete(block.id);
     this.#free.push({ start: block.base, size: block.capacity });
     this.#free.sort((a, b) => a.start - b.start);
     const merged: { start: number; size: number }[] = [];
@@ -96,6 +104,11 @@ export class KvPool {
       else merged.push({ ...f });
     }
     this.#free = merged;
+  }
+
+  /** Blocks allocated and not yet released (for leak checks and metrics). */
+  get liveBlocks(): number {
+    return this.#live.size;
   }
 
   freeTokens(): number {
@@ -112,7 +125,10 @@ export class KvPool {
     return { offset: block.base * per, size: block.capacity * per };
   }
 
+  /** Frees the pools' GPU memory; later allocations fail with E_CLOSED. */
   destroy(): void {
+    this.#destroyed = true;
+    this.#live.clear();
     for (const b of [...this.k, ...this.v]) b.destroy();
   }
 }
