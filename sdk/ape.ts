@@ -102,6 +102,8 @@ export class Ape {
     const mode = req.mode ?? "ape";
     if (!["sequential", "parallel", "ape"].includes(mode)) throw new InvalidArgumentError(`mode must be sequential, parallel or ape (got '${mode}')`);
     const maxTokens = req.maxTokens ?? 256;
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new InvalidArgumentError(`maxTokens must be a positive integer (got ${maxTokens})`);
+    if (typeof req.query !== "string") throw new InvalidArgumentError(`query must be a string (got ${req.query === null ? "null" : typeof req.query})`);
     const { temperature: T, scale: S } = temperatureScale(mode, req, this.defaults);
     const handles = (req.contexts ?? []).map((c) => this.#contexts.resolve(c));
     const query = this.#layout.queryIds(req.query);
@@ -125,7 +127,7 @@ export class Ape {
       seq.release();
     }
     const end = performance.now();
-    stats.stopReason = out.stopReason;
+    stats.stopReason = out.stopReason === "length" && seq.limited ? "limit" : out.stopReason;
     stats.generatedTokens = out.ids.length;
     stats.decodeMs = end - tDecode - stats.prefillMs;
     stats.totalMs = end - t0;

@@ -82,7 +82,9 @@ export interface GenerateStats {
   decodeMs: number;
   cacheHits: number;
   cacheMisses: number;
-  stopReason: "eos" | "stop" | "length";
+  /** Why generation ended: an end-of-sequence id, a stop string, maxTokens, or the model's position
+   * limit (max_position_embeddings) reached before maxTokens. */
+  stopReason: "eos" | "stop" | "length" | "limit";
 }
 
 export type GenerateEvent =

@@ -15,6 +15,7 @@ import { decode, type DecodeRequest } from "../src/engine/generate.ts";
 import type { AttendGroup } from "../src/engine/forward.ts";
 import type { KvBlock } from "../src/engine/kv_pool.ts";
 import { type EncodedPrefix, startQuery } from "../src/ape/ape.ts";
+import { CapacityError } from "../src/errors.ts";
 import type { Contexts } from "./contexts.ts";
 import { concatIds } from "./prompt.ts";
 import type { ContextHandle, GenerateStats, Mode } from "./options.ts";
@@ -33,6 +34,10 @@ export interface SequenceRequest {
 export interface Sequence {
   /** The ids prefilled by the decode loop (sequential: the whole prompt; else the query). */
   prompt: Uint32Array;
+  /** Tokens it may generate: the request's maxTokens, or fewer where the model's positions end first. */
+  maxTokens: number;
+  /** Whether maxTokens was cut to the model's position limit (a "length" stop then is a "limit" stop). */
+  limited: boolean;
   decode(opts: Omit<DecodeRequest, "prompt" | "block" | "group" | "temperature" | "scale" | "maxTokens">): AsyncGenerator<number[]>;
   /** Frees the live block and unpins the documents. */
   release(): void;
@@ -40,6 +45,8 @@ export interface Sequence {
 
 /** Opens a request's live sequence; fills `stats` (promptTokens, encodeMs / loadMs, cache hits / misses). */
 export async function openSequence(engine: Engine, contexts: Contexts, prefix: EncodedPrefix, req: SequenceRequest, stats: GenerateStats): Promise<Sequence> {
+  const { maxTokens, limited } = positionBudget(engine, prefix, req);
+  req = { ...req, maxTokens };
   const before = contexts.counters();
   let block: KvBlock;
   let group: (rows: number, writeAt: number) => AttendGroup;
@@ -72,6 +79,8 @@ export async function openSequence(engine: Engine, contexts: Contexts, prefix: E
   stats.cacheMisses = d.misses;
   return {
     prompt,
+    maxTokens,
+    limited,
     // the repetition penalty sees the whole prompt in every mode: in parallel / APE mode the prefix and
     // documents are not in `prompt`, so they go in as history
     decode: (opts) => decode(engine, {
@@ -83,4 +92,29 @@ export async function openSequence(engine: Engine, contexts: Contexts, prefix: E
       if (pinned) contexts.release(req.handles);
     },
   };
+}
+
+/**
+ * The model's position limit (max_position_embeddings) for a request: a prompt whose last position is
+ * past it is refused with CapacityError naming the numbers; generation is cut where positions run out.
+ * Sequential prompts start at 0; parallel / APE queries at P + max L_i (the prefix and longest document).
+ */
+function positionBudget(engine: Engine, prefix: EncodedPrefix, req: SequenceRequest): { maxTokens: number; limited: boolean } {
+  const max = engine.model.config.maxPositions;
+  const docs = req.handles.map((h) => h.tokens);
+  let start: number, rows: number, what: string;
+  if (req.mode === "sequential") {
+    start = 0;
+    rows = req.prefixIds.length + docs.reduce((a, b) => a + b, 0) + req.query.length;
+    what = `prefix (${req.prefixIds.length}) + documents (${docs.reduce((a, b) => a + b, 0)}) + query (${req.query.length}) = ${rows} tokens`;
+  } else {
+    const longest = Math.max(0, ...docs);
+    start = prefix.length + longest;
+    rows = req.query.length;
+    what = `prefix (${prefix.length}) + longest document (${longest}) + query (${rows}) = ${start + rows} positions`;
+  }
+  if (start + rows > max) throw new CapacityError(`the prompt needs ${what}, over the model's max_position_embeddings (${max})`);
+  // the first token comes from the prompt's last position; each further one takes one more position
+  const room = max - (start + rows) + 1;
+  return req.maxTokens > room ? { maxTokens: room, limited: true } : { maxTokens: req.maxTokens, limited: false };
 }

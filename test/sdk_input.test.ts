@@ -4,7 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
 import { streamText, type StreamResult } from "../sdk/stream.ts";
 import { runtimeName } from "../src/runtime.ts";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { decode } from "../src/engine/generate.ts";
+import { CapacityError, InvalidArgumentError } from "../src/errors.ts";
 import { promptLayout } from "../sdk/prompt.ts";
 import { type ApeModel, loadModel as loadApeModel } from "../sdk/load.ts";
 import { Ape } from "../sdk/ape.ts";
@@ -137,6 +141,88 @@ describe(`SDK decisions and limits on the GPU (${runtimeName()})`, () => {
       expect(par.ids.filter((id) => docIds.has(id))).toEqual([]);
     } finally {
       await ape.close();
+    }
+  });
+
+  it("bad request fields are refused with InvalidArgumentError naming them", async () => {
+    const ape = await Ape.create(model, { raw: true });
+    try {
+      await expect(ape.generateText({ query: "x", maxTokens: -5 })).rejects.toThrow(InvalidArgumentError);
+      await expect(ape.generateText({ query: "x", maxTokens: -5 })).rejects.toThrow(/maxTokens must be a positive integer \(got -5\)/);
+      await expect(ape.generateText({ query: "x", maxTokens: 1.5 })).rejects.toThrow(/maxTokens must be a positive integer/);
+      await expect(ape.generateText({ query: undefined as unknown as string, maxTokens: 2 })).rejects.toThrow(/query must be a string \(got undefined\)/);
+      await expect(ape.generateText({ query: "x", maxTokens: 2, stop: [""] })).rejects.toThrow(/stop strings must be non-empty/);
+    } finally {
+      await ape.close();
+    }
+  });
+});
+
+describe(`the model's position limit on every path (${runtimeName()})`, () => {
+  const MAX = 40;
+  let model: ApeModel;
+  beforeAll(async () => {
+    // the llama3 fixture with max_position_embeddings 40
+    const dir = mkdtempSync(join(tmpdir(), "apekit-maxpos-"));
+    for (const f of readdirSync(LLAMA3)) if (f !== "config.json") symlinkSync(join(LLAMA3, f), join(dir, f));
+    const cfg = JSON.parse(readFileSync(join(LLAMA3, "config.json"), "utf8"));
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ ...cfg, max_position_embeddings: MAX }));
+    model = await loadApeModel(dir);
+  });
+  afterAll(() => model?.destroy());
+  /** A text of exactly `n` tokens (plain, no BOS). */
+  const words = (n: number) => {
+    const ids = model.tokenizer.encode("the cat sat on the mat ".repeat(n), { addSpecialTokens: false }).subarray(0, n);
+    const text = model.tokenizer.decode(ids);
+    expect(model.tokenizer.encode(text, { addSpecialTokens: false }).length).toBe(n);
+    return text;
+  };
+
+  it("a prompt past the limit is refused up front with CapacityError naming the numbers", async () => {
+    const ape = await Ape.create(model, { raw: true, prefix: "use the text\n" });
+    try {
+      const long = words(60);
+      const t0 = performance.now();
+      await expect(ape.generateText({ query: long, maxTokens: 1, mode: "sequential" })).rejects.toThrow(CapacityError);
+      await expect(ape.generateText({ query: long, maxTokens: 1 })).rejects.toThrow(/query \(\d+\) = \d+ positions, over the model's max_position_embeddings \(40\)/);
+      expect(performance.now() - t0).toBeLessThan(5000);
+      // APE: the query sits at P + max L_i, so one long document and a short query overflow too
+      await expect(ape.generateText({ query: words(6), contexts: [words(28)], maxTokens: 1 })).rejects.toThrow(/prefix \(10\) \+ longest document \(\d+\) \+ query \(\d+\) = \d+ positions, over/);
+      // while three documents of 12 fit (their positions overlap in APE), though not in sequence
+      const three = [words(12), words(12), words(12)];
+      const ok = await ape.generateText({ query: words(6), contexts: three, maxTokens: 1 });
+      expect(ok.ids.length).toBe(1);
+      await expect(ape.generateText({ query: words(6), contexts: three, maxTokens: 1, mode: "sequential" })).rejects.toThrow(/prefix \(10\) \+ documents \(\d+\) \+ query \(\d+\) = \d+ tokens, over/);
+    } finally {
+      await ape.close();
+    }
+  });
+
+  it("generation stops at the limit with stopReason 'limit'; decode() refuses to run past it", async () => {
+    const ape = await Ape.create(model, { raw: true });
+    try {
+      const query = words(20);
+      const n = model.tokenizer.encode(query, { addSpecialTokens: false }).length + (model.addBos && model.tokenizer.bosId !== undefined ? 1 : 0);
+      const out = await ape.generateText({ query, maxTokens: 500, mode: "sequential" });
+      expect(out.stats.stopReason).toBe("limit"); // (no EOS comes on this fixture)
+      expect(out.ids.length).toBe(MAX - n + 1); // the last token is sampled at position MAX - 1
+      const fits = await ape.generateText({ query, maxTokens: 2, mode: "sequential" });
+      expect(fits.stats.stopReason).not.toBe("limit");
+    } finally {
+      await ape.close();
+    }
+    const engine = new Engine(model.model);
+    try {
+      const prompt = model.tokenizer.encode(words(10), { addSpecialTokens: false });
+      const block = engine.pool.allocate(prompt.length + 100, 0);
+      const group = (rows: number, writeAt: number) => ({ rows, write: block, writeAt, plain: [block] });
+      const run = async () => {
+        for await (const _ of decode(engine, { prompt, block, group, maxTokens: MAX - prompt.length + 2 })) { /* drain */ }
+      };
+      await expect(run()).rejects.toThrow(/needs 41 positions, over the model's max_position_embeddings \(40\)/);
+      engine.pool.release(block);
+    } finally {
+      engine.destroy();
     }
   });
 });
