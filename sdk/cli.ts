@@ -23,6 +23,7 @@ const COMMANDS: Record<string, { load: () => Promise<Command>; help: string }> =
   generate: { load: () => import("./commands/generate.ts"), help: "generate an answer" },
   cache: { load: () => import("./commands/cache.ts"), help: "add / list cached contexts" },
   bench: { load: () => import("./commands/bench.ts"), help: "benchmarks: tokenize, kv, engine" },
+  serve: { load: () => import("./commands/serve.ts"), help: "an OpenAI-compatible HTTP server (chat, completions, contexts, /metrics)" },
 };
 
 function usage(): string {

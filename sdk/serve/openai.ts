@@ -1,0 +1,128 @@
+/**
+ * `POST /v1/chat/completions` and `POST /v1/completions`, in OpenAI's request and response shapes,
+ * plain (one JSON body) or streamed (server-sent events, `data: {chunk}` ... `data: [DONE]`).
+ *
+ * Prompt layout: the server's `Ape` builds the prompt with the model's chat template from its shared
+ * prefix (system message, instruction), the request's contexts and the question. A chat request is one
+ * user turn (the question), optionally after a system message equal to the server's; the completions
+ * `prompt` is placed where that user turn goes. Extensions: `contexts` ([{id} | {text}]) and
+ * `ape: {mode, temperature, scale}` (APE's T and S; OpenAI's `temperature` is the sampling one).
+ *
+ * @example
+ * ```ts
+ * import { openaiRoutes } from "./openai.ts";
+ * // app.route("/v1", openaiRoutes(deps, "my-model"));
+ * ```
+ */
+import { type Context, Hono } from "hono";
+import { streamSSE } from "hono/streaming";
+import type { GenerateStats } from "../mod.ts";
+import { badRequest, toHttpError } from "./errors.ts";
+import { type Deps, finishReason, type Generation, type Job, jobOf, startGeneration, usageOf } from "./generate.ts";
+import { type ChatBody, chatBody, completionBody, messageText } from "./schemas.ts";
+import { jsonBody } from "./validate.ts";
+
+/** The question of a chat request: its one user turn, after at most the server's own system message. */
+function chatQuery(deps: Deps, body: ChatBody): string {
+  const system = deps.ape.options.system;
+  let query: string | undefined;
+  for (const [i, m] of body.messages.entries()) {
+    if (m.role === "system" || m.role === "developer") {
+      if (query !== undefined || i > 0) throw badRequest(`messages[${i}]: a system message must come first`, `messages[${i}]`);
+      if (messageText(m) !== system) {
+        throw badRequest(
+          system === undefined
+            ? `messages[${i}]: this server uses its model's default system prompt (contexts are cached under it): omit the system message, or start the server with --system`
+            : `messages[${i}]: the system message differs from this server's (contexts are cached under one system prompt): omit it or send the server's`,
+          `messages[${i}].content`, "system_mismatch",
+        );
+      }
+    } else if (m.role === "user") {
+      if (query !== undefined) throw badRequest(`messages[${i}]: one user turn per request (send earlier turns' content as contexts)`, `messages[${i}]`, "multi_turn_unsupported");
+      query = messageText(m);
+    } else {
+      throw badRequest(`messages[${i}]: assistant turns are not supported: one user turn per request`, `messages[${i}].role`, "multi_turn_unsupported");
+    }
+  }
+  if (query === undefined) throw badRequest("messages: no user message", "messages");
+  return query;
+}
+
+type Kind = "chat" | "text";
+
+export function openaiRoutes(deps: Deps, modelName: string): Hono {
+  const app = new Hono();
+  const created = () => Math.floor(Date.now() / 1000);
+
+  const answer = async (c: Context, kind: Kind, job: Job, stream: boolean, includeUsage: boolean) => {
+    const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID().replaceAll("-", "")}`;
+    const signal = c.req.raw.signal;
+    const gen: Generation = await startGeneration(deps, job, signal);
+    const base = { id, object: kind === "chat" ? "chat.completion.chunk" : "text_completion", created: created(), model: modelName };
+    const account = (stats: GenerateStats) => deps.metrics.tokens(stats.promptTokens, stats.generatedTokens, stats.contextTokens);
+    if (!stream) {
+      try {
+        for await (const ev of gen.events) {
+          if (ev.type !== "done") continue;
+          account(ev.stats);
+          const usage = usageOf(ev.stats);
+          const finish_reason = finishReason(ev.stats);
+          return kind === "chat"
+            ? c.json({ id, object: "chat.completion", created: base.created, model: modelName, choices: [{ index: 0, message: { role: "assistant", content: ev.text, refusal: null }, logprobs: null, finish_reason }], usage })
+            : c.json({ id, object: "text_completion", created: base.created, model: modelName, choices: [{ index: 0, text: ev.text, logprobs: null, finish_reason }], usage });
+        }
+        throw new Error("generation ended without a result");
+      } catch (e) {
+        if (signal.aborted) deps.metrics.disconnects++;
+        throw e;
+      } finally {
+        await gen.close();
+      }
+    }
+    return streamSSE(c, async (s) => {
+      let complete = false;
+      s.onAbort(() => void gen.close());
+      try {
+        const send = (obj: unknown) => s.writeSSE({ data: JSON.stringify(obj) });
+        if (kind === "chat") await send({ ...base, choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] });
+        for await (const ev of gen.events) {
+          if (s.aborted) break;
+          if (ev.type === "token") {
+            if (!ev.text) continue;
+            await send(kind === "chat"
+              ? { ...base, choices: [{ index: 0, delta: { content: ev.text }, logprobs: null, finish_reason: null }] }
+              : { ...base, choices: [{ index: 0, text: ev.text, logprobs: null, finish_reason: null }] });
+            continue;
+          }
+          account(ev.stats);
+          const fr = finishReason(ev.stats);
+          await send(kind === "chat" ? { ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: fr }] } : { ...base, choices: [{ index: 0, text: "", logprobs: null, finish_reason: fr }] });
+          if (includeUsage) await send({ ...base, choices: [], usage: usageOf(ev.stats) });
+          await s.writeSSE({ data: "[DONE]" });
+          complete = true;
+        }
+      } catch (e) {
+        // headers are sent: an error mid-stream becomes an error event (OpenAI's shape), then the end
+        if (!s.aborted && !signal.aborted) await s.writeSSE({ data: JSON.stringify(toHttpError(e).body()) }).catch(() => {});
+      } finally {
+        if (!complete) deps.metrics.disconnects += s.aborted || signal.aborted ? 1 : 0;
+        await gen.close();
+      }
+    });
+  };
+
+  app.post("/chat/completions", jsonBody(chatBody), async (c) => {
+    const body = c.req.valid("json");
+    const job = jobOf(deps, body, chatQuery(deps, body), "messages");
+    return await answer(c, "chat", job, body.stream === true, body.stream_options?.include_usage === true);
+  });
+
+  app.post("/completions", jsonBody(completionBody), async (c) => {
+    const body = c.req.valid("json");
+    const prompt = typeof body.prompt === "string" ? body.prompt : body.prompt[0];
+    const job = jobOf(deps, body, prompt, "prompt");
+    return await answer(c, "text", job, body.stream === true, body.stream_options?.include_usage === true);
+  });
+
+  return app;
+}
