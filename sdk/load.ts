@@ -1,6 +1,7 @@
 /**
  * `loadModel`: a model ready for `Ape.create`: the engine model (weights on the GPU) with its
- * tokenizer and chat template, from a Hugging Face folder, a .gguf file, or (no argument) the
+ * tokenizer and chat template, from a Hugging Face folder, a .gguf file, a hub id (`org/name[@revision]`,
+ * `org/name/file.gguf`, downloaded into the Hugging Face cache), an https:// URL, or (no argument) the
  * embedded default model, SmolLM2-135M-Instruct.
  *
  * @example
@@ -16,6 +17,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { loadModel as loadWeights, type LoadOptions } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
+import type { SourceOptions } from "../src/model/source.ts";
 import { ModelFormatError } from "../src/errors.ts";
 import { DEFAULT_MODEL_APE, defaultModelPath } from "../src/model/default_model.ts";
 import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
@@ -44,6 +46,9 @@ export interface ModelOptions {
   compute?: "f32" | "f16";
   /** Progress of the upload, one call per layer. */
   onProgress?: (done: number, total: number) => void;
+  /** Hub ids (`org/name[@revision]`, `org/name/file.gguf`) and https:// URLs: download progress (bytes per
+   * file) and overrides of the environment (HF_ENDPOINT, HF_HUB_CACHE, HF_TOKEN, HF_HUB_OFFLINE). */
+  download?: SourceOptions;
 }
 
 function tokenString(v: unknown): string | undefined {
@@ -59,7 +64,7 @@ function addsBos(tokenizer: Tokenizer): boolean {
 }
 
 export async function loadModel(path?: string, opts: ModelOptions = {}): Promise<ApeModel> {
-  const load: LoadOptions = { weightDtype: opts.dtype, compute: opts.compute, onProgress: opts.onProgress };
+  const load: LoadOptions = { weightDtype: opts.dtype, compute: opts.compute, onProgress: opts.onProgress, source: opts.download };
   const loaded = await loadWeights(path, load);
   const { model } = loaded;
   try {

@@ -57,6 +57,27 @@ export class CapacityError extends ApeError {
   }
 }
 
+/** A model source (hub repo, revision, file, URL) does not exist, or offline mode lacks it in the cache. */
+export class ModelNotFoundError extends ApeError {
+  constructor(message: string) {
+    super("E_MODEL_NOT_FOUND", message);
+  }
+}
+
+/** The hub refused access (a gated or private repo): the message says to set HF_TOKEN. */
+export class HubAuthError extends ApeError {
+  constructor(message: string) {
+    super("E_HUB_AUTH", message);
+  }
+}
+
+/** A download failed (network, HTTP status, or a size / checksum mismatch: `reason`); nothing partial is kept as a file. */
+export class DownloadError extends ApeError {
+  constructor(message: string, readonly reason: "network" | "http" | "size" | "checksum" = "network", options?: { cause?: unknown }) {
+    super(reason === "size" || reason === "checksum" ? "E_DOWNLOAD_INTEGRITY" : "E_DOWNLOAD", message, options);
+  }
+}
+
 /** A caller passed an invalid argument (names the argument). */
 export class InvalidArgumentError extends ApeError {
   constructor(message: string) {

@@ -19,6 +19,7 @@ import { ModelFormatError } from "../errors.ts";
 import { requireDefaultModel } from "./default_model.ts";
 import { ggufConfig, type GgufTokenizer, ggufTokenizer, ggufWeights, openGguf, ropeFreqFactors } from "./gguf.ts";
 import { buildModel, loadHfFolder, type Model, type ModelCompute } from "./model.ts";
+import { resolveModelSource, type SourceOptions } from "./source.ts";
 
 export type { GgufTokenizer } from "./gguf.ts";
 
@@ -43,10 +44,13 @@ export interface LoadOptions {
   /** Arithmetic of the f16 linear layers: "f32" (default) or "f16" (needs shader-f16; see buildModel). */
   compute?: ModelCompute;
   onProgress?: (done: number, total: number) => void;
+  /** Hub ids and URLs (see source.ts): download progress, and overrides of HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE... */
+  source?: SourceOptions;
 }
 
 export async function loadModel(path?: string, opts: LoadOptions = {}): Promise<LoadedModel> {
-  const p = path ?? requireDefaultModel();
+  // a hub id (org/name[@rev][/file.gguf]) or an https:// URL is downloaded into its cache first
+  const p = path === undefined ? requireDefaultModel() : await resolveModelSource(path, opts.source);
   if (!existsSync(p)) throw new ModelFormatError(`${p}: no such file or folder`);
   if (statSync(p).isDirectory()) {
     if (!existsSync(join(p, "config.json"))) {
