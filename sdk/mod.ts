@@ -40,6 +40,7 @@ export {
   GpuValidationError,
   InvalidArgumentError,
   ModelFormatError,
+  NonFiniteError,
   TokenizerError,
 } from "../src/errors.ts";
 export { DefaultModelMissingError } from "../src/model/default_model.ts";

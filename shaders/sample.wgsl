@@ -6,7 +6,8 @@
 // Inputs:  logits: array<f32> [vocab] (modified in place), seen: array<atomic<u32>> [ceil(vocab/32)]
 //          bitmask of tokens seen, state: array<u32> (state[0] = step index), params.
 // Outputs: tokens[step] = chosen id, next[0] = chosen id (the next step's embedding input), and the
-//          chosen id's bit set in `seen`.
+//          chosen id's bit set in `seen`. A row with a NaN or infinite logit is not sampled: tokens[step]
+//          = NONFINITE (0xffffffff, outside every vocabulary; the host raises an error) and next[0] = 0.
 // Bounds:  ONE workgroup of 1024 threads; dispatch (1, 1, 1). Top-k / top-p thresholds are found by
 //          32-step bisection over logit values (ties at the threshold are all kept).
 struct Params { vocab: u32, topK: u32, seed: u32, pad: u32, temperature: f32, topP: f32, penalty: f32, pad2: f32 }
@@ -18,6 +19,7 @@ struct Params { vocab: u32, topK: u32, seed: u32, pad: u32, temperature: f32, to
 @group(0) @binding(5) var<uniform> p: Params;
 
 const WG = 1024u;
+const NONFINITE = 0xffffffffu;
 var<workgroup> redF: array<f32, WG>;
 var<workgroup> redU: array<u32, WG>;
 var<workgroup> chosen: u32;
@@ -96,6 +98,16 @@ fn mass(lid: u32, threshold: f32, mx: f32) -> f32 {
 fn main(@builtin(local_invocation_id) lid3: vec3<u32>) {
   let lid = lid3.x;
   let step = state[0];
+  // 0. non-finite logits (exponent bits all ones: NaN or +-inf; a bit test, as WGSL may assume no NaN)
+  var bad = 0u;
+  for (var i = lid; i < p.vocab; i += WG) { if ((bitcast<u32>(logits[i]) & 0x7f800000u) == 0x7f800000u) { bad = 1u; } }
+  if (sumU(lid, bad) > 0u) {
+    if (lid == 0u) {
+      tokens[step] = NONFINITE;
+      next[0] = 0u;
+    }
+    return;
+  }
   // 1. repetition penalty
   // (walks the bitmask's words and touches only the seen ids)
   if (p.penalty != 1.0) {

@@ -78,6 +78,13 @@ export class DownloadError extends ApeError {
   }
 }
 
+/** The model computed NaN or infinite logits (broken weights or config): no token can be chosen. */
+export class NonFiniteError extends ApeError {
+  constructor(message: string) {
+    super("E_NON_FINITE", message);
+  }
+}
+
 /** A caller passed an invalid argument (names the argument). */
 export class InvalidArgumentError extends ApeError {
   constructor(message: string) {

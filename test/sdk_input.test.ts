@@ -8,12 +8,12 @@ import { mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } fr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decode } from "../src/engine/generate.ts";
-import { CapacityError, InvalidArgumentError } from "../src/errors.ts";
+import { CapacityError, InvalidArgumentError, NonFiniteError } from "../src/errors.ts";
 import { promptLayout } from "../sdk/prompt.ts";
 import { type ApeModel, loadModel as loadApeModel } from "../sdk/load.ts";
 import { Ape } from "../sdk/ape.ts";
 import { Engine } from "../src/engine/engine.ts";
-import { modeLogits, temperatureScale } from "../src/ape/ape.ts";
+import { modeLogits, sequentialLogits, temperatureScale } from "../src/ape/ape.ts";
 
 const QWEN2 = new URL("../fixtures/models/qwen2", import.meta.url).pathname;
 const LLAMA3 = new URL("../fixtures/models/llama3", import.meta.url).pathname;
@@ -223,6 +223,49 @@ describe(`the model's position limit on every path (${runtimeName()})`, () => {
       engine.pool.release(block);
     } finally {
       engine.destroy();
+    }
+  });
+});
+
+describe(`NaN logits raise a typed error (${runtimeName()})`, () => {
+  /** The llama3 fixture with some float32 weights set to NaN: `poke(tensor name, element index)`. */
+  function brokenFixture(pokes: [string, number][]): string {
+    const dir = mkdtempSync(join(tmpdir(), "apekit-nan-"));
+    for (const f of readdirSync(LLAMA3)) if (f !== "model.safetensors") symlinkSync(join(LLAMA3, f), join(dir, f));
+    const bytes = new Uint8Array(readFileSync(join(LLAMA3, "model.safetensors")));
+    const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+    const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+    const view = new DataView(bytes.buffer);
+    for (const [name, i] of pokes) view.setFloat32(8 + n + header[name].data_offsets[0] + 4 * i, NaN, true);
+    writeFileSync(join(dir, "model.safetensors"), bytes);
+    return dir;
+  }
+
+  it("a NaN row (every logit) and a single NaN logit: NonFiniteError from generate and ape logits, never an id outside the vocabulary", async () => {
+    const query = "the cat sat";
+    for (const broken of [[["model.norm.weight", 0]], [["model.embed_tokens.weight", 64 * 200]]] as [string, number][][]) {
+      const model = await loadApeModel(brokenFixture(broken));
+      try {
+        expect(Array.from(model.tokenizer.encode(query))).not.toContain(200); // token 200 (the NaN row) is not an input
+        const ape = await Ape.create(model, { raw: true });
+        try {
+          for (const mode of ["sequential", "ape"] as const) {
+            const err = await ape.generateText({ query, contexts: ["a dog ran"], maxTokens: 3, mode }).catch((e) => e);
+            expect(err, `${broken[0][0]} ${mode}`).toBeInstanceOf(NonFiniteError);
+            expect(err.code).toBe("E_NON_FINITE");
+          }
+        } finally {
+          await ape.close();
+        }
+        const engine = new Engine(model.model);
+        try {
+          await expect(sequentialLogits(engine, model.tokenizer.encode(query))).rejects.toThrow(NonFiniteError);
+        } finally {
+          engine.destroy();
+        }
+      } finally {
+        model.destroy();
+      }
     }
   });
 });

@@ -17,7 +17,7 @@
 import type { Engine } from "../engine/engine.ts";
 import type { KvBlock } from "../engine/kv_pool.ts";
 import type { AttendGroup } from "../engine/forward.ts";
-import { InvalidArgumentError } from "../errors.ts";
+import { InvalidArgumentError, NonFiniteError } from "../errors.ts";
 
 export type ApeMode = "sequential" | "parallel" | "ape";
 
@@ -133,17 +133,27 @@ export function startQuery(engine: Engine, q: QueryInput): LiveQuery {
   };
 }
 
+/** `logits` unchanged, or NonFiniteError when a value is NaN or infinite (broken weights or config). */
+export function checkFinite(logits: Float32Array, vocab: number): Float32Array {
+  for (let i = 0; i < logits.length; i++) {
+    if (!Number.isFinite(logits[i])) {
+      throw new NonFiniteError(`logit ${i % vocab} of row ${Math.floor(i / vocab)} is ${logits[i]} (broken weights or config)`);
+    }
+  }
+  return logits;
+}
+
 /** APE query prefill: logits of the last query token (a long query runs in chunks, see Engine.run). */
 export async function queryLogits(engine: Engine, q: QueryInput): Promise<Float32Array> {
   if (q.query.length === 0) throw new InvalidArgumentError("query: no tokens");
   const live = startQuery(engine, q);
   try {
-    return await engine.run(q.query, {
+    return checkFinite(await engine.run(q.query, {
       groups: [live.group(q.query.length, 0)],
       temperature: q.temperature,
       scale: q.scale,
       logits: { from: q.query.length - 1, count: 1 },
-    });
+    }), engine.model.config.vocabSize);
   } finally {
     engine.pool.release(live.block);
   }
@@ -157,10 +167,10 @@ export async function sequentialLogits(engine: Engine, ids: Uint32Array, all = f
   if (ids.length === 0) throw new InvalidArgumentError("ids: no tokens");
   const block = engine.pool.allocate(ids.length, 0);
   try {
-    return await engine.run(ids, {
+    return checkFinite(await engine.run(ids, {
       groups: [{ rows: ids.length, write: block, writeAt: 0, plain: [block] }],
       logits: all ? { from: 0, count: ids.length } : { from: ids.length - 1, count: 1 },
-    });
+    }), engine.model.config.vocabSize);
   } finally {
     engine.pool.release(block);
   }

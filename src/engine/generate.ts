@@ -21,7 +21,7 @@ import type { KvBlock } from "./kv_pool.ts";
 import { Sampler, type SamplingOptions } from "./sampler.ts";
 import { readBuffer } from "../gpu/buffers.ts";
 import { deviceErrors, errorScope } from "../gpu/device.ts";
-import { ApeError, CapacityError, InvalidArgumentError } from "../errors.ts";
+import { ApeError, CapacityError, InvalidArgumentError, NonFiniteError } from "../errors.ts";
 
 export interface DecodeRequest {
   /** Prompt ids of the live sequence (already placed: `block` starts at the first prompt token). */
@@ -115,6 +115,8 @@ export async function* decode(engine: Engine, req: DecodeRequest): AsyncGenerato
       // token back by a whole chunk of decode steps
       if (!first) enqueue(Math.min(maxTokens, upTo + chunk));
       const ids = Array.from(new Uint32Array(await (first ? withScope(scoped, read) : read)));
+      const bad = ids.findIndex((id) => id >= engine.model.config.vocabSize); // the sampler's NONFINITE flag
+      if (bad >= 0) throw new NonFiniteError(`the logits of generated token ${done + bad + 1} are NaN or infinite (broken weights or config): no token can be chosen`);
       const cut = ids.findIndex((id) => stop.has(id));
       const out = cut >= 0 ? ids.slice(0, cut + 1) : ids;
       done = upTo;
