@@ -303,6 +303,47 @@ describe(`GGUF errors are typed and name what is wrong (${runtimeName()})`, () =
     const yarn = writeGguf([...configMetadata(cfg), ["llama.rope.scaling.type", "yarn"]], []);
     throwsFormat(() => ggufConfig(parseGguf(yarn)), /rope\.scaling\.type' = 'yarn'/);
   });
+
+  it("tensor ranges that overlap fail naming both tensors (a type edited to a wider one)", () => {
+    // blk.0.attn_q.weight written as F16, then its type edited to F32: twice the bytes, into the next tensor
+    const list = toGgufTensors(cfg, tensors.values()).map(({ name, tensor }) => ({ name, type: "F32", shape: tensor.shape, data: tensor.data }));
+    const i = list.findIndex((t) => t.name === "blk.0.attn_q.weight");
+    expect(i).toBeLessThan(list.length - 1);
+    list[i] = { ...list[i], type: "F16", data: new Uint8Array(list[i].data.byteLength / 2) as unknown as Float32Array };
+    const b = writeGguf(configMetadata(cfg), list);
+    expect(parseGguf(b).tensors.get("blk.0.attn_q.weight")!.type).toBe("F16");
+    new DataView(b.buffer).setUint32(tensorTypeField(b, "blk.0.attn_q.weight"), 0, true); // F32
+    throwsFormat(() => parseGguf(b), /tensor 'blk\.0\.attn_q\.weight' \(F32, \d+ bytes at \d+\) overlaps tensor '/);
+    // two tensors at the same offset
+    const c = good.slice();
+    const dv = new DataView(c.buffer);
+    const first = parseGguf(c).tensors.get("blk.0.ffn_up.weight")!.offset - parseGguf(c).dataOffset;
+    dv.setBigUint64(tensorTypeField(c, "blk.1.ffn_up.weight") + 4, BigInt(first), true);
+    throwsFormat(() => parseGguf(c), /overlaps tensor/, /ffn_up/);
+  });
+
+  it("numeric config values are validated at load: rms epsilon, RoPE base and factors, sliding window", async () => {
+    const meta = configMetadata(cfg);
+    const edit = (k: string, v: GgufWriteValue) => writeGguf([...meta.filter(([n]) => n !== k), [k, v]], []);
+    throwsFormat(() => ggufConfig(parseGguf(edit("llama.attention.layer_norm_rms_epsilon", -1))), /'llama\.attention\.layer_norm_rms_epsilon' must be > 0 \(got -1\)/);
+    throwsFormat(() => ggufConfig(parseGguf(edit("llama.rope.freq_base", 0))), /'llama\.rope\.freq_base' must be > 0/);
+    throwsFormat(() => ggufConfig(parseGguf(edit("llama.rope.scaling.factor", -2))), /'llama\.rope\.scaling\.factor' must be > 0/);
+    throwsFormat(() => ggufConfig(parseGguf(edit("llama.vocab_size", 10.5))), /'llama\.vocab_size' must be a positive integer/);
+    // the whole load refuses it too (before any weight reaches the GPU)
+    const b = writeGguf([...meta.filter(([n]) => n !== "llama.attention.layer_norm_rms_epsilon"), ["llama.attention.layer_norm_rms_epsilon", -1]],
+      toGgufTensors(cfg, tensors.values()).map(({ name, tensor }) => ({ name, type: "F32", shape: tensor.shape, data: tensor.data })));
+    await expect(loadModel(save("eps.gguf", b))).rejects.toThrow(ModelFormatError);
+    // and so does a Hugging Face config.json
+    const hf = { architectures: ["LlamaForCausalLM"], vocab_size: 8, hidden_size: 8, intermediate_size: 16, num_hidden_layers: 1, num_attention_heads: 2 };
+    expect(parseHfConfig(hf).rmsEps).toBe(1e-6);
+    throwsFormat(() => parseHfConfig({ ...hf, rms_norm_eps: -1 }), /'rms_norm_eps' must be > 0 \(got -1\)/);
+    throwsFormat(() => parseHfConfig({ ...hf, rope_theta: 0 }), /'rope_theta' must be > 0/);
+    throwsFormat(() => parseHfConfig({ ...hf, rope_scaling: { rope_type: "linear", factor: 0 } }), /'factor' must be > 0/);
+    throwsFormat(() => parseHfConfig({
+      ...hf, rope_scaling: { rope_type: "llama3", factor: 8, low_freq_factor: 4, high_freq_factor: 1, original_max_position_embeddings: 64 },
+    }), /'high_freq_factor' \(1\) must be greater than 'low_freq_factor' \(4\)/);
+    throwsFormat(() => parseHfConfig({ ...hf, architectures: ["MistralForCausalLM"], sliding_window: -4 }), /'sliding_window' must be a positive integer/);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -70,6 +70,13 @@ function num(cfg: Json, key: string, fallback?: number): number {
   return v;
 }
 
+/** A finite number > 0 (epsilons, RoPE bases and factors: 0 or less gives NaN or garbage logits). */
+function positive(cfg: Json, key: string, fallback?: number): number {
+  const v = num(cfg, key, fallback);
+  if (!(v > 0)) throw new ModelFormatError(`config.json: '${key}' must be > 0 (got ${JSON.stringify(cfg[key])})`);
+  return v;
+}
+
 function ids(v: unknown): number[] {
   if (typeof v === "number") return [v];
   if (Array.isArray(v)) return v.filter((x): x is number => typeof x === "number");
@@ -79,25 +86,34 @@ function ids(v: unknown): number[] {
 /** RoPE settings: transformers 5 writes `rope_parameters`, older versions `rope_theta` + `rope_scaling`. */
 function parseRope(cfg: Json): { theta: number; scaling: RopeScaling } {
   const params = (cfg.rope_parameters ?? cfg.rope_scaling ?? null) as Json | null;
-  const theta = num(params && typeof params.rope_theta === "number" ? params : cfg, "rope_theta", 10000);
+  const theta = positive(params && typeof params.rope_theta === "number" ? params : cfg, "rope_theta", 10000);
   if (!params) return { theta, scaling: { type: "none" } };
   const key = cfg.rope_parameters ? "rope_parameters" : "rope_scaling";
   const type = (params.rope_type ?? params.type ?? "default") as string;
   if (type === "default") return { theta, scaling: { type: "none" } };
-  if (type === "linear") return { theta, scaling: { type: "linear", factor: num(params, "factor") } };
+  if (type === "linear") return { theta, scaling: { type: "linear", factor: positive(params, "factor") } };
   if (type === "llama3") {
     return {
       theta,
       scaling: {
         type: "llama3",
-        factor: num(params, "factor"),
-        lowFreqFactor: num(params, "low_freq_factor"),
-        highFreqFactor: num(params, "high_freq_factor"),
+        factor: positive(params, "factor"),
+        lowFreqFactor: positive(params, "low_freq_factor"),
+        highFreqFactor: llama3High(params),
         originalMaxPositions: int(params, "original_max_position_embeddings"),
       },
     };
   }
   throw new ModelFormatError(`config.json: '${key}.rope_type' = '${type}' is not supported (supported: default, linear, llama3)`);
+}
+
+/** llama3 RoPE: high_freq_factor > low_freq_factor (the smoothing divides by their difference). */
+function llama3High(params: Json): number {
+  const high = positive(params, "high_freq_factor");
+  if (!(high > (params.low_freq_factor as number))) {
+    throw new ModelFormatError(`config.json: rope 'high_freq_factor' (${high}) must be greater than 'low_freq_factor' (${params.low_freq_factor})`);
+  }
+  return high;
 }
 
 /** Validates a Hugging Face config.json object. Unsupported keys or values throw ModelFormatError naming them. */
@@ -126,7 +142,7 @@ export function parseHfConfig(cfg: Json): ModelConfig {
   const rope = parseRope(cfg);
   const attentionBias = cfg.attention_bias === true;
   let slidingWindow = 0;
-  if (architecture === "mistral" && typeof cfg.sliding_window === "number") slidingWindow = cfg.sliding_window;
+  if (architecture === "mistral" && cfg.sliding_window != null) slidingWindow = int(cfg, "sliding_window");
   if ((architecture === "qwen2" || architecture === "qwen3") && cfg.use_sliding_window === true) {
     throw new ModelFormatError("config.json: 'use_sliding_window' = true is not supported");
   }
@@ -139,7 +155,7 @@ export function parseHfConfig(cfg: Json): ModelConfig {
     heads,
     kvHeads,
     headDim,
-    rmsEps: num(cfg, "rms_norm_eps", 1e-6),
+    rmsEps: positive(cfg, "rms_norm_eps", 1e-6),
     ropeTheta: rope.theta,
     ropeScaling: rope.scaling,
     maxPositions: int(cfg, "max_position_embeddings", 4096),

@@ -310,6 +310,16 @@ function parse(src: ByteSource, file: string): GgufFile {
     t.offset = abs;
     tensors.set(t.name, t);
   }
+  // tensor ranges must not overlap (a tensor whose type was edited can run into the next one's data)
+  const placed = [...tensors.values()].filter((t) => t.byteLength !== undefined).sort((a, b) => a.offset - b.offset);
+  for (let i = 1; i < placed.length; i++) {
+    const a = placed[i - 1], b = placed[i];
+    if (a.offset + a.byteLength! > b.offset) {
+      throw new ModelFormatError(
+        `${file}: tensor '${a.name}' (${a.type}, ${a.byteLength} bytes at ${a.offset}) overlaps tensor '${b.name}' (${b.type}) at ${b.offset}`,
+      );
+    }
+  }
   return {
     source: file,
     version,
@@ -374,6 +384,11 @@ export function ggufConfig(f: GgufFile): ModelConfig {
     if (typeof v !== "number" || !Number.isFinite(v)) throw new ModelFormatError(`${where}: metadata '${key(k)}' must be a number (got ${v === undefined ? "nothing" : String(v)})`);
     return v;
   };
+  const positive = (k: string, fallback?: number): number => {
+    const v = num(k, fallback);
+    if (!(v > 0)) throw new ModelFormatError(`${where}: metadata '${key(k)}' must be > 0 (got ${v})`);
+    return v;
+  };
   const int = (k: string, fallback?: number): number => {
     const v = num(k, fallback);
     if (!Number.isInteger(v) || v <= 0) throw new ModelFormatError(`${where}: metadata '${key(k)}' must be a positive integer (got ${v})`);
@@ -394,7 +409,7 @@ export function ggufConfig(f: GgufFile): ModelConfig {
   const scalingType = m.get(key("rope.scaling.type"));
   const scalingFactor = m.get(key("rope.scaling.factor"));
   if (scalingType === "linear" || (scalingType === undefined && typeof scalingFactor === "number" && scalingFactor !== 1)) {
-    ropeScaling = { type: "linear", factor: num("rope.scaling.factor") };
+    ropeScaling = { type: "linear", factor: positive("rope.scaling.factor") };
   } else if (scalingType !== undefined && scalingType !== "none") {
     throw new ModelFormatError(`${where}: '${key("rope.scaling.type")}' = '${String(scalingType)}' is not supported (supported: none, linear)`);
   }
@@ -402,7 +417,7 @@ export function ggufConfig(f: GgufFile): ModelConfig {
   const tokens = m.get("tokenizer.ggml.tokens");
   const embd = f.tensors.get("token_embd.weight");
   const vocabMeta = m.get(key("vocab_size"));
-  const vocabSize = typeof vocabMeta === "number" ? vocabMeta : embd ? embd.shape[0] : Array.isArray(tokens) ? tokens.length : 0;
+  const vocabSize = vocabMeta !== undefined ? int("vocab_size") : embd ? embd.shape[0] : Array.isArray(tokens) ? tokens.length : 0;
   if (!(vocabSize > 0)) throw new ModelFormatError(`${where}: the vocabulary size is unknown (no '${key("vocab_size")}', token_embd.weight or tokenizer.ggml.tokens)`);
   const has = (n: string) => f.tensors.has(n);
   const qkvBias = has("blk.0.attn_q.bias");
@@ -425,15 +440,15 @@ export function ggufConfig(f: GgufFile): ModelConfig {
     heads,
     kvHeads,
     headDim,
-    rmsEps: num("attention.layer_norm_rms_epsilon", 1e-5),
-    ropeTheta: num("rope.freq_base", 10000),
+    rmsEps: positive("attention.layer_norm_rms_epsilon", 1e-5),
+    ropeTheta: positive("rope.freq_base", 10000),
     ropeScaling,
     maxPositions: int("context_length", 4096),
     tieEmbeddings: !has("output.weight"),
     qkvBias,
     oBias: has("blk.0.attn_output.bias"),
     qkNorm: architecture === "qwen3" || has("blk.0.attn_q_norm.weight"),
-    slidingWindow: typeof slidingWindow === "number" ? slidingWindow : 0,
+    slidingWindow: slidingWindow === undefined ? 0 : int("attention.sliding_window"),
     bosTokenId: id("tokenizer.ggml.bos_token_id"),
     eosTokenIds: [...new Set(eos)],
   };
@@ -525,7 +540,10 @@ export function ropeFreqFactors(f: GgufFile): Float32Array | undefined {
   if (!f.tensors.has("rope_freqs.weight")) return undefined;
   const t = f.read("rope_freqs.weight");
   if (t.dtype !== "F32") throw new ModelFormatError(`${f.source}: tensor 'rope_freqs.weight' has type ${t.dtype} (F32 expected)`);
-  return new Float32Array(t.data.slice().buffer);
+  const factors = new Float32Array(t.data.slice().buffer);
+  const bad = factors.findIndex((x) => !(x > 0 && Number.isFinite(x)));
+  if (bad >= 0) throw new ModelFormatError(`${f.source}: tensor 'rope_freqs.weight' has factor ${factors[bad]} at ${bad} (finite and > 0 expected)`);
+  return factors;
 }
 
 // ---------------------------------------------------------------------------------------------
