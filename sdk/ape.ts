@@ -16,6 +16,7 @@
  * ```
  */
 import { Engine } from "../src/engine/engine.ts";
+import { Batcher } from "../src/engine/batch.ts";
 import { encodePrefix, type EncodedPrefix, temperatureScale } from "../src/ape/ape.ts";
 import { ContextCache, type CacheStats } from "../src/cache/context_cache.ts";
 import { openStore } from "../src/cache/store.ts";
@@ -31,8 +32,26 @@ import { type StreamResult, streamText } from "./stream.ts";
 
 export type { ApeOptions, ContextHandle, GenerateEvent, GenerateRequest, GenerateResult, GenerateStats, Mode } from "./options.ts";
 
+/** KV pool use: token slots in all, free now, bytes per token slot, blocks allocated. */
+export interface PoolStats {
+  capacityTokens: number;
+  freeTokens: number;
+  bytesPerToken: number;
+  liveBlocks: number;
+}
+
+/**
+ * Overlapping calls are safe: concurrent `generate` calls decode together in one batched step (the
+ * instance's Batcher), a context being encoded for one call is shared by the others, and every pin
+ * and block is released exactly once whatever ends a request (its end, an error, an abort, close()).
+ */
 export class Ape {
   readonly #engine: Engine;
+  readonly #batcher: Batcher;
+  /** Calls in progress (cache, encode, a generate's setup) that close() waits for. */
+  readonly #busy = new Set<Promise<unknown>>();
+  /** Live requests' release functions (idempotent): close() frees what a request left suspended holds. */
+  readonly #running = new Set<() => void>();
   readonly #contexts: Contexts;
   readonly #layout: PromptLayout;
   readonly #prefix: EncodedPrefix;
@@ -43,6 +62,7 @@ export class Ape {
 
   private constructor(readonly model: ApeModel, readonly options: ApeOptions, engine: Engine, layout: PromptLayout, prefix: EncodedPrefix, contexts: Contexts) {
     this.#engine = engine;
+    this.#batcher = new Batcher(engine);
     this.#layout = layout;
     this.#prefix = prefix;
     this.#contexts = contexts;
@@ -74,16 +94,28 @@ export class Ape {
     if (this.#closed) throw new ApeError("E_CLOSED", "this Ape instance is closed");
   }
 
+  /** Runs `work` as a call close() waits for (admission is checked before and after it). */
+  async #track<T>(work: () => Promise<T>): Promise<T> {
+    this.#check();
+    const p = work();
+    this.#busy.add(p);
+    try {
+      return await p;
+    } finally {
+      this.#busy.delete(p);
+    }
+  }
+
   /** Encodes the documents that are not cached yet (in batched passes), stores them, returns handles. */
   async cache(texts: string[], opts: { onProgress?: (done: number, total: number) => void } = {}): Promise<ContextHandle[]> {
-    this.#check();
-    return await this.#contexts.cacheTexts(texts, opts.onProgress);
+    return await this.#track(() => this.#contexts.cacheTexts(texts, opts.onProgress));
   }
 
   /** Parallel-encodes documents on the GPU without storing them; release() frees them. */
   async encode(texts: string[]): Promise<{ handles: ContextHandle[]; release(): void }> {
-    this.#check();
-    return await this.#contexts.encode(texts);
+    const got = await this.#track(() => this.#contexts.encode(texts));
+    this.#running.add(got.release);
+    return { handles: got.handles, release: () => (this.#running.delete(got.release), got.release()) };
   }
 
   /** How this instance stores KV states (GPU blocks and cache files). */
@@ -91,8 +123,11 @@ export class Ape {
     return this.#engine.pool.dtype;
   }
 
-  stats(): CacheStats & { problems: string[] } {
-    return this.#contexts.stats();
+  /** The context cache's counters and problems, the KV pool's use, contexts pinned by requests, requests decoding now. */
+  stats(): CacheStats & { problems: string[]; pool: PoolStats; pinnedContexts: number; liveRequests: number } {
+    const p = this.#engine.pool;
+    const pool = { capacityTokens: p.capacity, freeTokens: p.freeTokens(), bytesPerToken: p.bytesPerToken, liveBlocks: p.liveBlocks };
+    return { ...this.#contexts.stats(), pool, pinnedContexts: this.#contexts.cache.pinnedCount, liveRequests: this.#batcher.size };
   }
 
   /** Streams the answer to `query` over `contexts`. */
@@ -109,11 +144,12 @@ export class Ape {
     const query = this.#layout.queryIds(req.query);
     const stats: GenerateStats = {
       mode, promptTokens: 0, contextTokens: handles.reduce((n, h) => n + h.tokens, 0), generatedTokens: 0,
-      timeToFirstTokenMs: 0, totalMs: 0, encodeMs: 0, loadMs: 0, prefillMs: 0, decodeMs: 0, cacheHits: 0, cacheMisses: 0, stopReason: "length",
+      timeToFirstTokenMs: 0, totalMs: 0, encodeMs: 0, loadMs: 0, prefillMs: 0, decodeMs: 0, cacheHits: 0, cacheMisses: 0, cachedTokens: 0, stopReason: "length",
     };
-    const seq = await openSequence(this.#engine, this.#contexts, this.#prefix, {
+    const seq = await this.#track(() => openSequence(this.#engine, this.#batcher, this.#contexts, this.#prefix, {
       mode, prefixIds: this.#layout.prefixIds, handles, query, temperature: T, scale: S, maxTokens,
-    }, stats);
+    }, stats));
+    this.#running.add(seq.release);
     const out: StreamResult = { text: "", ids: [], stopReason: "length" };
     const tDecode = performance.now();
     const onFirstChunk = () => {
@@ -124,6 +160,7 @@ export class Ape {
       const chunks = seq.decode({ stopIds: this.#stopIds, sampling: req.sampling, signal: req.signal, stepsPerReadback: req.stepsPerReadback, firstChunk: 1 });
       yield* streamText(chunks, this.model.tokenizer, { stopIds: this.#stopIds, stops: req.stop ?? [], onFirstChunk }, out);
     } finally {
+      this.#running.delete(seq.release);
       seq.release();
     }
     const end = performance.now();
@@ -140,9 +177,19 @@ export class Ape {
     throw new ApeError("E_INTERNAL", "generation ended without a result");
   }
 
+  /**
+   * Stops admitting calls (they fail with E_CLOSED), ends running generations with E_CLOSED (their
+   * steps stop at once; a generator resumed later throws it), waits for cache / encode calls and
+   * in-flight encodes to settle, then frees every block and the GPU pool.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#batcher.close();
+    await Promise.allSettled([...this.#busy]);
+    await this.#contexts.cache.idle();
+    for (const release of [...this.#running]) release();
+    this.#running.clear();
     this.#contexts.cache.clearGpu();
     if (this.#prefix.block) this.#engine.pool.release(this.#prefix.block);
     this.#engine.destroy();

@@ -9,8 +9,7 @@
  * // const handles = await contexts.cache(["The capital of Vermont is Montpelier."]);
  * ```
  */
-import type { CacheStats, ContextCache } from "../src/cache/context_cache.ts";
-import type { KvBlock } from "../src/engine/kv_pool.ts";
+import type { CacheStats, ContextCache, ContextLease } from "../src/cache/context_cache.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
 import { contextHandle } from "./context_id.ts";
 import type { ContextHandle } from "./options.ts";
@@ -39,40 +38,26 @@ export class Contexts {
   /** Encodes the documents that are not cached yet (in batched passes), stores them, returns handles. */
   async cacheTexts(texts: string[], onProgress?: (done: number, total: number) => void): Promise<ContextHandle[]> {
     const handles = texts.map((t) => this.handle(t));
-    await this.cache.acquire(handles, onProgress);
-    this.cache.release(handles);
+    (await this.cache.lease(handles, onProgress)).release();
     return handles;
   }
 
   /** Parallel-encodes documents on the GPU without storing them; release() frees them. */
   async encode(texts: string[]): Promise<{ handles: ContextHandle[]; release(): void }> {
     const handles = texts.map((t) => this.handle(t));
-    await this.cache.acquire(handles);
-    return { handles, release: () => this.cache.release(handles) };
+    const lease = await this.cache.lease(handles);
+    return { handles, release: () => lease.release() };
   }
 
-  /** The handles' KV blocks, pinned until `release(handles)`. */
-  acquire(handles: ContextHandle[]): Promise<KvBlock[]> {
-    return this.cache.acquire(handles);
-  }
-
-  release(handles: ContextHandle[]): void {
-    this.cache.release(handles);
-  }
-
-  /** A snapshot of the counters (for per-request deltas). */
-  counters(): CacheStats {
-    return structuredClone(this.cache.stats);
+  /**
+   * The handles' KV blocks, pinned until the lease's `release()` (exactly once, however often it is
+   * called), with this call's own hits, misses and timings (overlapping requests do not see each other's).
+   */
+  lease(handles: ContextHandle[]): Promise<ContextLease> {
+    return this.cache.lease(handles);
   }
 
   stats(): CacheStats & { problems: string[] } {
     return { ...structuredClone(this.cache.stats), problems: [...this.cache.problems] };
-  }
-
-  /** Cache hits (any tier) and misses since `before`. */
-  delta(before: CacheStats): { hits: number; misses: number } {
-    const a = this.cache.stats;
-    const hits = (s: CacheStats) => s.hits.gpu + s.hits.host + s.hits.store;
-    return { hits: hits(a) - hits(before), misses: a.misses - before.misses };
   }
 }

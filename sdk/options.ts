@@ -80,8 +80,11 @@ export interface GenerateStats {
   /** Query (or, in sequential mode, whole-prompt) prefill up to the first token. */
   prefillMs: number;
   decodeMs: number;
+  /** This request's contexts found in a cache tier (including ones another request was encoding) and encoded by it. */
   cacheHits: number;
   cacheMisses: number;
+  /** Tokens of the contexts counted in cacheHits. */
+  cachedTokens: number;
   /** Why generation ended: an end-of-sequence id, a stop string, maxTokens, or the model's position
    * limit (max_position_embeddings) reached before maxTokens. */
   stopReason: "eos" | "stop" | "length" | "limit";

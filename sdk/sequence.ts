@@ -1,21 +1,24 @@
 /**
  * Decode orchestration: lays out one request's live sequence (sequential: prefix + documents + query
  * in one block; parallel / APE: the cached documents' blocks pinned, the query attending to them) and
- * runs the decode loop over it, filling the request's timing and cache counters.
+ * runs its decode in the instance's Batcher (one batched step with every other live request), filling
+ * the request's timing and cache counters.
  *
  * @example
  * ```ts
  * import { openSequence } from "./sequence.ts";
- * // const seq = await openSequence(engine, contexts, prefix, { mode: "ape", handles, query, temperature: 0.9, scale: 0.9, maxTokens: 16 }, stats);
+ * // const seq = await openSequence(engine, batcher, contexts, prefix, { mode: "ape", handles, query, temperature: 0.9, scale: 0.9, maxTokens: 16 }, stats);
  * // try { for await (const ids of seq.decode({ stopIds })) ...; } finally { seq.release(); }
  * ```
  */
 import type { Engine } from "../src/engine/engine.ts";
-import { decode, type DecodeRequest } from "../src/engine/generate.ts";
+import type { DecodeRequest } from "../src/engine/generate.ts";
+import type { Batcher } from "../src/engine/batch.ts";
 import type { AttendGroup } from "../src/engine/forward.ts";
 import type { KvBlock } from "../src/engine/kv_pool.ts";
 import { type EncodedPrefix, startQuery } from "../src/ape/ape.ts";
 import { CapacityError } from "../src/errors.ts";
+import type { ContextLease } from "../src/cache/context_cache.ts";
 import type { Contexts } from "./contexts.ts";
 import { concatIds } from "./prompt.ts";
 import type { ContextHandle, GenerateStats, Mode } from "./options.ts";
@@ -39,57 +42,62 @@ export interface Sequence {
   /** Whether maxTokens was cut to the model's position limit (a "length" stop then is a "limit" stop). */
   limited: boolean;
   decode(opts: Omit<DecodeRequest, "prompt" | "block" | "group" | "temperature" | "scale" | "maxTokens">): AsyncGenerator<number[]>;
-  /** Frees the live block and unpins the documents. */
+  /** Frees the live block and unpins the documents (once; later calls do nothing). */
   release(): void;
 }
 
-/** Opens a request's live sequence; fills `stats` (promptTokens, encodeMs / loadMs, cache hits / misses). */
-export async function openSequence(engine: Engine, contexts: Contexts, prefix: EncodedPrefix, req: SequenceRequest, stats: GenerateStats): Promise<Sequence> {
+/**
+ * Opens a request's live sequence; fills `stats` (promptTokens, encodeMs / loadMs, cache hits / misses
+ * and cached tokens: this request's own, from its lease). Its decode runs in `batcher`'s shared steps.
+ */
+export async function openSequence(
+  engine: Engine, batcher: Batcher, contexts: Contexts, prefix: EncodedPrefix, req: SequenceRequest, stats: GenerateStats,
+): Promise<Sequence> {
   const { maxTokens, limited } = positionBudget(engine, prefix, req);
   req = { ...req, maxTokens };
-  const before = contexts.counters();
   let block: KvBlock;
   let group: (rows: number, writeAt: number) => AttendGroup;
   let prompt: Uint32Array;
-  let pinned = false;
+  let lease: ContextLease | undefined;
   if (req.mode === "sequential") {
     prompt = concatIds(req.prefixIds, ...req.handles.map((h) => h.ids), req.query);
     const b = block = engine.pool.allocate(prompt.length + req.maxTokens, 0);
     group = (rows, writeAt) => ({ rows, write: b, writeAt, plain: [b] });
   } else {
-    const tl = performance.now();
-    const blocks = await contexts.acquire(req.handles);
-    pinned = true;
-    const elapsed = performance.now() - tl;
-    if (contexts.delta(before).misses > 0) stats.encodeMs = elapsed;
-    else stats.loadMs = elapsed;
+    lease = await contexts.lease(req.handles);
+    const own = lease.stats;
+    stats.encodeMs = own.encodeMs;
+    stats.loadMs = own.loadMs;
+    stats.cacheHits = own.hits.gpu + own.hits.host + own.hits.store;
+    stats.cacheMisses = own.misses;
+    stats.cachedTokens = own.cachedTokens;
     prompt = req.query;
     try {
-      const live = startQuery(engine, { prefix, contexts: blocks, query: req.query, temperature: req.temperature, scale: req.scale, reserve: req.maxTokens });
+      const live = startQuery(engine, { prefix, contexts: lease.blocks, query: req.query, temperature: req.temperature, scale: req.scale, reserve: req.maxTokens });
       block = live.block;
       group = live.group;
     } catch (e) {
-      contexts.release(req.handles);
+      lease.release();
       throw e;
     }
   }
   stats.promptTokens = prompt.length;
-  const d = contexts.delta(before);
-  stats.cacheHits = d.hits;
-  stats.cacheMisses = d.misses;
+  let released = false;
   return {
     prompt,
     maxTokens,
     limited,
     // the repetition penalty sees the whole prompt in every mode: in parallel / APE mode the prefix and
     // documents are not in `prompt`, so they go in as history
-    decode: (opts) => decode(engine, {
+    decode: (opts) => batcher.decode({
       history: req.mode === "sequential" ? undefined : concatIds(req.prefixIds, ...req.handles.map((h) => h.ids)),
       ...opts, prompt, block, group, temperature: req.temperature, scale: req.scale, maxTokens: req.maxTokens,
     }),
     release: () => {
+      if (released) return;
+      released = true;
       engine.pool.release(block);
-      if (pinned) contexts.release(req.handles);
+      lease?.release();
     },
   };
 }

@@ -1,0 +1,430 @@
+/**
+ * Continuous batching: every live generation of an engine decodes in ONE batched forward pass per
+ * step, a row per sequence, each row attending its own block list (its prefix / contexts / live block),
+ * so APE, parallel and sequential requests share a step. Requests join and leave between chunks of
+ * steps; a joining request's prompt is prefilled in its own pass(es), then it rides along.
+ *
+ * One step for the rows of a cohort (rows sharing APE's T and S; plain rows ride with any):
+ *   copy each row's last sampled id (its sampler's `next`) into the step's ids   (copyBufferToBuffer)
+ *   forward pass over n rows -> logits [n, vocab]                                (forward.ts, as recorded)
+ *   copy each logit row into its sequence's own buffer, then each sequence's own sampler dispatch
+ *   (its settings, RNG, repetition mask and token buffer, exactly as a request decoding alone)
+ * A cohort of one row runs the single-sequence step of generate.ts (the sampler reads the logits and
+ * feeds the embedding directly). The recorded step is replayed while the cohort's membership holds
+ * (only the state buffers change); a join or leave records the new cohort once.
+ *
+ * Steps go to the GPU in chunks (`stepsPerReadback`, default 16; 4 on CPU adapters); the tokens of all
+ * sequences come back in one readback per chunk, while the next chunk is already queued. A sequence
+ * leaves after an EOS / stop id, at maxTokens, when its consumer stops reading or its signal aborts;
+ * steps already queued for it are discarded (the queue runs in order, so its block may be freed and
+ * reused at once). A consumer that falls 4 chunks behind pauses its own sequence, never the others.
+ *
+ * @example
+ * ```ts
+ * import { Batcher } from "./batch.ts";
+ * // const batcher = new Batcher(engine);
+ * // for await (const ids of batcher.decode({ prompt, block, group, maxTokens: 32, stopIds: [2] })) console.log(ids);
+ * ```
+ */
+import type { Engine } from "./engine.ts";
+import { type AttendGroup, Forward } from "./forward.ts";
+import { Sampler } from "./sampler.ts";
+import type { DecodeRequest } from "./generate.ts";
+import { Program } from "./program.ts";
+import { storageBuffer, Usage } from "../gpu/buffers.ts";
+import { deviceErrors, errorScope } from "../gpu/device.ts";
+import { ApeError, CapacityError, InvalidArgumentError, NonFiniteError } from "../errors.ts";
+
+export interface BatcherOptions {
+  /** Steps per readback (default 16; 4 on CPU adapters); a request's own smaller value wins while it is live. */
+  stepsPerReadback?: number;
+  /** Most rows in one batched step (default 64); more live sequences run as several cohorts per step. */
+  maxRows?: number;
+}
+
+const MAP_READ = 1; // GPUMapMode.READ
+/** Chunks a consumer may leave unread before its sequence pauses. */
+const MAX_UNREAD = 4;
+
+/** One live generation. */
+class Sequence {
+  readonly stop: Set<number>;
+  readonly group: AttendGroup;
+  /** The cohort key: APE rows share a step only with the same T and S; plain rows ride with any. */
+  readonly key: string;
+  sampler?: Sampler;
+  /** Private copy of the sequence's logit row (multi-row cohorts only). */
+  logits?: GPUBuffer;
+  /** Tokens whose sampling is submitted / covered by a readback / handed to the consumer. */
+  enqueued = 0;
+  issued = 0;
+  delivered = 0;
+  /** The prefill's error scope, awaited with the first readback. */
+  scope?: Promise<ApeError | undefined>;
+  readonly chunks: number[][] = [];
+  ended = false;
+  error?: unknown;
+  #wake?: () => void;
+
+  constructor(readonly req: DecodeRequest) {
+    this.stop = new Set(req.stopIds ?? []);
+    this.group = req.group(1, req.prompt.length);
+    const ape = (this.group.contexts?.length ?? 0) > 0;
+    this.key = ape ? `ape:${req.temperature ?? 1}:${req.scale ?? 1}` : "plain";
+  }
+
+  /** Whether the driver may submit another step for it. */
+  get steppable(): boolean {
+    return !this.ended && this.sampler !== undefined && this.enqueued < this.req.maxTokens && this.chunks.length < MAX_UNREAD;
+  }
+
+  push(ids: number[]): void {
+    if (ids.length) this.chunks.push(ids);
+    this.notify();
+  }
+
+  /** Ends the sequence: done (the consumer drains what was read first) or failed with `error` (thrown at once). */
+  end(error?: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.error = error;
+    this.notify();
+  }
+
+  notify(): void {
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+  }
+
+  wait(): Promise<void> {
+    return new Promise((r) => (this.#wake = r));
+  }
+
+  destroy(): void {
+    this.sampler?.destroy();
+    this.logits?.destroy();
+    this.sampler = this.logits = undefined;
+  }
+}
+
+/** The recorded step of a set of sequences sharing T and S (see the module comment). */
+class Cohort {
+  readonly fwd: Forward;
+  readonly samplers?: Program;
+
+  constructor(readonly engine: Engine, readonly seqs: Sequence[]) {
+    const { model, pool } = engine;
+    const ape = seqs.find((s) => s.key !== "plain");
+    const input = {
+      groups: seqs.map((s) => s.group), temperature: ape?.req.temperature, scale: ape?.req.scale,
+      logits: { from: 0, count: seqs.length },
+    };
+    for (const s of seqs) s.group.writeAt = s.req.prompt.length + s.enqueued - 1;
+    if (seqs.length === 1) {
+      this.fwd = new Forward(model, pool, 1, input, seqs[0].sampler!.next);
+      seqs[0].sampler!.record(this.fwd.program, this.fwd.logits);
+      return;
+    }
+    this.fwd = new Forward(model, pool, seqs.length, input);
+    const samplers = (this.samplers = new Program(model.gpu.device));
+    for (const s of seqs) {
+      s.logits ??= storageBuffer(model.gpu.device, model.config.vocabSize * 4, "batch.logits");
+      s.sampler!.record(samplers, s.logits);
+    }
+  }
+
+  /** Encodes one step for every sequence (after writing its state: positions, block lists, step index). */
+  step(enc: GPUCommandEncoder): void {
+    for (const s of this.seqs) {
+      s.group.writeAt = s.req.prompt.length + s.enqueued - 1; // the previous token's slot
+      s.sampler!.setStep(s.enqueued);
+    }
+    this.fwd.refreshState();
+    const V = this.engine.model.config.vocabSize;
+    if (this.samplers) this.seqs.forEach((s, i) => enc.copyBufferToBuffer(s.sampler!.next, 0, this.fwd.ids, 4 * i, 4));
+    let pass = enc.beginComputePass();
+    this.fwd.program.encode(pass);
+    pass.end();
+    if (this.samplers) {
+      this.seqs.forEach((s, i) => enc.copyBufferToBuffer(this.fwd.logits, i * V * 4, s.logits!, 0, V * 4));
+      pass = enc.beginComputePass();
+      this.samplers.encode(pass);
+      pass.end();
+    }
+    for (const s of this.seqs) s.enqueued++;
+  }
+
+  destroy(): void {
+    this.fwd.destroy();
+    this.samplers?.destroy();
+  }
+}
+
+/** A readback of several sequences' new tokens in one staging buffer. */
+interface Read {
+  parts: { seq: Sequence; from: number; count: number; first: boolean; at: number }[];
+  data: Promise<Uint32Array>;
+}
+
+export class Batcher {
+  readonly #pending: Sequence[] = [];
+  readonly #live: Sequence[] = [];
+  #cohorts: Cohort[] = [];
+  #driver?: Promise<void>;
+  #wakeDriver?: () => void;
+  #closed?: ApeError;
+  readonly chunk: number;
+  readonly maxRows: number;
+  /** Steps run and rows they carried (for benchmarks and tests: rows / steps is the mean batch size). */
+  readonly counters = { steps: 0, rows: 0, cohortsRecorded: 0 };
+
+  constructor(readonly engine: Engine, opts: BatcherOptions = {}) {
+    this.chunk = Math.max(1, opts.stepsPerReadback ?? (engine.model.gpu.isCpu ? 4 : 16));
+    this.maxRows = Math.max(1, Math.min(opts.maxRows ?? 64, engine.batchRows));
+  }
+
+  /** Sequences decoding or waiting to join. */
+  get size(): number {
+    return this.#pending.length + this.#live.length - [...this.#pending, ...this.#live].filter((s) => s.ended).length;
+  }
+
+  /**
+   * Yields generated ids in chunks as they are read back (stops after an EOS id, which is yielded),
+   * like generate.ts `decode`, while decoding in one batched step with every other live request.
+   */
+  async *decode(req: DecodeRequest): AsyncGenerator<number[]> {
+    const { engine } = this;
+    const { prompt, block, maxTokens } = req;
+    if (this.#closed) throw this.#closed;
+    if (prompt.length === 0) throw new InvalidArgumentError("prompt: no tokens");
+    if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new InvalidArgumentError(`maxTokens must be a positive integer (got ${maxTokens})`);
+    if (prompt.length + maxTokens > block.capacity) {
+      throw new CapacityError(`prompt (${prompt.length}) + maxTokens (${maxTokens}) exceed the live block (${block.capacity} slots)`);
+    }
+    engine.checkIds(prompt, "prompt");
+    deviceErrors(engine.model.gpu.device).throwIfLost();
+    const seq = new Sequence(req);
+    const onAbort = () => seq.end(new ApeError("E_ABORTED", "generation aborted"));
+    if (req.signal?.aborted) onAbort();
+    req.signal?.addEventListener("abort", onAbort);
+    this.#pending.push(seq);
+    this.#kick();
+    try {
+      for (;;) {
+        if (seq.error !== undefined) throw seq.error; // an abort, close() or a GPU error: at once
+        const ids = seq.chunks.shift();
+        if (ids) {
+          this.#kick(); // a paused sequence may step again
+          yield ids;
+          continue;
+        }
+        if (seq.ended) return;
+        await seq.wait();
+      }
+    } finally {
+      req.signal?.removeEventListener("abort", onAbort);
+      seq.end(); // the consumer stopped: the driver drops it before its next step
+      this.#kick();
+    }
+  }
+
+  /** Ends every sequence with E_CLOSED, waits for the driver to stop, and refuses new requests. */
+  async close(): Promise<void> {
+    this.#closed ??= new ApeError("E_CLOSED", "the batcher is closed");
+    for (const s of [...this.#pending, ...this.#live]) s.end(this.#closed);
+    this.#kick();
+    await this.#driver;
+  }
+
+  #kick(): void {
+    const w = this.#wakeDriver;
+    this.#wakeDriver = undefined;
+    w?.();
+    if (!this.#driver && this.size > 0) {
+      this.#driver = this.#drive().finally(() => {
+        this.#driver = undefined;
+        if (this.size > 0) this.#kick(); // a request that joined as the driver left
+      });
+    }
+  }
+
+  async #drive(): Promise<void> {
+    const outstanding: Read[] = [];
+    try {
+      for (;;) {
+        this.#reap();
+        const joined = this.#admit();
+        if (joined.length) outstanding.push(this.#read(joined));
+        // nobody else is decoding: hand out the first tokens before queueing steps (on CPU adapters a
+        // submit runs its work before returning, which would hold them back by a chunk of steps)
+        const firstOnly = joined.length > 0 && outstanding.length === 1 && this.#live.length === joined.length;
+        const stepped = firstOnly ? 0 : this.#enqueueChunk();
+        if (stepped > 0) outstanding.push(this.#read(this.#live));
+        if (outstanding.length === 0) {
+          if (this.size === 0) return;
+          if (this.#pending.length === 0 && !this.#live.some((s) => s.steppable)) {
+            await new Promise<void>((r) => (this.#wakeDriver = r)); // every sequence waits on its consumer
+          }
+          continue;
+        }
+        // keep one chunk queued behind the one being read: the GPU never waits on the host
+        if (stepped === 0) await this.#deliver(outstanding.shift()!);
+        else while (outstanding.length >= 2) await this.#deliver(outstanding.shift()!);
+      }
+    } catch (e) {
+      for (const s of [...this.#pending, ...this.#live]) s.end(e);
+      for (const r of outstanding) r.data.catch(() => {});
+    } finally {
+      this.#reap();
+    }
+  }
+
+  /** Drops ended sequences (their samplers are freed; queued work on them finishes harmlessly). */
+  #reap(): void {
+    for (const list of [this.#pending, this.#live]) {
+      for (let i = list.length - 1; i >= 0; i--) {
+        if (!list[i].ended) continue;
+        list[i].destroy();
+        list.splice(i, 1);
+      }
+    }
+    if (this.#live.length === 0 && this.#cohorts.length) this.#setCohorts([]);
+  }
+
+  /** Prefills the waiting sequences (each in its own pass or passes; a failure ends only that one). */
+  #admit(): Sequence[] {
+    const joined: Sequence[] = [];
+    while (this.#pending.length) {
+      const seq = this.#pending.shift()!;
+      try {
+        this.#prefill(seq);
+        this.#live.push(seq);
+        joined.push(seq);
+      } catch (e) {
+        seq.end(e);
+        seq.destroy();
+      }
+    }
+    return joined;
+  }
+
+  #prefill(seq: Sequence): void {
+    const { engine } = this;
+    const { model, pool } = engine;
+    const { prompt, temperature: T, scale: S, maxTokens } = seq.req;
+    const chunks = engine.plan(prompt.length, {
+      groups: [seq.req.group(prompt.length, 0)], temperature: T, scale: S, logits: { from: prompt.length - 1, count: 1 },
+    });
+    const last = chunks[chunks.length - 1];
+    const close = errorScope(model.gpu.device, `decode of a ${prompt.length}-token prompt`);
+    let fwd: Forward | undefined;
+    try {
+      if (last.start > 0) {
+        engine.enqueue(prompt.subarray(0, last.start), {
+          groups: [seq.req.group(last.start, 0)], temperature: T, scale: S, logits: { from: 0, count: 0 },
+        });
+      }
+      const history = new Uint32Array([...Array.from(seq.req.history ?? []), ...prompt]);
+      seq.sampler = new Sampler(model, seq.req.sampling ?? {}, maxTokens, history);
+      fwd = new Forward(model, pool, last.rows, last.input);
+      seq.sampler.record(fwd.program, fwd.logits);
+      seq.sampler.setStep(0);
+      fwd.setIds(prompt.subarray(last.start));
+      fwd.program.submit();
+      seq.enqueued = 1;
+    } finally {
+      fwd?.destroy(); // WebGPU frees it once the submitted work is done
+      seq.scope = close();
+    }
+  }
+
+  /** Queues one chunk of steps for every steppable sequence; returns the steps queued. */
+  #enqueueChunk(): number {
+    const active = this.#live.filter((s) => s.steppable);
+    if (active.length === 0) return 0;
+    const same = this.#cohorts.length > 0 && this.#cohorts.flatMap((c) => c.seqs).length === active.length &&
+      this.#cohorts.every((c) => c.seqs.every((s) => active.includes(s)));
+    if (!same) this.#setCohorts(active);
+    let k = this.chunk;
+    for (const s of active) k = Math.min(k, s.req.maxTokens - s.enqueued, Math.max(1, s.req.stepsPerReadback ?? k));
+    const dev = this.engine.model.gpu.device;
+    deviceErrors(dev).throwIfLost();
+    for (let i = 0; i < k; i++) {
+      const enc = dev.createCommandEncoder();
+      for (const c of this.#cohorts) c.step(enc);
+      dev.queue.submit([enc.finish()]);
+      this.counters.steps++;
+      this.counters.rows += active.length;
+    }
+    return k;
+  }
+
+  /** Splits the sequences into cohorts (same T and S; plain rows fill the first; at most maxRows each) and records them. */
+  #setCohorts(active: Sequence[]): void {
+    for (const c of this.#cohorts) c.destroy();
+    this.#cohorts = [];
+    const byKey = new Map<string, Sequence[]>();
+    for (const s of active) if (s.key !== "plain") byKey.set(s.key, [...(byKey.get(s.key) ?? []), s]);
+    const plain = active.filter((s) => s.key === "plain");
+    const sets = [...byKey.values()];
+    if (sets.length) sets[0].push(...plain);
+    else sets.push(plain);
+    for (const set of sets) {
+      for (let i = 0; i < set.length; i += this.maxRows) {
+        this.#cohorts.push(new Cohort(this.engine, set.slice(i, i + this.maxRows)));
+        this.counters.cohortsRecorded++;
+      }
+    }
+  }
+
+  /** Queues one readback of the tokens `seqs` sampled since their last readback. */
+  #read(seqs: Sequence[]): Read {
+    const dev = this.engine.model.gpu.device;
+    const parts: Read["parts"] = [];
+    let words = 0;
+    for (const seq of seqs) {
+      if (seq.ended || !seq.sampler || seq.issued >= seq.enqueued) continue;
+      parts.push({ seq, from: seq.issued, count: seq.enqueued - seq.issued, first: seq.issued === 0, at: words });
+      words += seq.enqueued - seq.issued;
+      seq.issued = seq.enqueued;
+    }
+    if (words === 0) return { parts, data: Promise.resolve(new Uint32Array(0)) };
+    const staging = dev.createBuffer({ size: words * 4, usage: Usage.MAP_READ | Usage.COPY_DST, label: "batch.tokens" });
+    const enc = dev.createCommandEncoder();
+    for (const p of parts) enc.copyBufferToBuffer(p.seq.sampler!.tokens, p.from * 4, staging, p.at * 4, p.count * 4);
+    dev.queue.submit([enc.finish()]);
+    const data = staging.mapAsync(MAP_READ).then(
+      () => new Uint32Array(staging.getMappedRange().slice(0)),
+    ).finally(() => staging.destroy());
+    return { parts, data };
+  }
+
+  /** Waits for a readback and hands each sequence its tokens (cut after a stop id). */
+  async #deliver(read: Read): Promise<void> {
+    const errors = deviceErrors(this.engine.model.gpu.device);
+    const [data, ...scopes] = await Promise.allSettled([read.data, ...read.parts.map((p) => (p.first ? p.seq.scope : undefined))]);
+    read.parts.forEach((p, i) => {
+      const s = scopes[i];
+      if (s.status === "fulfilled" && s.value) p.seq.end(s.value); // the prefill's own GPU error
+    });
+    errors.throwIfFailed(); // a lost device or an error of a replayed step: every live sequence fails
+    if (data.status === "rejected") throw data.reason;
+    for (const p of read.parts) {
+      const seq = p.seq;
+      if (seq.ended) continue;
+      const ids = Array.from(data.value.subarray(p.at, p.at + p.count));
+      const bad = ids.findIndex((id) => id >= this.engine.model.config.vocabSize); // the sampler's NONFINITE flag
+      if (bad >= 0) {
+        seq.push(ids.slice(0, bad));
+        seq.end(new NonFiniteError(`the logits of generated token ${p.from + bad + 1} are NaN or infinite (broken weights or config): no token can be chosen`));
+        continue;
+      }
+      const cut = ids.findIndex((id) => seq.stop.has(id));
+      const out = cut >= 0 ? ids.slice(0, cut + 1) : ids;
+      seq.delivered += out.length;
+      seq.push(out);
+      if (cut >= 0 || seq.delivered >= seq.req.maxTokens) seq.end();
+    }
+  }
+}
