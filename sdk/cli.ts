@@ -11,6 +11,7 @@
  */
 import process from "node:process";
 import { ApeError } from "../src/errors.ts";
+import { HelpRequested } from "./commands/args.ts";
 
 type Command = { run(args: string[]): Promise<number> };
 
@@ -22,13 +23,13 @@ const COMMANDS: Record<string, { load: () => Promise<Command>; help: string }> =
   logits: { load: () => import("./commands/logits.ts"), help: "logits for ids (sequential, parallel or APE)" },
   generate: { load: () => import("./commands/generate.ts"), help: "generate an answer" },
   cache: { load: () => import("./commands/cache.ts"), help: "add / list cached contexts" },
-  bench: { load: () => import("./commands/bench.ts"), help: "benchmarks: tokenize, kv, engine" },
+  bench: { load: () => import("./commands/bench.ts"), help: "benchmarks (ape bench --help lists them; run from a clone)" },
   serve: { load: () => import("./commands/serve.ts"), help: "an OpenAI-compatible HTTP server (chat, completions, contexts, /metrics)" },
 };
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(11)} ${c.help}`);
-  return `usage: ape <command> [options]\n\ncommands:\n${lines.join("\n")}`;
+  return `usage: ape <command> [options]     (ape <command> --help lists its options)\n\ncommands:\n${lines.join("\n")}`;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -45,6 +46,10 @@ async function main(argv: string[]): Promise<number> {
   try {
     return await (await cmd.load()).run(rest);
   } catch (e) {
+    if (e instanceof HelpRequested) {
+      console.log(`ape ${name}: ${cmd.help}\n\n${e.text}`);
+      return 0;
+    }
     if (e instanceof ApeError) {
       console.error(`ape ${name}: ${e.name}: ${e.message}`);
       return 1;

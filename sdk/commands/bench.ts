@@ -13,6 +13,7 @@
  *   ape bench attention    GPU time and TFLOP/s of the tiled attention kernel alone (APE queries, causal prefill), per variant
  */
 import { InvalidArgumentError } from "../../src/errors.ts";
+import { HelpRequested } from "./args.ts";
 
 const BENCHES: Record<string, () => Promise<{ run(args: string[]): Promise<number> }>> = {
   tokenize: () => import("../../bench/tokenize.ts"),
@@ -28,6 +29,7 @@ const BENCHES: Record<string, () => Promise<{ run(args: string[]): Promise<numbe
 
 export async function run(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === "--help" || name === "-h") throw new HelpRequested(`usage: ape bench <name> [options]   (ape bench <name> --help lists its options)\n\nbenchmarks: ${Object.keys(BENCHES).join(", ")}`);
   const load = name ? BENCHES[name] : undefined;
   if (!load) throw new InvalidArgumentError(`ape bench: choose one of ${Object.keys(BENCHES).join(", ")}${name ? ` (got '${name}')` : ""}`);
   return (await load()).run(rest);

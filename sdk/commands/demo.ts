@@ -10,7 +10,7 @@ import { getGpu } from "../../src/gpu/device.ts";
 import { runtimeName } from "../../src/runtime.ts";
 import { Ape, type GenerateResult } from "../ape.ts";
 import { parseArgs } from "./args.ts";
-import { openModel } from "./model_arg.ts";
+import { MODEL_HELP, openModel } from "./model_arg.ts";
 import { progressBar } from "./progress.ts";
 
 interface Facts {
@@ -25,7 +25,17 @@ export function loadFacts(): Facts {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { string: ["model", "docs", "questions", "max-tokens", "store"] });
+  const a = parseArgs(argv, {
+    usage: "ape demo [options]\n\nCaches the bundled documents, then answers questions over them, sequential and APE side by side.",
+    help: {
+      model: MODEL_HELP!.model,
+      docs: ["N", "documents to cache (default: 12 on a CPU adapter, else all)"],
+      questions: ["N", "questions to answer (default 4)"],
+      "max-tokens": ["N", "tokens per answer at most (default 16)"],
+      store: ["URL", "context cache: memory: (default), file:///path or redis://host:port"],
+    },
+    string: ["model", "docs", "questions", "max-tokens", "store"],
+  });
   const gpu = await getGpu();
   const facts = loadFacts();
   const nDocs = Math.min(facts.documents.length, Number(a.string.docs ?? (gpu.isCpu ? 12 : facts.documents.length)));

@@ -1,6 +1,6 @@
 /**
- * `ape detokenize --tokenizer <tokenizer.json | model folder> --ids 1,2,3 [--json]` prints the text
- * of the ids: `{"text":"..."}` with --json, else the text itself.
+ * `ape detokenize [--tokenizer T | --model M] --ids 1,2,3 [--json]` prints the text of the ids:
+ * `{"text":"..."}` with --json, else the text itself. The tokenizer is chosen as in `ape tokenize`.
  *
  * Options: --skip-special-tokens (leave special tokens out).
  *
@@ -11,20 +11,28 @@
  */
 import process from "node:process";
 import { InvalidArgumentError } from "../../src/errors.ts";
-import { Tokenizer } from "../../src/tokenizer/tokenizer.ts";
-import { parseArgs, parseIds } from "./args.ts";
+import { type ArgSpec, parseArgs, parseIds } from "./args.ts";
+import { openTokenizer } from "./model_arg.ts";
+import { TOKENIZER_HELP } from "./tokenize.ts";
+
+const SPEC: ArgSpec = {
+  usage: "ape detokenize [--tokenizer T | --model M] --ids 1,2,3 [--json]",
+  help: {
+    ...TOKENIZER_HELP,
+    ids: ["1,2,3", "the token ids, comma-separated"],
+    json: 'print {"text": "..."} (default: the text)',
+    "skip-special-tokens": "leave special tokens out",
+  },
+  string: ["tokenizer", "model", "ids"],
+  boolean: ["json", "skip-special-tokens"],
+};
 
 export async function run(args: string[]): Promise<number> {
-  const a = parseArgs(args, { string: ["tokenizer", "ids"], boolean: ["json", "skip-special-tokens", "help"] });
-  if (a.boolean.help) {
-    console.log("usage: ape detokenize --tokenizer <tokenizer.json | model folder> --ids 1,2,3 [--json] [--skip-special-tokens]");
-    return 0;
-  }
-  if (!a.string.tokenizer) throw new InvalidArgumentError("--tokenizer is required (a tokenizer.json or a model folder)");
+  const a = parseArgs(args, SPEC);
   if (a.string.ids === undefined) throw new InvalidArgumentError("--ids is required (comma-separated token ids)");
   if (a.positional.length) throw new InvalidArgumentError(`unexpected argument '${a.positional[0]}'`);
   const ids = parseIds("ids", a.string.ids);
-  const tok = Tokenizer.fromFile(a.string.tokenizer);
+  const tok = openTokenizer(a.string.tokenizer, a.string.model);
   try {
     const text = tok.decode(ids, { skipSpecialTokens: a.boolean["skip-special-tokens"] });
     if (a.boolean.json) console.log(JSON.stringify({ text }));

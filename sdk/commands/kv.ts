@@ -16,10 +16,29 @@
 import { ApeError } from "../../src/errors.ts";
 import type { KvExpect } from "../../src/kv/meta.ts";
 import { inspectKv, type KvInspection } from "../../src/kv/read.ts";
-import { parseArgs } from "./args.ts";
+import { type ArgSpec, HelpRequested, helpText, parseArgs } from "./args.ts";
 
 const USAGE = `usage: ape kv inspect <file> [--json] [--header-only] [--expect-model FP] [--expect-tokenizer FP]
        ape kv verify <file> [--json] [--expect-model FP] [--expect-tokenizer FP]`;
+
+const EXPECT: ArgSpec["help"] = {
+  "expect-model": ["FP", "fail unless the file's model fingerprint is FP"],
+  "expect-tokenizer": ["FP", "fail unless the file's tokenizer fingerprint is FP"],
+};
+const SPECS: Record<"inspect" | "verify", ArgSpec> = {
+  inspect: {
+    usage: "ape kv inspect FILE [options]\n\nPrints the metadata and tensor table (after verifying the checksum unless --header-only).",
+    help: { json: "print JSON", "header-only": "read the header only: skip the checksum", ...EXPECT },
+    boolean: ["json", "header-only"],
+    string: ["expect-model", "expect-tokenizer"],
+  },
+  verify: {
+    usage: "ape kv verify FILE [options]\n\nChecks header, layout and checksum; exits 0 only when the file is sound.",
+    help: { json: "print {file, ok, checksum, byteLength}", ...EXPECT },
+    boolean: ["json"],
+    string: ["expect-model", "expect-tokenizer"],
+  },
+};
 
 function expectFrom(s: Record<string, string | undefined>): KvExpect | undefined {
   const e: KvExpect = {};
@@ -62,14 +81,12 @@ function compactJson(v: unknown): string {
 
 export async function run(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
+  if (sub === "--help" || sub === "-h") throw new HelpRequested(`${helpText(SPECS.inspect)}\n\n${helpText(SPECS.verify)}`);
   if (sub !== "inspect" && sub !== "verify") {
     console.error(USAGE);
-    return sub === "--help" || sub === "-h" ? 0 : 2;
+    return 2;
   }
-  const a = parseArgs(rest, {
-    boolean: sub === "inspect" ? ["json", "header-only"] : ["json"],
-    string: ["expect-model", "expect-tokenizer"],
-  });
+  const a = parseArgs(rest, SPECS[sub]);
   if (a.positional.length !== 1) {
     console.error(`ape kv ${sub}: expected exactly one file\n${USAGE}`);
     return 2;
