@@ -12,7 +12,7 @@
  * console.log(r.success);
  * ```
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** Context ids are content hashes: 40 lowercase hex digits (sha-256 prefix); anything else is refused. */
 export const CONTEXT_ID = /^[0-9a-f]{40}$/;

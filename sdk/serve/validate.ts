@@ -11,7 +11,7 @@
  * ```
  */
 import { zValidator } from "@hono/zod-validator";
-import type { z } from "zod";
+import type * as z from "zod";
 import { badRequest, HttpError } from "./errors.ts";
 
 export function jsonBody<T extends z.ZodType>(schema: T) {
