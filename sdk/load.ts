@@ -15,7 +15,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { loadModel as loadWeights, type LoadOptions } from "../src/model/load.ts";
+import { type GgufTokenizer, loadModel as loadWeights, type LoadOptions } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import type { SourceOptions } from "../src/model/source.ts";
 import { ModelFormatError, TokenizerError } from "../src/errors.ts";
@@ -57,6 +57,16 @@ function tokenString(v: unknown): string | undefined {
   return undefined;
 }
 
+/** The tokenizer a GGUF file's metadata describes (`ggufTokenizer(file)`); also used by `ape tokenize`. */
+export function tokenizerFromGguf(t: GgufTokenizer): Tokenizer {
+  return Tokenizer.fromGgufMetadata({
+    model: t.model, pre: t.pre, tokens: t.tokens, merges: t.merges,
+    tokenTypes: t.tokenType ? Array.from(t.tokenType) : undefined, scores: t.scores ? Array.from(t.scores) : undefined,
+    bosId: t.bosId, eosId: t.eosId, unkId: t.unkId,
+    addBosToken: t.addBos, addEosToken: t.addEos, addSpacePrefix: t.addSpacePrefix,
+  });
+}
+
 /** Whether the tokenizer puts BOS in front of a text when it adds its special tokens. */
 function addsBos(tokenizer: Tokenizer): boolean {
   const b = tokenizer.bosId;
@@ -88,12 +98,7 @@ export async function loadModel(path?: string, opts: ModelOptions = {}): Promise
     if (loaded.format === "gguf") {
       if (!loaded.tokenizer) throw new ModelFormatError(`${model.source}: the GGUF file carries no tokenizer (tokenizer.ggml.*)`);
       const t = loaded.tokenizer;
-      tokenizer = Tokenizer.fromGgufMetadata({
-        model: t.model, pre: t.pre, tokens: t.tokens, merges: t.merges,
-        tokenTypes: t.tokenType ? Array.from(t.tokenType) : undefined, scores: t.scores ? Array.from(t.scores) : undefined,
-        bosId: t.bosId, eosId: t.eosId, unkId: t.unkId,
-        addBosToken: t.addBos, addEosToken: t.addEos, addSpacePrefix: t.addSpacePrefix,
-      });
+      tokenizer = tokenizerFromGguf(t);
       fp.update(JSON.stringify({ model: t.model, pre: t.pre, tokens: t.tokens, merges: t.merges, types: t.tokenType ? Array.from(t.tokenType) : null, bos: t.bosId, eos: t.eosId }));
     } else {
       const dir = model.source;
