@@ -11,6 +11,8 @@
  */
 import { storageBuffer, Usage } from "../gpu/buffers.ts";
 import { deviceErrors } from "../gpu/device.ts";
+import { foldsYIntoZ } from "../gpu/shaders.ts";
+import { CapacityError } from "../errors.ts";
 
 export class Program {
   readonly steps: { pipeline: GPUComputePipeline; bind: GPUBindGroup; grid: [number, number, number] }[] = [];
@@ -18,9 +20,14 @@ export class Program {
   constructor(readonly device: GPUDevice) {}
 
   dispatch(pipeline: GPUComputePipeline, bind: GPUBindGroup, x: number, y = 1, z = 1): void {
-    // WebGPU caps each grid dimension (65535): fold y into z where a kernel supports it.
-    if (x > 65535 || y > 65535 * 65535) throw new Error(`dispatch grid too large: ${x} x ${y}`);
-    if (y > 65535 && z === 1) {
+    // WebGPU caps each grid dimension (65535): y is folded into z only for kernels that read their row
+    // as wg.y + wg.z * 65535 (foldsYIntoZ); any other grid past the cap is refused, never clipped
+    const name = pipeline.label || "unlabeled";
+    if (x > 65535 || z > 65535) throw new CapacityError(`kernel '${name}': a dispatch grid of ${x} x ${y} x ${z} exceeds WebGPU's 65535 per dimension`);
+    if (y > 65535) {
+      if (z !== 1 || !foldsYIntoZ(pipeline) || y > 65535 * 65535) {
+        throw new CapacityError(`kernel '${name}': a dispatch grid of ${x} x ${y} x ${z} exceeds WebGPU's 65535 per dimension (the kernel ${foldsYIntoZ(pipeline) ? "folds y into z only when z = 1" : "does not fold y into z"})`);
+      }
       z = Math.ceil(y / 65535);
       y = 65535;
     }

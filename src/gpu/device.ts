@@ -25,6 +25,8 @@ import {
 
 export interface Gpu {
   device: GPUDevice;
+  /** The adapter the device came from (its `limits` are what the device asked for). */
+  adapter: GPUAdapter;
   adapterInfo: GPUAdapterInfo;
   /** One line naming the adapter and backend, for logs and the demo. */
   description: string;
@@ -98,6 +100,7 @@ async function acquire(): Promise<Gpu> {
   const l = device.limits;
   return {
     device,
+    adapter,
     adapterInfo: info,
     description,
     hasF16,

@@ -48,6 +48,14 @@ function expandIncludes(code: string, from: string, seen: string[]): string {
   });
 }
 
+/** Pipelines whose kernel folds grid y into z (reads its row as `wg.y + wg.z * 65535u`). */
+const FOLDS_Y = new WeakSet<GPUComputePipeline>();
+
+/** Whether `pipeline`'s kernel reads rows past 65535 from z (so Program.dispatch may fold y into z). */
+export function foldsYIntoZ(pipeline: GPUComputePipeline): boolean {
+  return FOLDS_Y.has(pipeline);
+}
+
 /** Compiles each (kernel, constants) pair once per device. */
 export class Kernels {
   #pipelines = new Map<string, GPUComputePipeline>();
@@ -67,6 +75,7 @@ export class Kernels {
         layout: "auto",
         compute: { module, entryPoint, constants },
       });
+      if (/\.y \+ \w+\.z \* 65535u/.test(code)) FOLDS_Y.add(p);
       this.#pipelines.set(key, p);
     }
     return p;
