@@ -1,57 +1,47 @@
 /**
- * A Deno HTTP server (Hono) answering questions over cached documents with APE.
+ * Embedding `ape serve`'s app in your own Hono server (Deno): your routes beside the OpenAI-compatible
+ * API, which is mounted under /ape with its validation, limits, bounded queue and /metrics.
  *
- *   deno run -A examples/deno_server.ts            # PORT (8787), APEKIT_MODEL, APEKIT_STORE
+ *   deno run -A examples/deno_server.ts      # PORT (8787), APEKIT_MODEL, APEKIT_STORE, APEKIT_TOKEN
  *
- *   POST /contexts   {"texts": ["doc", ...]}                    -> {"contexts": [{"id", "tokens"}]}
- *   POST /generate   {"query", "contexts": [id...], "mode"?, "maxTokens"?}  -> text/event-stream:
- *                    "token" events ({"text"}) then one "done" event ({"text", "stats"})
- *   GET  /stats      cache statistics
+ *   POST /ape/v1/contexts            {"texts": ["doc", ...]}  -> {"contexts": [{"id", "tokens"}]}
+ *   POST /ape/v1/chat/completions    OpenAI's chat API (+ "contexts": [{"id"} | {"text"}]); any OpenAI client
+ *   GET  /ape/metrics                Prometheus text
+ *   POST /ask                        {"question", "documents": [..]} -> {"answer"}: a route of this app,
+ *                                    answered through the mounted API (so it queues like the rest)
  */
 import { Hono } from "hono";
-import { streamSSE } from "hono/streaming";
-import { Ape, type ContextHandle, InvalidArgumentError, loadModel } from "../sdk/mod.ts";
+import { Ape, loadModel } from "../sdk/mod.ts";
+import { createApp } from "../sdk/serve/mod.ts";
 
 const model = await loadModel(Deno.env.get("APEKIT_MODEL") || undefined);
 const ape = await Ape.create(model, {
   prefix: "Answer the question with a short phrase, using the documents below.\n\n",
   store: Deno.env.get("APEKIT_STORE") || "memory:",
 });
-const known = new Map<string, ContextHandle>();
+const token = Deno.env.get("APEKIT_TOKEN") || undefined;
+const api = createApp(ape, { token, maxQueue: 32, limits: { maxTokens: 256 } });
 
 const app = new Hono();
-app.onError((err, c) => c.json({ error: err.message, code: (err as { code?: string }).code ?? "E_INTERNAL" }, err instanceof InvalidArgumentError ? 400 : 500));
-
-app.post("/contexts", async (c) => {
-  const { texts } = await c.req.json<{ texts: string[] }>();
-  if (!Array.isArray(texts) || texts.some((t) => typeof t !== "string")) throw new InvalidArgumentError("texts must be an array of strings");
-  const handles = await ape.cache(texts);
-  for (const h of handles) known.set(h.id, h);
-  return c.json({ contexts: handles.map((h) => ({ id: h.id, tokens: h.tokens })) });
-});
-
-app.post("/generate", async (c) => {
-  const body = await c.req.json<{ query: string; contexts?: string[]; mode?: "sequential" | "parallel" | "ape"; maxTokens?: number }>();
-  if (typeof body.query !== "string") throw new InvalidArgumentError("query must be a string");
-  const contexts = (body.contexts ?? []).map((id) => {
-    const h = known.get(id);
-    if (!h) throw new InvalidArgumentError(`unknown context id ${id}: POST it to /contexts first`);
-    return h;
+app.get("/", (c) => c.text("an app with a model: POST /ask, or use any OpenAI client on /ape/v1\n"));
+app.route("/ape", api.app);
+app.post("/ask", async (c) => {
+  const { question, documents = [] } = await c.req.json<{ question: string; documents?: string[] }>();
+  const res = await api.app.request("/v1/chat/completions", {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify({ messages: [{ role: "user", content: question }], contexts: documents.map((text) => ({ text })), max_tokens: 32 }),
+    signal: c.req.raw.signal,
   });
-  const events = ape.generate({ query: body.query, contexts, mode: body.mode, maxTokens: body.maxTokens ?? 64, signal: c.req.raw.signal });
-  return streamSSE(c, async (stream) => {
-    for await (const ev of events) {
-      if (ev.type === "token") await stream.writeSSE({ event: "token", data: JSON.stringify({ text: ev.text }) });
-      else await stream.writeSSE({ event: "done", data: JSON.stringify({ text: ev.text, stats: ev.stats }) });
-    }
-  });
+  if (!res.ok) return c.newResponse(res.body, res); // the API's own error (400, 429 + Retry-After, ...)
+  const out = await res.json();
+  return c.json({ answer: out.choices[0].message.content, cachedTokens: out.usage.prompt_tokens_details.cached_tokens });
 });
-
-app.get("/stats", (c) => c.json(ape.stats()));
 
 const server = Deno.serve({ hostname: "127.0.0.1", port: Number(Deno.env.get("PORT") ?? 8787), onListen: ({ port }) => console.log(`listening on http://127.0.0.1:${port}`) }, app.fetch);
 Deno.addSignalListener("SIGTERM", async () => {
   await server.shutdown();
+  await api.close();
   await ape.close();
   model.destroy();
   Deno.exit(0);

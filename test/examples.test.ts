@@ -21,7 +21,7 @@ async function freePort(): Promise<number> {
 }
 
 describe(`examples (driven from ${runtimeName()})`, () => {
-  it("the Deno server caches contexts and streams an answer over SSE", async () => {
+  it("the Deno server embeds the ape serve app: its own /ask route and the OpenAI API under /ape", async () => {
     const port = await freePort();
     const server = spawn(DENO, ["run", "-A", "examples/deno_server.ts"], {
       cwd: ROOT, env: { ...process.env, PORT: String(port), APEKIT_MODEL: MODEL, XDG_RUNTIME_DIR: "/tmp" }, stdio: ["ignore", "pipe", "pipe"],
@@ -34,18 +34,22 @@ describe(`examples (driven from ${runtimeName()})`, () => {
       for (let i = 0; i < 600 && !log.includes("listening"); i++) await new Promise((r) => setTimeout(r, 100));
       expect(log).toContain("listening");
       const base = `http://127.0.0.1:${port}`;
-      const ctx = await (await fetch(`${base}/contexts`, { method: "POST", body: JSON.stringify({ texts: ["the cat sat on the mat", "a dog ran"] }) })).json();
+      const post = (path: string, body: unknown) => fetch(`${base}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      const ctx = await (await post("/ape/v1/contexts", { texts: ["the cat sat on the mat", "a dog ran"] })).json();
       expect(ctx.contexts).toHaveLength(2);
-      const res = await fetch(`${base}/generate`, { method: "POST", body: JSON.stringify({ query: "who sat", contexts: ctx.contexts.map((c: { id: string }) => c.id), maxTokens: 6 }) });
-      expect(res.headers.get("content-type")).toContain("text/event-stream");
-      const sse = await res.text();
-      const done = sse.split("\n\n").find((e) => e.startsWith("event: done"));
-      expect(done).toBeDefined();
-      const payload = JSON.parse(done!.split("\n").find((l) => l.startsWith("data: "))!.slice(6));
-      expect(payload.stats.cacheHits).toBe(2);
-      const bad = await fetch(`${base}/generate`, { method: "POST", body: JSON.stringify({ query: "x", contexts: ["nope"] }) });
+      const chat = await (await post("/ape/v1/chat/completions", {
+        messages: [{ role: "user", content: "who sat" }], contexts: ctx.contexts.map((c: { id: string }) => ({ id: c.id })), max_tokens: 6,
+      })).json();
+      expect(chat.object).toBe("chat.completion");
+      expect(chat.usage.ape.cache_hits).toBe(2);
+      // the app's own route answers through the mounted API: the same contexts, now cached
+      const ask = await (await post("/ask", { question: "who sat", documents: ["the cat sat on the mat", "a dog ran"] })).json();
+      expect(ask.answer).toBeTypeOf("string");
+      expect(ask.cachedTokens).toBe(ctx.contexts.reduce((n: number, c: { tokens: number }) => n + c.tokens, 0));
+      const bad = await post("/ape/v1/chat/completions", { messages: [{ role: "user", content: "x" }], contexts: [{ id: "nope" }] });
       expect(bad.status).toBe(400);
-      expect((await bad.json()).error).toMatch(/unknown context id/);
+      expect((await bad.json()).error.message).toMatch(/40 lowercase hex digits/);
+      expect(await (await fetch(`${base}/ape/metrics`)).text()).toContain('apekit_requests_total{route="/ape/v1/chat/completions",status="200"}');
     } finally {
       server.kill("SIGTERM");
       await exited;
