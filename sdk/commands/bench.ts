@@ -11,6 +11,7 @@
  *   ape bench attention-decode  GPU time and GB/s of one decode attention call per kernel variant, 64 to 128K keys
  *   ape bench long         APE vs sequential over 2K-128K tokens of cached contexts: encode, first token, decode
  *   ape bench attention    GPU time and TFLOP/s of the tiled attention kernel alone (APE queries, causal prefill), per variant
+ *   ape bench batch        continuous batching: aggregate decode tokens/s of 1, 8 and 32 concurrent streams, ratio to 1
  */
 import { InvalidArgumentError } from "../../src/errors.ts";
 import { HelpRequested } from "./args.ts";
@@ -25,6 +26,7 @@ const BENCHES: Record<string, () => Promise<{ run(args: string[]): Promise<numbe
   long: () => import("../../bench/long.ts"),
   "attention-decode": () => import("../../bench/attention_decode.ts"),
   attention: () => import("../../bench/attention.ts"),
+  batch: () => import("../../bench/batch.ts"),
 };
 
 export async function run(argv: string[]): Promise<number> {

@@ -38,7 +38,11 @@ import { ApeError, CapacityError, InvalidArgumentError, NonFiniteError } from ".
 export interface BatcherOptions {
   /** Steps per readback (default 16; 4 on CPU adapters); a request's own smaller value wins while it is live. */
   stepsPerReadback?: number;
-  /** Most rows in one batched step (default 64); more live sequences run as several cohorts per step. */
+  /**
+   * Most rows in one batched forward pass (default 64; 1 on CPU adapters, where a pass of a few rows
+   * runs the prefill matmul's 32-row tiles and costs several single-row steps: there the sequences
+   * still share each submit, one row per pass). More live sequences run as several cohorts per step.
+   */
   maxRows?: number;
 }
 
@@ -176,12 +180,15 @@ export class Batcher {
   #closed?: ApeError;
   readonly chunk: number;
   readonly maxRows: number;
-  /** Steps run and rows they carried (for benchmarks and tests: rows / steps is the mean batch size). */
-  readonly counters = { steps: 0, rows: 0, cohortsRecorded: 0 };
+  /**
+   * Steps run, the rows they carried and the forward passes they took (for benchmarks and tests:
+   * rows / passes is the mean batch size of a pass), cohorts recorded (joins and leaves) and the widest.
+   */
+  readonly counters = { steps: 0, rows: 0, passes: 0, cohortsRecorded: 0, widest: 0 };
 
   constructor(readonly engine: Engine, opts: BatcherOptions = {}) {
     this.chunk = Math.max(1, opts.stepsPerReadback ?? (engine.model.gpu.isCpu ? 4 : 16));
-    this.maxRows = Math.max(1, Math.min(opts.maxRows ?? 64, engine.batchRows));
+    this.maxRows = Math.max(1, Math.min(opts.maxRows ?? (engine.model.gpu.isCpu ? 1 : 64), engine.batchRows));
   }
 
   /** Sequences decoding or waiting to join. */
@@ -356,6 +363,7 @@ export class Batcher {
       dev.queue.submit([enc.finish()]);
       this.counters.steps++;
       this.counters.rows += active.length;
+      this.counters.passes += this.#cohorts.length;
     }
     return k;
   }
@@ -372,8 +380,10 @@ export class Batcher {
     else sets.push(plain);
     for (const set of sets) {
       for (let i = 0; i < set.length; i += this.maxRows) {
-        this.#cohorts.push(new Cohort(this.engine, set.slice(i, i + this.maxRows)));
+        const seqs = set.slice(i, i + this.maxRows);
+        this.#cohorts.push(new Cohort(this.engine, seqs));
         this.counters.cohortsRecorded++;
+        this.counters.widest = Math.max(this.counters.widest, seqs.length);
       }
     }
   }

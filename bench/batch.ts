@@ -1,0 +1,79 @@
+/**
+ * `ape bench batch [--shape llama-3.2-1b|tiny] [--dtype f16|f32|q8_0|q4_1|q4_0] [--compute f32|f16] [--streams 1,8,32]
+ *   [--prompt 32] [--decode 64] [--kv f32|f16] [--steps 16]`
+ *
+ * Continuous batching: aggregate decode tokens/s of N concurrent greedy streams sharing the engine's
+ * batched steps (src/engine/batch.ts), for each N, and the ratio to 1 stream. A model of the given
+ * shape with random weights (as `ape bench engine`). Each figure is the difference of two runs of N
+ * streams (16 and 16 + --decode tokens each), so prefills, first readbacks and start-up cancel out.
+ * Every stream has its own prompt (sequential layout, --prompt tokens) and KV block.
+ */
+import { getGpu } from "../src/gpu/device.ts";
+import { buildModel } from "../src/model/model.ts";
+import { Engine } from "../src/engine/engine.ts";
+import { Batcher } from "../src/engine/batch.ts";
+import { InvalidArgumentError } from "../src/errors.ts";
+import { parseArgs } from "../sdk/commands/args.ts";
+import { DTYPES, modelArgs, randomSource, shapeConfig } from "./engine.ts";
+
+export async function run(argv: string[]): Promise<number> {
+  const a = parseArgs(argv, { string: ["shape", "dtype", "compute", "streams", "prompt", "decode", "kv", "steps"] });
+  const { shapeName, shape, dtype, compute } = modelArgs(a.string);
+  const streams = (a.string.streams ?? "1,8,32").split(",").map(Number);
+  if (!streams.every((n) => Number.isInteger(n) && n >= 1)) throw new InvalidArgumentError(`--streams must be positive integers, e.g. 1,8,32 (got '${a.string.streams}')`);
+  const promptN = Number(a.string.prompt ?? 32), decodeN = Number(a.string.decode ?? 64);
+  if (!(Number.isInteger(promptN) && promptN >= 1 && Number.isInteger(decodeN) && decodeN >= 1)) throw new InvalidArgumentError("--prompt and --decode must be positive integers");
+  const kv = a.string.kv ?? "f32";
+  if (kv !== "f32" && kv !== "f16") throw new InvalidArgumentError(`--kv must be f32 or f16 (got '${kv}')`);
+  const steps = a.string.steps ? Number(a.string.steps) : undefined;
+  const cfg = shapeConfig(shape);
+  const gpu = await getGpu();
+  console.log(`adapter: ${gpu.description}`);
+  console.log(`model: ${shapeName} shape (${cfg.layers} layers, hidden ${cfg.hidden}, vocab ${cfg.vocabSize}), random ${dtype} weights, ${compute} compute, ${kv} KV`);
+  const model = buildModel(gpu, cfg, randomSource(cfg, DTYPES[dtype]), { source: "random", fingerprintSeed: "bench-batch", compute });
+  const short = 16, long = 16 + decodeN;
+  const slots = Math.max(...streams) * (promptN + long);
+  const bytesPerToken = cfg.layers * 2 * cfg.kvHeads * cfg.headDim * (kv === "f16" ? 2 : 4);
+  const engine = new Engine(model, { kvBudgetBytes: Math.ceil(slots * 1.1 + 64) * bytesPerToken, kvDtype: kv });
+  const batcher = new Batcher(engine, { stepsPerReadback: steps, maxRows: Math.max(...streams) });
+
+  /** N streams of `tokens` tokens each, started together; returns the wall time and the steps they took. */
+  const timed = async (n: number, tokens: number) => {
+    const blocks = Array.from({ length: n }, () => engine.pool.allocate(promptN + tokens, 0));
+    const before = { ...batcher.counters };
+    const t0 = performance.now();
+    try {
+      const counts = await Promise.all(blocks.map(async (block, s) => {
+        const prompt = Uint32Array.from({ length: promptN }, (_, i) => (s * 7919 + i * 104729 + 1) % cfg.vocabSize);
+        let got = 0;
+        for await (const ids of batcher.decode({ prompt, block, maxTokens: tokens, group: (rows, writeAt) => ({ rows, write: block, writeAt, plain: [block] }) })) got += ids.length;
+        return got;
+      }));
+      if (counts.some((c) => c !== tokens)) throw new Error(`a stream produced ${counts.find((c) => c !== tokens)} of ${tokens} tokens`);
+    } finally {
+      for (const b of blocks) engine.pool.release(b);
+    }
+    return { ms: performance.now() - t0, steps: batcher.counters.steps - before.steps, rows: batcher.counters.rows - before.rows };
+  };
+
+  const rates: number[] = [];
+  for (const n of streams) {
+    await timed(n, short); // warm-up: the n-row step's pipelines (matmul tiles depend on the row count)
+    const s = await timed(n, short), l = await timed(n, long);
+    const perStepMs = (l.ms - s.ms) / (l.steps - s.steps);
+    const rate = (n * decodeN) / ((l.ms - s.ms) / 1000);
+    rates.push(rate);
+    console.log(
+      `streams ${String(n).padStart(3)}: ${rate.toFixed(1)} tokens/s aggregate, ${(rate / n).toFixed(1)} per stream; ` +
+        `${perStepMs.toFixed(3)} ms per batched step (${((l.rows - s.rows) / (l.steps - s.steps)).toFixed(1)} rows per step; difference of ${short}- and ${long}-token runs)`,
+    );
+  }
+  const one = streams.indexOf(1);
+  if (one >= 0) {
+    console.log(`ratio to 1 stream: ${streams.map((n, i) => `${n}: ${(rates[i] / rates[one]).toFixed(2)}x`).join(", ")}`);
+  }
+  await batcher.close();
+  engine.destroy();
+  model.destroy();
+  return 0;
+}
