@@ -293,10 +293,24 @@ describe(`ape serve (sdk/serve) on ${runtimeName()}`, () => {
         await reader.cancel().catch(() => {});
       }
       const metrics = async () => parseMetrics(await (await app.app.request("/metrics")).text());
-      for (let i = 0; i < 100 && (await metrics()).get("apekit_queue_active") !== 0; i++) await new Promise((r) => setTimeout(r, 50));
+      const until = async (active: number) => {
+        for (let i = 0; i < 200 && (await metrics()).get("apekit_queue_active") !== active; i++) await new Promise((r) => setTimeout(r, 25));
+      };
+      // a plain (not streamed) request whose client goes away while it runs
+      for (let i = 0; i < 2; i++) {
+        await until(0);
+        const ac = new AbortController();
+        const pending = fetch(`${sl.url}/v1/completions`, {
+          method: "POST", headers: { "content-type": "application/json" }, signal: ac.signal, body: JSON.stringify({ prompt, max_tokens: 60 }),
+        }).catch((e) => e);
+        await until(1);
+        ac.abort();
+        expect(await pending).toBeInstanceOf(Error);
+      }
+      await until(0);
       const m = await metrics();
       expect(m.get("apekit_queue_active")).toBe(0);
-      expect(m.get("apekit_client_disconnects_total")).toBe(5);
+      expect(m.get("apekit_client_disconnects_total")).toBe(7);
       expect(m.get('apekit_tokens_total{kind="completion"}')).toBe(0); // none ran to its end
       // full-length requests, one after another, still fit: the cancelled ones gave their blocks back
       for (let i = 0; i < 3; i++) {

@@ -94,7 +94,8 @@ export function createApp(ape: Ape, opts: AppOptions = {}): ApeApp {
     let e: HttpError;
     if (err instanceof HTTPException) e = new HttpError(err.status === 413 ? 413 : 400, "invalid_request_error", err.status === 413 ? `request body over ${limits.bodyBytes} bytes` : err.message, { code: err.status === 413 ? "body_too_large" : "invalid_body" });
     else e = toHttpError(err);
-    if (e.status === 500) console.error(`ape serve: ${c.req.method} ${c.req.path}:`, err);
+    // a request whose client went away (its generation aborted) is not a server error worth a log line
+    if (e.status === 500 && !c.req.raw.signal.aborted) console.error(`ape serve: ${c.req.method} ${c.req.path}:`, err);
     for (const [k, v] of Object.entries(e.extra.headers ?? {})) c.header(k, v);
     return c.json(e.body(), e.status);
   });

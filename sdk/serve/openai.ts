@@ -57,7 +57,13 @@ export function openaiRoutes(deps: Deps, modelName: string): Hono {
   const answer = async (c: Context, kind: Kind, job: Job, stream: boolean, includeUsage: boolean) => {
     const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID().replaceAll("-", "")}`;
     const signal = c.req.raw.signal;
-    const gen: Generation = await startGeneration(deps, job, signal);
+    let gen: Generation;
+    try {
+      gen = await startGeneration(deps, job, signal);
+    } catch (e) {
+      if (signal.aborted) deps.metrics.disconnects++; // gone while queued or before its first token
+      throw e;
+    }
     const base = { id, object: kind === "chat" ? "chat.completion.chunk" : "text_completion", created: created(), model: modelName };
     const account = (stats: GenerateStats) => deps.metrics.tokens(stats.promptTokens, stats.generatedTokens, stats.contextTokens);
     if (!stream) {

@@ -47,6 +47,8 @@ export function contextRoutes(deps: Deps): Hono {
 export function scrapeGauges(deps: Deps): Gauge[] {
   const st = deps.ape.stats() as ReturnType<Deps["ape"]["stats"]> & {
     pool?: { capacityTokens: number; freeTokens: number; bytesPerToken: number; liveBlocks?: number };
+    liveRequests?: number;
+    pinnedContexts?: number;
   };
   const tiers = (o: Record<string, number>) => Object.entries(o).map(([tier, value]) => ({ labels: { tier }, value }));
   const g: Gauge[] = [
@@ -61,6 +63,8 @@ export function scrapeGauges(deps: Deps): Gauge[] {
     { name: "apekit_queue_capacity", help: "Slots (parallel) and queue places (waiting).", type: "gauge", values: [{ labels: { kind: "parallel" }, value: deps.queue.parallel }, { labels: { kind: "waiting" }, value: deps.queue.maxQueue }] },
     { name: "apekit_queue_rejected_total", help: "Requests answered 429 because the queue was full.", type: "counter", values: [{ value: deps.queue.rejected }] },
   ];
+  if (st.liveRequests !== undefined) g.push({ name: "apekit_live_requests", help: "Requests decoding now (in the SDK's batch).", type: "gauge", values: [{ value: st.liveRequests }] });
+  if (st.pinnedContexts !== undefined) g.push({ name: "apekit_pinned_contexts", help: "Cached contexts pinned on the GPU by running requests.", type: "gauge", values: [{ value: st.pinnedContexts }] });
   if (st.pool) {
     const p = st.pool;
     g.push(
