@@ -282,9 +282,13 @@ describe("bad input is a TokenizerError, never a crash", () => {
     expect(() => q.decode([1.5])).toThrow(TokenizerError);
     expect(() => q.createStreamDecoder().push(-3)).toThrow(TokenizerError);
     expect(() => q.encode(42 as unknown as string)).toThrow(TokenizerError);
-    // ids outside the vocabulary are skipped, as Hugging Face does
-    expect(q.decode([9707, 4_000_000_000, 999_999])).toBe(q.decode([9707]));
-    expect(toks.llama2.decode([22557, 4_000_000_000])).toBe(toks.llama2.decode([22557]));
+    // ids outside the vocabulary are refused, or skipped as Hugging Face does when asked
+    expect(() => q.decode([9707, 999_999])).toThrow(/ids\[1\] = 999999 is outside the vocabulary/);
+    expect(() => toks.llama2.decode([22557, 4_000_000_000])).toThrow(TokenizerError);
+    expect(() => q.decode([q.vocabSize])).toThrow(TokenizerError);
+    expect(() => q.decode([q.vocabSize - 1])).not.toThrow(); // the largest id is inside
+    expect(q.decode([9707, 4_000_000_000, 999_999], { skipUnknown: true })).toBe(q.decode([9707]));
+    expect(toks.llama2.decode([22557, 4_000_000_000], { skipUnknown: true })).toBe(toks.llama2.decode([22557]));
     expect(q.idToToken(4_000_000_000)).toBeUndefined();
     expect(q.tokenToId("no such token at all")).toBeUndefined();
   });

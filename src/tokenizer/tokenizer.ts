@@ -9,8 +9,8 @@
  * are matched as Hugging Face does.
  *
  * Errors: every failure (malformed or unsupported tokenizer file, a merge naming an unknown token,
- * text with a lone UTF-16 surrogate, an id that is not a u32) throws a `TokenizerError`. Ids that
- * are not in the vocabulary are skipped by `decode`, as Hugging Face does.
+ * text with a lone UTF-16 surrogate, an id that is not a u32, and in `decode` an id outside the
+ * vocabulary unless `skipUnknown`, Hugging Face's behaviour) throws a `TokenizerError`.
  *
  * @example
  * ```ts
@@ -46,6 +46,9 @@ export interface EncodeOptions {
 export interface DecodeOptions {
   /** Leave out special tokens. Default false. */
   skipSpecialTokens?: boolean;
+  /** `decode`: skip ids outside the vocabulary, as Hugging Face does. Default false: they are refused
+   * with TokenizerError (a silent drop hides a wrong tokenizer or a corrupted id list). */
+  skipUnknown?: boolean;
 }
 
 /** The `tokenizer.ggml.*` metadata of a GGUF file, with the names llama.cpp gives them. */
@@ -224,6 +227,11 @@ export class Tokenizer {
   /** Ids -> text (invalid UTF-8 from partial byte tokens becomes U+FFFD). */
   decode(ids: ArrayLike<number> | Iterable<number>, opts: DecodeOptions = {}): string {
     const u = toIds(ids);
+    if (!opts.skipUnknown) {
+      const n = this.vocabSize;
+      const i = u.findIndex((id) => id >= n);
+      if (i >= 0) throw new TokenizerError(`ids[${i}] = ${u[i]} is outside the vocabulary (0..${n - 1}); pass skipUnknown to drop such ids`);
+    }
     return this.#call("decode", (t) => t.decode(u, opts.skipSpecialTokens ?? false));
   }
 
