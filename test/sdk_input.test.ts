@@ -6,7 +6,9 @@ import { streamText, type StreamResult } from "../sdk/stream.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { openStore } from "../src/cache/store.ts";
 import { decode } from "../src/engine/generate.ts";
 import { CapacityError, InvalidArgumentError, NonFiniteError, TokenizerError } from "../src/errors.ts";
 import { promptLayout } from "../sdk/prompt.ts";
@@ -279,5 +281,66 @@ describe(`a tokenizer from another model is refused at load (${runtimeName()})`,
     const err = await loadApeModel(dir).catch((e) => e);
     expect(err).toBeInstanceOf(TokenizerError);
     expect(err.message).toMatch(/the tokenizer has 1516\d\d tokens but the model's vocabulary has 384/);
+  });
+});
+
+describe("structure: modules depend one way", () => {
+  const ROOT = new URL("..", import.meta.url).pathname;
+  /** Relative imports (static and literal dynamic ones) of every .ts file under src/, sdk/ and bench/, comments left out. */
+  function importGraph(): Map<string, string[]> {
+    const graph = new Map<string, string[]>();
+    const walk = (dir: string) => {
+      for (const f of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
+        const rel = `${dir}/${f.name}`;
+        if (f.isDirectory()) walk(rel);
+        else if (f.name.endsWith(".ts")) {
+          const code = readFileSync(join(ROOT, rel), "utf8").replace(/\/\*[\s\S]*?\*\//g, "").replace(/(^|[^:"'`])\/\/.*$/gm, "$1");
+          const deps = [...code.matchAll(/(?:\bfrom|\bimport)\s*\(?\s*["'](\.[^"']+)["']/g)].map((m) => relative(ROOT, resolve(ROOT, dirname(rel), m[1])));
+          graph.set(rel, deps);
+        }
+      }
+    };
+    for (const d of ["src", "sdk", "bench"]) walk(d);
+    return graph;
+  }
+
+  it("the shipped code (src/, sdk/) imports nothing from bench/; src/ imports nothing from sdk/", () => {
+    const bad: string[] = [];
+    for (const [f, deps] of importGraph()) {
+      for (const d of deps) {
+        if (!f.startsWith("bench/") && d.startsWith("bench/")) bad.push(`${f} -> ${d}`);
+        if (f.startsWith("src/") && d.startsWith("sdk/")) bad.push(`${f} -> ${d}`);
+      }
+    }
+    expect(bad).toEqual([]);
+  });
+
+  it("the cache store and its backends have no import cycle (checkKey and KvStore live below both)", () => {
+    const graph = importGraph();
+    const reach = (from: string, to: string, seen = new Set<string>()): boolean =>
+      (graph.get(from) ?? []).some((d) => d === to || (!seen.has(d) && (seen.add(d), reach(d, to, seen))));
+    const cycles = [...graph.keys()].filter((f) => f.startsWith("src/cache/") && reach(f, f));
+    expect(cycles).toEqual([]);
+    expect(graph.get("src/cache/file_store.ts")).toContain("src/cache/kv_store.ts");
+  });
+
+  it("ape bench still finds the benchmarks in a clone", async () => {
+    const { run } = await import("../sdk/commands/bench.ts");
+    await expect(run(["--help"])).rejects.toThrow(/benchmarks: tokenize, kv, engine/);
+    await expect(run(["nope"])).rejects.toThrow(/ape bench: choose one of/);
+  });
+});
+
+describe(`bad input to the stores and the cache (${runtimeName()})`, () => {
+  it("a file:// store URL naming a regular file is an InvalidArgumentError, not a raw EEXIST", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "apekit-store-"));
+    writeFileSync(join(dir, "plain"), "x");
+    for (const path of [join(dir, "plain"), join(dir, "plain", "below")]) {
+      const err = await openStore(pathToFileURL(path).href).catch((e) => e);
+      expect(err, path).toBeInstanceOf(InvalidArgumentError);
+      expect(err.message).toMatch(/names a file, not a folder/);
+    }
+    const ok = await openStore(pathToFileURL(join(dir, "new", "store")).href);
+    await ok.close();
   });
 });

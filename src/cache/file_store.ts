@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
 import { InvalidArgumentError } from "../errors.ts";
-import { checkKey, type KvStore, type StoreEntry } from "./store.ts";
+import { checkKey, type KvStore, type StoreEntry } from "./kv_store.ts";
 
 export class FileStore implements KvStore {
   private constructor(readonly url: string, readonly dir: string) {}
@@ -28,7 +28,15 @@ export class FileStore implements KvStore {
     } catch {
       throw new InvalidArgumentError(`store URL '${url}' is not a valid file:// URL`);
     }
-    await mkdir(dir, { recursive: true });
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      const why = code === "EEXIST" || code === "ENOTDIR" ? "names a file, not a folder" : `cannot be created (${code ?? (e as Error).message})`;
+      throw new InvalidArgumentError(`store URL '${url}': ${dir} (or a folder above it) ${why}`);
+    }
+    const s = await stat(dir);
+    if (!s.isDirectory()) throw new InvalidArgumentError(`store URL '${url}': ${dir} names a file, not a folder`);
     return new FileStore(url, dir);
   }
 

@@ -8,7 +8,7 @@
  * await s.put("k", new Uint8Array([1]));
  * ```
  */
-import { checkKey, type KvStore, type StoreEntry } from "./store.ts";
+import { checkKey, type KvStore, type StoreEntry } from "./kv_store.ts";
 
 export class MemoryStore implements KvStore {
   #map = new Map<string, Uint8Array>();

@@ -13,7 +13,7 @@
  */
 import { createClient, RESP_TYPES } from "redis";
 import { ApeError } from "../errors.ts";
-import { checkKey, type KvStore, type StoreEntry } from "./store.ts";
+import { checkKey, type KvStore, type StoreEntry } from "./kv_store.ts";
 
 const CHUNK = 4 * 1024 * 1024;
 const NS = "apekit:kv:";

@@ -16,27 +16,8 @@
  */
 import { InvalidArgumentError } from "../errors.ts";
 
-export interface StoreEntry {
-  key: string;
-  bytes: number;
-}
-
-export interface KvStore {
-  /** The URL it was opened from. */
-  readonly url: string;
-  get(key: string): Promise<Uint8Array | undefined>;
-  put(key: string, value: Uint8Array): Promise<void>;
-  delete(key: string): Promise<void>;
-  list(): Promise<StoreEntry[]>;
-  close(): Promise<void>;
-}
-
-const KEY = /^[A-Za-z0-9_.-]{1,128}$/;
-
-/** Keys are content hashes; anything else (paths, separators) is refused before it reaches a backend. */
-export function checkKey(key: string): void {
-  if (!KEY.test(key)) throw new InvalidArgumentError(`cache key '${key}' is not a valid key ([A-Za-z0-9_.-]{1,128})`);
-}
+export { checkKey, type KvStore, type StoreEntry } from "./kv_store.ts";
+import type { KvStore } from "./kv_store.ts";
 
 export async function openStore(url: string): Promise<KvStore> {
   if (url === "memory:" || url.startsWith("memory:")) {
