@@ -23,6 +23,9 @@ export class Contexts {
 
   /** The handle of a document text (wrapped by the document template). */
   handle(text: string): ContextHandle {
+    if (typeof text !== "string") throw new InvalidArgumentError(`a document must be a string (got ${text === null ? "null" : typeof text})`);
+    // an empty (or blank) document is refused here, before the template gives it tokens of its own
+    if (text.trim() === "") throw new InvalidArgumentError("a document is empty");
     const ids = this.documentIds(text);
     if (ids.length === 0) throw new InvalidArgumentError("a document is empty");
     return contextHandle(this.cache.scope, this.dtype, ids);

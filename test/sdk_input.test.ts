@@ -157,6 +157,18 @@ describe(`SDK decisions and limits on the GPU (${runtimeName()})`, () => {
     } finally {
       await ape.close();
     }
+    // an empty document is refused with the default document template too ("{text}\n\n" would give it tokens)
+    for (const opts of [{ raw: true }, {}, { documentTemplate: "Doc: {text}\n" }]) {
+      const a = await Ape.create(model, opts);
+      try {
+        await expect(a.cache(["fine", ""])).rejects.toThrow(/a document is empty/);
+        await expect(a.cache([" \n "])).rejects.toThrow(InvalidArgumentError);
+        await expect(a.generateText({ query: "x", contexts: [""], maxTokens: 1 })).rejects.toThrow(/a document is empty/);
+        await expect(a.cache([undefined as unknown as string])).rejects.toThrow(/a document must be a string/);
+      } finally {
+        await a.close();
+      }
+    }
   });
 });
 
