@@ -229,7 +229,7 @@ describe(`ape serve (sdk/serve) on ${runtimeName()}`, () => {
       expect((await no.json()).error.type).toBe("authentication_error");
       expect((await ask("Bearer s3cret-token")).status).toBe(200);
       expect((await secured.app.request("/health")).status).toBe(200);
-      const sdk = new OpenAI({ baseURL: "http://in-process/v1", apiKey: "s3cret-token", fetch: (u: string | URL | Request, i?: RequestInit) => secured.app.request(String(u), i) });
+      const sdk = new OpenAI({ baseURL: "http://in-process/v1", apiKey: "s3cret-token", fetch: async (u: string | URL | Request, i?: RequestInit) => await secured.app.request(String(u), i) });
       expect((await sdk.models.list()).data).toHaveLength(1);
     } finally {
       await secured.close();
@@ -293,6 +293,10 @@ describe(`ape serve (sdk/serve) on ${runtimeName()}`, () => {
         await reader.cancel().catch(() => {});
       }
       const metrics = async () => parseMetrics(await (await app.app.request("/metrics")).text());
+      // idle: the probes above have left the SDK's batch (a finished sequence leaves it between steps)
+      for (let i = 0; i < 200 && (await metrics()).get("apekit_live_requests") !== 0; i++) await new Promise((r) => setTimeout(r, 25));
+      const idle = await metrics();
+      expect(idle.get("apekit_kv_pool_used_bytes")).toBeGreaterThan(0); // the shared prefix
       const until = async (active: number) => {
         for (let i = 0; i < 200 && (await metrics()).get("apekit_queue_active") !== active; i++) await new Promise((r) => setTimeout(r, 25));
       };
@@ -318,8 +322,11 @@ describe(`ape serve (sdk/serve) on ${runtimeName()}`, () => {
         expect(r.status, await r.clone().text()).toBe(200);
         expect((await r.json()).usage.completion_tokens).toBeGreaterThan(0);
       }
+      for (let i = 0; i < 200 && (await metrics()).get("apekit_live_requests") !== 0; i++) await new Promise((r) => setTimeout(r, 25));
       const after = await metrics();
-      if (after.has("apekit_kv_pool_used_bytes")) expect(after.get("apekit_kv_pool_used_bytes")).toBe(m.get("apekit_kv_pool_used_bytes"));
+      expect(after.get("apekit_kv_pool_used_bytes")).toBe(idle.get("apekit_kv_pool_used_bytes")); // back to idle
+      expect(after.get("apekit_kv_pool_blocks")).toBe(idle.get("apekit_kv_pool_blocks"));
+      expect(after.get("apekit_live_requests")).toBe(0);
     } finally {
       await sl.close();
       await app.close();

@@ -26,7 +26,7 @@ const SPEC: ArgSpec = {
     host: ["H", "address to listen on (default 127.0.0.1; another needs --token)"],
     port: ["P", "port (default 8080; 0 picks a free one)"],
     token: ["T", "bearer token every request but /health must carry (default: $APEKIT_TOKEN; none: loopback only)"],
-    parallel: ["N", "generations running at once (default 1)"],
+    parallel: ["N", "generations running at once, their decode steps batched (default 4)"],
     "max-queue": ["N", "requests waiting at most; more are answered 429 with Retry-After (default 64)"],
     "model-name": ["NAME", "the model's id in /v1/models (default: the model file's or folder's name)"],
     "max-tokens": ["N", "the largest max_tokens a request may ask for (default 1024)"],

@@ -41,7 +41,7 @@ export interface AppOptions {
   token?: string;
   /** The model's name in /v1/models and responses (default: the model file's or folder's name). */
   modelName?: string;
-  /** Generations running at once (default 1). */
+  /** Generations running at once (default 4; the SDK batches their decode steps). */
   parallel?: number;
   /** Requests waiting at most; more are answered 429 with Retry-After (default 64). */
   maxQueue?: number;

@@ -114,16 +114,15 @@ export async function startGeneration(deps: Deps, job: Job, signal: AbortSignal)
 
 export type FinishReason = "stop" | "length";
 
+/** OpenAI's finish_reason: "length" when max_tokens (or the model's position limit) cut the answer. */
 export function finishReason(stats: GenerateStats): FinishReason {
-  return stats.stopReason === "length" ? "length" : "stop";
+  return stats.stopReason === "length" || stats.stopReason === "limit" ? "length" : "stop";
 }
 
 /** OpenAI's usage, with the prompt's cached context tokens and APE's timings. */
 export function usageOf(stats: GenerateStats) {
-  const s = stats as GenerateStats & { cachedTokens?: number };
   const prompt = stats.mode === "sequential" ? stats.promptTokens : stats.promptTokens + stats.contextTokens;
-  // cached tokens: the SDK's per-request figure where it gives one, else all contexts when none was encoded
-  const cached = stats.mode === "sequential" ? 0 : s.cachedTokens ?? (stats.cacheMisses === 0 ? stats.contextTokens : 0);
+  const cached = stats.mode === "sequential" ? 0 : stats.cachedTokens;
   return {
     prompt_tokens: prompt,
     completion_tokens: stats.generatedTokens,

@@ -16,8 +16,8 @@
  */
 import { type Context, Hono } from "hono";
 import { streamSSE } from "hono/streaming";
-import type { GenerateStats } from "../mod.ts";
-import { badRequest, toHttpError } from "./errors.ts";
+import { ApeError, type GenerateStats } from "../mod.ts";
+import { badRequest, HttpError, toHttpError } from "./errors.ts";
 import { type Deps, finishReason, type Generation, type Job, jobOf, startGeneration, usageOf } from "./generate.ts";
 import { type ChatBody, chatBody, completionBody, messageText } from "./schemas.ts";
 import { jsonBody } from "./validate.ts";
@@ -62,6 +62,13 @@ export function openaiRoutes(deps: Deps, modelName: string): Hono {
       gen = await startGeneration(deps, job, signal);
     } catch (e) {
       if (signal.aborted) deps.metrics.disconnects++; // gone while queued or before its first token
+      // the KV pool is full of other running requests' blocks: a transient state, unlike a request too big for it
+      if (e instanceof ApeError && e.code === "E_CAPACITY" && deps.queue.active > 0) {
+        const retry = deps.queue.retryAfterSeconds();
+        throw new HttpError(503, "server_error", `the GPU KV pool is in use by ${deps.queue.active} running requests: retry after ${retry} s (${e.message})`, {
+          code: "kv_pool_busy", headers: { "Retry-After": String(retry) },
+        });
+      }
       throw e;
     }
     const base = { id, object: kind === "chat" ? "chat.completion.chunk" : "text_completion", created: created(), model: modelName };

@@ -16,7 +16,7 @@
 import { HttpError } from "./errors.ts";
 
 export interface QueueOptions {
-  /** Jobs running at once (default 1). */
+  /** Jobs running at once (default 4: the SDK decodes concurrent generations in one batched step). */
   parallel?: number;
   /** Jobs waiting at most (default 64); one more is answered 429. */
   maxQueue?: number;
@@ -43,7 +43,7 @@ export class AdmissionQueue {
   rejected = 0;
 
   constructor(opts: QueueOptions = {}) {
-    this.parallel = opts.parallel ?? 1;
+    this.parallel = opts.parallel ?? 4;
     this.maxQueue = opts.maxQueue ?? 64;
     if (!Number.isInteger(this.parallel) || this.parallel < 1) throw new RangeError(`parallel must be a positive integer (got ${this.parallel})`);
     if (!Number.isInteger(this.maxQueue) || this.maxQueue < 0) throw new RangeError(`maxQueue must be a non-negative integer (got ${this.maxQueue})`);

@@ -45,13 +45,10 @@ export function contextRoutes(deps: Deps): Hono {
 
 /** Figures read at scrape time: the SDK's cache tiers and KV pool, the queue. */
 export function scrapeGauges(deps: Deps): Gauge[] {
-  const st = deps.ape.stats() as ReturnType<Deps["ape"]["stats"]> & {
-    pool?: { capacityTokens: number; freeTokens: number; bytesPerToken: number; liveBlocks?: number };
-    liveRequests?: number;
-    pinnedContexts?: number;
-  };
+  const st = deps.ape.stats();
+  const p = st.pool;
   const tiers = (o: Record<string, number>) => Object.entries(o).map(([tier, value]) => ({ labels: { tier }, value }));
-  const g: Gauge[] = [
+  return [
     { name: "apekit_cache_hits_total", help: "Context cache hits, by tier.", type: "counter", values: tiers(st.hits) },
     { name: "apekit_cache_misses_total", help: "Contexts encoded because no tier held them.", type: "counter", values: [{ value: st.misses }] },
     { name: "apekit_cache_rejected_total", help: "Store entries found corrupt or mismatched (re-encoded).", type: "counter", values: [{ value: st.rejected }] },
@@ -62,17 +59,12 @@ export function scrapeGauges(deps: Deps): Gauge[] {
     { name: "apekit_queue_active", help: "Requests running (holding a slot).", type: "gauge", values: [{ value: deps.queue.active }] },
     { name: "apekit_queue_capacity", help: "Slots (parallel) and queue places (waiting).", type: "gauge", values: [{ labels: { kind: "parallel" }, value: deps.queue.parallel }, { labels: { kind: "waiting" }, value: deps.queue.maxQueue }] },
     { name: "apekit_queue_rejected_total", help: "Requests answered 429 because the queue was full.", type: "counter", values: [{ value: deps.queue.rejected }] },
+    { name: "apekit_live_requests", help: "Requests decoding now (in the SDK's batch).", type: "gauge", values: [{ value: st.liveRequests }] },
+    { name: "apekit_pinned_contexts", help: "Cached contexts pinned on the GPU by running requests.", type: "gauge", values: [{ value: st.pinnedContexts }] },
+    { name: "apekit_kv_pool_capacity_bytes", help: "GPU KV pool size.", type: "gauge", values: [{ value: p.capacityTokens * p.bytesPerToken }] },
+    { name: "apekit_kv_pool_used_bytes", help: "GPU KV pool bytes in use (shared prefix, cached contexts, live requests).", type: "gauge", values: [{ value: (p.capacityTokens - p.freeTokens) * p.bytesPerToken }] },
+    { name: "apekit_kv_pool_blocks", help: "GPU KV pool blocks allocated.", type: "gauge", values: [{ value: p.liveBlocks }] },
   ];
-  if (st.liveRequests !== undefined) g.push({ name: "apekit_live_requests", help: "Requests decoding now (in the SDK's batch).", type: "gauge", values: [{ value: st.liveRequests }] });
-  if (st.pinnedContexts !== undefined) g.push({ name: "apekit_pinned_contexts", help: "Cached contexts pinned on the GPU by running requests.", type: "gauge", values: [{ value: st.pinnedContexts }] });
-  if (st.pool) {
-    const p = st.pool;
-    g.push(
-      { name: "apekit_kv_pool_capacity_bytes", help: "GPU KV pool size.", type: "gauge", values: [{ value: p.capacityTokens * p.bytesPerToken }] },
-      { name: "apekit_kv_pool_used_bytes", help: "GPU KV pool bytes in use (shared prefix, cached contexts, live requests).", type: "gauge", values: [{ value: (p.capacityTokens - p.freeTokens) * p.bytesPerToken }] },
-    );
-  }
-  return g;
 }
 
 export function opsRoutes(deps: Deps, modelName: string, started: number): Hono {
