@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * import { loadModel, Ape } from "apekit";
+ * import { loadModel, Ape } from "@apekit/apekit";
  * const model = await loadModel();                       // the embedded default (SmolLM2-135M-Instruct)
  * const ape = await Ape.create(model, { prefix: "Answer using the documents.\n\n", store: "memory:" });
  * const docs = await ape.cache(["The capital of Vermont is Montpelier.", "Zorblax Ltd was founded in 1911."]);

@@ -8,10 +8,17 @@
  *
  * @example
  * ```ts
+ * import { loadModel } from "../model/load.ts";
+ * import { Engine } from "../engine/engine.ts";
  * import { encodeContexts, encodePrefix, queryLogits } from "./ape.ts";
- * // const prefix = await encodePrefix(engine, prefixIds);
- * // const ctx = await encodeContexts(engine, prefix, [ids1, ids2]);
- * // const logits = await queryLogits(engine, { prefix, contexts: ctx, query, temperature: 0.9, scale: 0.9 });
+ * const { model } = await loadModel("fixtures/models/qwen2");
+ * const engine = new Engine(model, { kvBudgetBytes: 4 << 20 });
+ * const prefix = await encodePrefix(engine, Uint32Array.from([1, 2])); // positions 0..1, shared
+ * const contexts = await encodeContexts(engine, prefix, [Uint32Array.from([3, 4, 5]), Uint32Array.from([6, 7])]); // each from position 2, in one pass
+ * const logits = await queryLogits(engine, { prefix, contexts, query: Uint32Array.from([8, 9]), temperature: 0.9, scale: 0.9 });
+ * console.log(logits.indexOf(Math.max(...logits))); // APE's greedy next token
+ * engine.destroy();
+ * model.destroy();
  * ```
  */
 import type { Engine } from "../engine/engine.ts";

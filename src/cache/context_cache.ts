@@ -9,9 +9,27 @@
  *
  * @example
  * ```ts
- * import { ContextCache } from "./context_cache.ts";
- * // const cache = new ContextCache(engine, store, codec, { model, tokenizer, prefixHash, prefix });
- * // const blocks = await cache.acquire([{ id, ids }]); ...; cache.release(blocks);
+ * import { loadModel } from "../model/load.ts";
+ * import { Engine } from "../engine/engine.ts";
+ * import { encodePrefix } from "../ape/ape.ts";
+ * import { ContextCache, contextId, prefixHash } from "./context_cache.ts";
+ * import { kvCodec } from "./kv_codec.ts";
+ * import { openStore } from "./store.ts";
+ * const { model } = await loadModel("fixtures/models/qwen2");
+ * const engine = new Engine(model, { kvBudgetBytes: 4 << 20 });
+ * const prefixIds = Uint32Array.from([1, 2]);
+ * const scope = { modelFingerprint: model.fingerprint, tokenizerFingerprint: "tok", prefixHash: prefixHash(model.fingerprint, prefixIds), prefix: await encodePrefix(engine, prefixIds) };
+ * const store = await openStore("memory:");
+ * const cache = new ContextCache(engine, store, kvCodec(model), scope);
+ * const ids = Uint32Array.from([3, 4, 5]);
+ * const ref = { id: contextId(scope.modelFingerprint, scope.tokenizerFingerprint, scope.prefixHash, ids), ids };
+ * const [block] = await cache.acquire([ref]); // encoded once (a miss), stored, pinned on the GPU
+ * cache.release([ref]);
+ * await cache.acquire([ref]); // a GPU hit
+ * cache.release([ref]);
+ * console.log(block.tokens, cache.stats.misses, cache.stats.hits.gpu, (await store.list()).length); // 3 1 1 1
+ * engine.destroy();
+ * model.destroy();
  * ```
  */
 import { createHash } from "node:crypto";

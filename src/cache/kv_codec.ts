@@ -4,9 +4,21 @@
  *
  * @example
  * ```ts
+ * import { loadModel } from "../model/load.ts";
+ * import { Engine } from "../engine/engine.ts";
+ * import { readBlock } from "../engine/kv_transfer.ts";
  * import { kvCodec } from "./kv_codec.ts";
- * // const bytes = kvCodec(model).encode(meta, hostKv);
- * // const { kv } = kvCodec(model).decode(bytes, { modelFingerprint, tokenizerFingerprint, prefixHash });
+ * const { model } = await loadModel("fixtures/models/qwen2");
+ * const engine = new Engine(model, { kvBudgetBytes: 4 << 20 });
+ * const ids = Uint32Array.from([3, 4, 5]);
+ * const block = engine.pool.allocate(ids.length, 0);
+ * await engine.run(ids, { groups: [{ rows: ids.length, write: block, writeAt: 0, plain: [block] }], logits: { from: 0, count: 0 } });
+ * const meta = { modelFingerprint: model.fingerprint, tokenizerFingerprint: "tok", prefixHash: "", kind: "context" as const, tokenIds: ids, firstPos: 0 };
+ * const bytes = kvCodec(model).encode(meta, await readBlock(engine.pool, block)); // a checksummed KV-cache file
+ * const back = kvCodec(model).decode(bytes, meta); // verified against the expected model, tokenizer and prefix
+ * console.log(bytes.length, back.meta.tokenIds, back.kv.tokens);
+ * engine.destroy();
+ * model.destroy();
  * ```
  */
 import type { Model } from "../model/model.ts";

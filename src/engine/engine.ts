@@ -14,11 +14,17 @@
  *
  * @example
  * ```ts
+ * import { loadModel } from "../model/load.ts";
  * import { Engine } from "./engine.ts";
- * // const engine = new Engine(model, { kvBudgetBytes: 64 << 20 });
- * // const block = engine.pool.allocate(ids.length, 0);
- * // const logits = await engine.run(ids, { groups: [{ rows: ids.length, write: block, writeAt: 0, plain: [block] }],
- * //   logits: { from: ids.length - 1, count: 1 } });
+ * const { model } = await loadModel("fixtures/models/qwen2"); // a tiny fixture model (paths from the repository root)
+ * const engine = new Engine(model, { kvBudgetBytes: 4 << 20 });
+ * const ids = Uint32Array.from([1, 2, 3]);
+ * const block = engine.pool.allocate(ids.length, 0); // KV slots for positions 0..2
+ * const logits = await engine.run(ids, { groups: [{ rows: ids.length, write: block, writeAt: 0, plain: [block] }], logits: { from: ids.length - 1, count: 1 } });
+ * console.log(logits.length === model.config.vocabSize); // true: the last position's logits
+ * engine.pool.release(block);
+ * engine.destroy();
+ * model.destroy();
  * ```
  */
 import type { Model } from "../model/model.ts";

@@ -11,8 +11,18 @@
  *
  * @example
  * ```ts
+ * import { loadModel } from "../model/load.ts";
+ * import { Engine } from "./engine.ts";
  * import { decode } from "./generate.ts";
- * // for await (const ids of decode(engine, { prompt, block, group, maxTokens: 32, stopIds: [2] })) console.log(ids);
+ * const { model } = await loadModel("fixtures/models/qwen2");
+ * const engine = new Engine(model, { kvBudgetBytes: 4 << 20 });
+ * const prompt = Uint32Array.from([1, 2, 3]), maxTokens = 4;
+ * const block = engine.pool.allocate(prompt.length + maxTokens, 0); // the live sequence: prompt, then generated tokens
+ * const group = (rows: number, writeAt: number) => ({ rows, write: block, writeAt, plain: [block] }); // causal, plain attention
+ * for await (const ids of decode(engine, { prompt, block, group, maxTokens })) console.log(ids); // greedy ids, a readback at a time
+ * engine.pool.release(block);
+ * engine.destroy();
+ * model.destroy();
  * ```
  */
 import type { Engine } from "./engine.ts";

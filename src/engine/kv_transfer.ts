@@ -7,9 +7,21 @@
  *
  * @example
  * ```ts
+ * import { loadModel } from "../model/load.ts";
+ * import { Engine } from "./engine.ts";
  * import { readBlock, writeBlock } from "./kv_transfer.ts";
- * // const { k, v } = await readBlock(pool, block);
- * // writeBlock(pool, other, k, v);
+ * const { model } = await loadModel("fixtures/models/qwen2");
+ * const engine = new Engine(model, { kvBudgetBytes: 4 << 20 });
+ * const ids = Uint32Array.from([5, 6, 7]);
+ * const block = engine.pool.allocate(ids.length, 0);
+ * await engine.run(ids, { groups: [{ rows: ids.length, write: block, writeAt: 0, plain: [block] }], logits: { from: 0, count: 0 } });
+ * const kv = await readBlock(engine.pool, block); // the block's keys and values, on the host
+ * const copy = engine.pool.allocate(ids.length, 0);
+ * writeBlock(engine.pool, copy, kv); // back onto the GPU, into another block
+ * const again = await readBlock(engine.pool, copy);
+ * console.log(copy.tokens, again.k[0].every((x, i) => x === kv.k[0][i])); // 3 true
+ * engine.destroy();
+ * model.destroy();
  * ```
  */
 import { Usage } from "../gpu/buffers.ts";

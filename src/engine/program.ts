@@ -5,8 +5,19 @@
  *
  * @example
  * ```ts
- * import { Program } from "./program.ts";
- * // const prog = new Program(device); prog.dispatch(pipeline, bindGroup, 4); prog.submit();
+ * import { getGpu } from "../gpu/device.ts";
+ * import { readBuffer, uploadF32 } from "../gpu/buffers.ts";
+ * import { Kernels } from "../gpu/shaders.ts";
+ * import { Params, Program } from "./program.ts";
+ * const { device } = await getGpu();
+ * const kernels = new Kernels(device);
+ * const a = uploadF32(device, new Float32Array([1, 2, 3])), b = uploadF32(device, new Float32Array([10, 20, 30]));
+ * const prog = new Program(device);
+ * const pipe = kernels.pipeline("add"); // a[i] += b[i]
+ * prog.dispatch(pipe, kernels.bind(pipe, [a, b, prog.uniform(new Params().u(3).bytes())]), 1);
+ * prog.submit(); // one compute pass; a recorded program can be submitted again
+ * console.log(new Float32Array(await readBuffer(device, a, 12))); // [11, 22, 33]
+ * prog.destroy();
  * ```
  */
 import { storageBuffer, Usage } from "../gpu/buffers.ts";
