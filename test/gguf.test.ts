@@ -15,9 +15,8 @@ import { ModelFormatError } from "../src/errors.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { sequentialLogits } from "../src/ape/ape.ts";
 import { type ModelConfig, parseHfConfig } from "../src/model/config.ts";
-import {
-  configMetadata, ggufConfig, GgufType, type GgufWriteValue, ggufWeights, openGguf, parseGguf, toGgufTensors, writeGguf,
-} from "../src/model/gguf.ts";
+import { ggufConfig, GgufType, ggufWeights, openGguf, parseGguf } from "../src/model/gguf.ts";
+import { configMetadata, type GgufWriteValue, toGgufTensors, writeGguf } from "./reference/gguf_writer.ts";
 import { loadModel } from "../src/model/load.ts";
 import { defaultModelPath, DefaultModelMissingError } from "../src/model/default_model.ts";
 import { buildModel, type Model } from "../src/model/model.ts";

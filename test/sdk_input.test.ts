@@ -336,6 +336,13 @@ describe("structure: modules depend one way", () => {
     expect(graph.get("src/cache/file_store.ts")).toContain("src/cache/kv_store.ts");
   });
 
+  it("the GGUF writer serves only the tests: it lives under test/, not in the shipped reader", async () => {
+    const reader = await import("../src/model/gguf.ts");
+    for (const name of ["writeGguf", "toGgufTensors", "configMetadata"]) expect(Object.keys(reader)).not.toContain(name);
+    const writer = await import("./reference/gguf_writer.ts");
+    expect(typeof writer.writeGguf).toBe("function");
+  });
+
   it("ape bench still finds the benchmarks in a clone", async () => {
     const { run } = await import("../sdk/commands/bench.ts");
     await expect(run(["--help"])).rejects.toThrow(/benchmarks: tokenize, kv, engine/);
