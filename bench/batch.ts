@@ -1,12 +1,14 @@
 /**
  * `ape bench batch [--shape llama-3.2-1b|tiny] [--dtype f16|f32|q8_0|q4_1|q4_0] [--compute f32|f16] [--streams 1,8,32]
- *   [--prompt 32] [--decode 64] [--kv f32|f16] [--steps 16]`
+ *   [--prompt 32] [--decode 64] [--kv f32|f16] [--steps 16] [--rows N]`
  *
  * Continuous batching: aggregate decode tokens/s of N concurrent greedy streams sharing the engine's
  * batched steps (src/engine/batch.ts), for each N, and the ratio to 1 stream. A model of the given
  * shape with random weights (as `ape bench engine`). Each figure is the difference of two runs of N
  * streams (16 and 16 + --decode tokens each), so prefills, first readbacks and start-up cancel out.
- * Every stream has its own prompt (sequential layout, --prompt tokens) and KV block.
+ * Every stream has its own prompt (sequential layout, --prompt tokens) and KV block. `--rows` caps the
+ * rows of one forward pass (default: the most streams; `--rows 1` is the unbatched baseline, every
+ * stream its own pass within the shared submit).
  */
 import { getGpu } from "../src/gpu/device.ts";
 import { buildModel } from "../src/model/model.ts";
@@ -17,7 +19,7 @@ import { parseArgs } from "../sdk/commands/args.ts";
 import { DTYPES, modelArgs, randomSource, shapeConfig } from "./engine.ts";
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { string: ["shape", "dtype", "compute", "streams", "prompt", "decode", "kv", "steps"] });
+  const a = parseArgs(argv, { string: ["shape", "dtype", "compute", "streams", "prompt", "decode", "kv", "steps", "rows"] });
   const { shapeName, shape, dtype, compute } = modelArgs(a.string);
   const streams = (a.string.streams ?? "1,8,32").split(",").map(Number);
   if (!streams.every((n) => Number.isInteger(n) && n >= 1)) throw new InvalidArgumentError(`--streams must be positive integers, e.g. 1,8,32 (got '${a.string.streams}')`);
@@ -35,7 +37,10 @@ export async function run(argv: string[]): Promise<number> {
   const slots = Math.max(...streams) * (promptN + long);
   const bytesPerToken = cfg.layers * 2 * cfg.kvHeads * cfg.headDim * (kv === "f16" ? 2 : 4);
   const engine = new Engine(model, { kvBudgetBytes: Math.ceil(slots * 1.1 + 64) * bytesPerToken, kvDtype: kv });
-  const batcher = new Batcher(engine, { stepsPerReadback: steps, maxRows: Math.max(...streams) });
+  const maxRows = a.string.rows ? Number(a.string.rows) : Math.max(...streams);
+  if (!(Number.isInteger(maxRows) && maxRows >= 1)) throw new InvalidArgumentError(`--rows must be a positive integer (got '${a.string.rows}')`);
+  const batcher = new Batcher(engine, { stepsPerReadback: steps, maxRows });
+  console.log(`streams ${streams.join(", ")}: ${promptN}-token prompts, ${decodeN} timed tokens each; at most ${maxRows} rows per forward pass, ${batcher.chunk} steps per readback`);
 
   /** N streams of `tokens` tokens each, started together; returns the wall time and the steps they took. */
   const timed = async (n: number, tokens: number) => {
