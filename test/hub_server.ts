@@ -4,6 +4,7 @@
  *
  * - `GET /api/models/{org}/{name}/revision/{rev}`: `{ id, sha, siblings: [{ rfilename }], gated, private }`;
  *   an unknown repo answers 401 `X-Error-Code: RepoNotFound`, an unknown revision 404 `RevisionNotFound`.
+ * - `GET /api/models/{org}/{name}/tree/{rev}`: `[{ type, oid, size, path, lfs?: { oid, size, pointerSize } }]`.
  * - `HEAD|GET /{org}/{name}/resolve/{rev}/{file}`: every answer carries `X-Repo-Commit`. LFS files
  *   (.safetensors, .gguf, .bin) answer `302` to a second host (the "CDN") with `X-Linked-Etag: "<sha256>"`
  *   and `X-Linked-Size`; other files `200` with `ETag: "<git blob sha1>"`. A missing file: 404
@@ -222,6 +223,16 @@ export async function startHubServer(opts: HubServerOptions): Promise<HubServer>
     const rev = c.req.param("rev");
     if (rev !== "main" && rev !== sha) return err(404, "RevisionNotFound", "Invalid rev id: " + rev);
     return c.json({ _id: sha.slice(0, 24), id, modelId: id, sha, private: false, gated: opts.repos[id].gated ? "manual" : false, disabled: false, siblings: [...info.get(id)!.keys()].map((rfilename) => ({ rfilename })) });
+  });
+  // the file listing huggingface_hub's snapshot_download reads (list_repo_tree, recursive, one page)
+  hub.get("/api/models/:org/:name/tree/:rev", (c) => {
+    const id = `${c.req.param("org")}/${c.req.param("name")}`;
+    if (!info.has(id)) return err(401, "RepoNotFound", "Repository not found");
+    const sha = commits.get(id)!, rev = c.req.param("rev");
+    if (rev !== "main" && rev !== sha) return err(404, "RevisionNotFound", "Invalid rev id: " + rev);
+    return c.json([...info.get(id)!].map(([path, fi]) => ({
+      type: "file", oid: fi.gitSha1, size: fi.size, path, ...(fi.lfs ? { lfs: { oid: fi.sha256, size: fi.size, pointerSize: 134 } } : {}),
+    })));
   });
   hub.on(["GET", "HEAD"], "/:org/:name/resolve/:rev/*", (c) => {
     const id = `${c.req.param("org")}/${c.req.param("name")}`;
