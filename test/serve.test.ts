@@ -265,7 +265,7 @@ describe(`ape serve (sdk/serve) on ${runtimeName()}`, () => {
     }
   });
 
-  it("a client that disconnects cancels its generation and frees its KV (a small pool does not fill up)", async () => {
+  it("a client that disconnects cancels its generation and frees its KV (a small pool does not fill up); a full pool is 503", async () => {
     // a KV pool with room for about two live requests: leaked blocks would make later requests fail
     const c = model.model.config;
     const small = await Ape.create(model, { prefix: PREFIX, kvDtype: "f32", gpuBudgetBytes: 2 * 110 * c.layers * c.kvHeads * c.headDim * 2 * 4 });
@@ -322,6 +322,13 @@ describe(`ape serve (sdk/serve) on ${runtimeName()}`, () => {
         expect(r.status, await r.clone().text()).toBe(200);
         expect((await r.json()).usage.completion_tokens).toBeGreaterThan(0);
       }
+      // three at once do not fit the pool together: the last is told to come back (503 + Retry-After), not 413
+      const three = await Promise.all([0, 1, 2].map(() =>
+        fetch(`${sl.url}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ prompt, max_tokens: 60 }) })));
+      expect(three.map((r) => r.status).sort()).toEqual([200, 200, 503]);
+      const busy = three.find((r) => r.status === 503)!;
+      expect(Number(busy.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      expect((await busy.json()).error.code).toBe("kv_pool_busy");
       for (let i = 0; i < 200 && (await metrics()).get("apekit_live_requests") !== 0; i++) await new Promise((r) => setTimeout(r, 25));
       const after = await metrics();
       expect(after.get("apekit_kv_pool_used_bytes")).toBe(idle.get("apekit_kv_pool_used_bytes")); // back to idle
