@@ -128,6 +128,37 @@ describe(`SDK under overlapping requests on ${runtimeName()}`, () => {
     }
   });
 
+  it("a burst of overlapping requests (shared new documents, aborts, early stops, follow-ups) leaves the pool idle", async () => {
+    const ape = await Ape.create(model, { prefix: "use the text\n" });
+    try {
+      const idle = ape.stats().pool;
+      const modes = ["ape", "sequential", "parallel"] as const;
+      const runs = Array.from({ length: 12 }, async (_, i) => {
+        const contexts = [DOCS[i % 4], DOCS[(i + 1) % 4]]; // new to the cache: encodes are shared
+        const ac = new AbortController();
+        let n = 0;
+        for await (const ev of ape.generate({ query: `question ${i}`, contexts, mode: modes[i % 3], maxTokens: 3 + (i % 5), signal: ac.signal, stepsPerReadback: 1 + (i % 3) })) {
+          if (ev.type !== "token") continue;
+          n++;
+          if (i % 4 === 1 && n === 1) ac.abort();
+          if (i % 4 === 2 && n === 2) break;
+        }
+        if (i % 4 === 3) {
+          const again = await ape.generateText({ query: "again", contexts, mode: "parallel", maxTokens: 2 });
+          expect(again.stats).toMatchObject({ cacheHits: 2, cacheMisses: 0 });
+        }
+      });
+      const outcomes = await Promise.allSettled(runs);
+      const codes = outcomes.map((o) => (o.status === "rejected" ? (o.reason as { code?: string }).code : "ok"));
+      codes.forEach((c, i) => expect(c, `request ${i}`).toBe(i % 4 === 1 ? "E_ABORTED" : "ok"));
+      expect(ape.stats().misses).toBe(4); // each document encoded once
+      expect(ape.stats()).toMatchObject({ pinnedContexts: 0, liveRequests: 0 });
+      expect(ape.stats().pool.liveBlocks).toBe(idle.liveBlocks + 4);
+    } finally {
+      await ape.close();
+    }
+  });
+
   it("close() ends running generations with E_CLOSED, waits for a cache() in flight, frees everything, refuses new calls", async () => {
     const ape = await Ape.create(model, { prefix: "use the text\n" });
     const handles = await ape.cache(DOCS.slice(0, 2));
