@@ -7,6 +7,9 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Ape, type ApeModel, loadModel, openStore } from "../sdk/mod.ts";
 import { runtimeName } from "../src/runtime.ts";
+import { promptLayout } from "../sdk/prompt.ts";
+import { Engine } from "../src/engine/engine.ts";
+import { modeLogits } from "../src/ape/ape.ts";
 
 const MODEL = new URL("../fixtures/models/llama3", import.meta.url).pathname;
 const DOCS = ["the cat sat on the mat", "a dog ran in the park", "birds sing in the morning"];
@@ -26,11 +29,34 @@ describe(`SDK (Ape) on ${runtimeName()}`, () => {
       const h2 = await ape.cache(DOCS);
       expect(h2.map((h) => h.id)).toEqual(h1.map((h) => h.id));
       expect(ape.stats().hits.gpu).toBe(3);
-      const out = await ape.generateText({ query: "what sat on the mat", contexts: h1, maxTokens: 6 });
-      expect(out.ids.length).toBeGreaterThan(0);
-      expect(out.stats.cacheHits).toBe(3);
-      expect(out.stats.contextTokens).toBe(h1.reduce((n, h) => n + h.tokens, 0));
-      expect(out.stats.timeToFirstTokenMs).toBeGreaterThan(0);
+      const t0 = performance.now();
+      let firstSeen = 0;
+      let out;
+      for await (const ev of ape.generate({ query: "what sat on the mat", contexts: h1, maxTokens: 6, stepsPerReadback: 1 })) {
+        if (ev.type === "token" && ev.ids.length && !firstSeen) firstSeen = performance.now() - t0;
+        if (ev.type === "done") out = ev;
+      }
+      expect(out!.stats.cacheHits).toBe(3);
+      expect(out!.stats.contextTokens).toBe(h1.reduce((n, h) => n + h.tokens, 0));
+      // the first token is APE's greedy choice over the cached blocks: the argmax of modeLogits on the
+      // same prefix / context / query ids encoded afresh (an independent path through the engine)
+      const layout = promptLayout(model, { prefix: "use the text\n" });
+      const engine = new Engine(model.model, { kvDtype: ape.kvDtype });
+      try {
+        const logits = await modeLogits(engine, "ape", {
+          prefix: layout.prefixIds, contexts: h1.map((h) => h.ids), query: layout.queryIds("what sat on the mat"), ...ape.defaults,
+        });
+        expect(out!.ids[0]).toBe(logits.indexOf(Math.max(...logits)));
+      } finally {
+        engine.destroy();
+      }
+      // the timings are consistent with what the caller saw: the first token arrived by firstSeen, and
+      // the answer (6 tokens, one readback each) took longer than its first token
+      expect(out!.ids.length).toBe(out!.stats.generatedTokens);
+      expect(out!.stats.timeToFirstTokenMs).toBeGreaterThan(0);
+      expect(out!.stats.timeToFirstTokenMs).toBeLessThanOrEqual(firstSeen + 1);
+      expect(out!.stats.prefillMs).toBeLessThanOrEqual(out!.stats.timeToFirstTokenMs);
+      if (out!.ids.length > 1) expect(out!.stats.totalMs).toBeGreaterThan(out!.stats.timeToFirstTokenMs);
     } finally {
       await ape.close();
     }
@@ -56,17 +82,20 @@ describe(`SDK (Ape) on ${runtimeName()}`, () => {
     }
   });
 
-  it("stores KV in f16 by default where the adapter offers shader-f16, f32 when asked", async () => {
-    const ape = await Ape.create(model, { prefix: "use the text\n" });
+  it("stores KV in f16 by default where the adapter offers shader-f16, f32 when asked; f16 KV takes half the bytes, same tokens", async () => {
+    const auto = await Ape.create(model, { prefix: "use the text\n" });
+    const half = await Ape.create(model, { prefix: "use the text\n", kvDtype: "f16" }); // packed f16: no shader-f16 needed
     const exact = await Ape.create(model, { prefix: "use the text\n", kvDtype: "f32" });
     try {
-      expect(ape.kvDtype).toBe(model.model.gpu.hasF16 ? "f16" : "f32");
+      expect(auto.kvDtype).toBe(model.model.gpu.hasF16 ? "f16" : "f32");
+      expect(half.kvDtype).toBe("f16");
       expect(exact.kvDtype).toBe("f32");
-      const [a, b] = await Promise.all([ape, exact].map(async (x) => (await x.generateText({ query: "what sat on the mat", contexts: await x.cache(DOCS), maxTokens: 4 })).ids));
+      const [a, b] = await Promise.all([half, exact].map(async (x) => (await x.generateText({ query: "what sat on the mat", contexts: await x.cache(DOCS), maxTokens: 4 })).ids));
       expect(a).toEqual(b); // greedy tokens agree on this model
+      expect(half.stats().bytes.gpu * 2).toBe(exact.stats().bytes.gpu); // the same blocks, really stored as f16
+      expect(half.stats().bytes.gpu).toBeGreaterThan(0);
     } finally {
-      await ape.close();
-      await exact.close();
+      await Promise.all([auto.close(), half.close(), exact.close()]);
     }
   });
 
@@ -77,8 +106,18 @@ describe(`SDK (Ape) on ${runtimeName()}`, () => {
       const seq = await ape.generateText({ query: "what sat", contexts: [doc], mode: "sequential", maxTokens: 8 });
       const par = await ape.generateText({ query: "what sat", contexts: [doc], mode: "parallel", maxTokens: 8 });
       expect(par.ids).toEqual(seq.ids);
+      // APE mode uses the request's T and S: its answer is APE's at T = S = 0.5, not parallel mode's
       const ape2 = await ape.generateText({ query: "what sat", contexts: [doc], mode: "ape", temperature: 0.5, scale: 0.5, maxTokens: 8 });
       expect(ape2.stats.mode).toBe("ape");
+      expect(ape2.ids).not.toEqual(par.ids);
+      const layout = promptLayout(model, { prefix: "use the text\n" });
+      const engine = new Engine(model.model, { kvDtype: ape.kvDtype });
+      try {
+        const logits = await modeLogits(engine, "ape", { prefix: layout.prefixIds, contexts: [doc.ids], query: layout.queryIds("what sat"), temperature: 0.5, scale: 0.5 });
+        expect(ape2.ids[0]).toBe(logits.indexOf(Math.max(...logits)));
+      } finally {
+        engine.destroy();
+      }
     } finally {
       await ape.close();
     }
