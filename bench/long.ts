@@ -32,7 +32,8 @@
  */
 import process from "node:process";
 import { writeFileSync } from "node:fs";
-import { deviceErrors, getGpu, type Gpu } from "../src/gpu/device.ts";
+import { deviceErrors, errorScope, getGpu, type Gpu } from "../src/gpu/device.ts";
+import { readBuffer } from "../src/gpu/buffers.ts";
 import { buildModel, type Model } from "../src/model/model.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { decode, type DecodeRequest } from "../src/engine/generate.ts";
@@ -75,6 +76,8 @@ interface Row {
   /** "not run" (above --sequential-max) or the error that stopped it. */
   seqError?: string;
   breakdown?: { queryPrefill?: Breakdown; decodeStep?: Breakdown; error?: string };
+  /** Host-side phases of an APE first token, ms each, in order (see firstTokenPhases). */
+  phases?: [string, number][];
 }
 
 /** "2K" -> 2048, "128K" -> 131072, "1000" -> 1000. */
@@ -150,6 +153,60 @@ async function forwardBreakdown(engine: Engine, fwd: Forward): Promise<Breakdown
   }
 }
 
+/**
+ * Where an APE first token's wall time goes on the host: the steps decode() takes for it (startQuery,
+ * the sampler, recording the query's Forward and the decode step's, encoding + submitting, closing the
+ * error scopes, the token's readback, the scopes' outcome), each timed alone; then a replay of the same
+ * recorded prefill with its readback, and a bare readback round trip, for scale.
+ */
+async function firstTokenPhases(engine: Engine, s: Setup, prefix: Awaited<ReturnType<typeof encodePrefix>>, contexts: KvBlock[]): Promise<[string, number][]> {
+  const dev = engine.model.gpu.device;
+  const out: [string, number][] = [];
+  let t = performance.now();
+  const lap = (name: string) => {
+    const now = performance.now();
+    out.push([name, now - t]);
+    t = now;
+  };
+  const Q = s.query.length;
+  const live = startQuery(engine, { prefix, contexts, query: s.query, temperature: T, scale: S, reserve: 2 });
+  const owned: { destroy(): void }[] = [];
+  try {
+    lap("startQuery");
+    const sampler = new Sampler(engine.model, {}, 2, s.query);
+    owned.push(sampler);
+    lap("sampler");
+    const prefill = new Forward(engine.model, engine.pool, Q, { groups: [live.group(Q, 0)], temperature: T, scale: S, logits: { from: Q - 1, count: 1 } });
+    owned.push(prefill);
+    sampler.record(prefill.program, prefill.logits);
+    lap(`record query Forward (${prefill.program.steps.length} dispatches)`);
+    const step = new Forward(engine.model, engine.pool, 1, { groups: [live.group(1, Q)], temperature: T, scale: S, logits: { from: 0, count: 1 } }, sampler.next);
+    owned.push(step);
+    sampler.record(step.program, step.logits);
+    lap(`record step Forward (${step.program.steps.length} dispatches)`);
+    const close = errorScope(dev, "bench: first-token phases");
+    sampler.setStep(0);
+    prefill.setIds(s.query);
+    prefill.program.submit();
+    lap("encode + submit");
+    const scoped = close();
+    lap("pop error scopes");
+    await readBuffer(dev, sampler.tokens, 4, 0);
+    lap("first token readback (GPU work + map)");
+    await scoped;
+    lap("error scopes' outcome");
+    prefill.program.submit();
+    await readBuffer(dev, sampler.tokens, 4, 0);
+    lap("replay of the query + readback");
+    await readBuffer(dev, sampler.tokens, 4, 0);
+    lap("bare readback round trip");
+  } finally {
+    for (const o of owned) o.destroy();
+    engine.pool.release(live.block);
+  }
+  return out;
+}
+
 function topKernels(b: Breakdown, n = 6): string {
   const sorted = [...b.kernels].sort((x, y) => y.ms - x.ms);
   const top = sorted.slice(0, n).map((k) => `${k.name} x${k.dispatches} ${k.ms.toFixed(3)} ms`);
@@ -211,6 +268,8 @@ async function runApe(s: Setup, engine: Engine, contexts: Uint32Array[], row: Ro
       engine.pool.release(live.block);
     }
     if (!s.breakdown) return;
+    row.phases = await firstTokenPhases(engine, s, prefix, blocks);
+    await settle(dev);
     say(`${row.label}: per-kernel GPU times of the APE query prefill and decode step`);
     row.breakdown = {};
     const bq = startQuery(engine, { ...q, reserve: 1 });
@@ -369,6 +428,9 @@ export async function run(argv: string[]): Promise<number> {
           const b = row.breakdown;
           if (b?.queryPrefill) {
             console.log(`${row.label}: APE query prefill (${queryN} rows over ${n} contexts): GPU ${b.queryPrefill.gpuMs.toFixed(3)} ms, ${b.queryPrefill.dispatches} dispatches; by kernel: ${topKernels(b.queryPrefill)}`);
+          }
+          if (row.phases) {
+            console.log(`${row.label}: APE first token, host phases: ${row.phases.map(([k, v]) => `${k} ${v.toFixed(2)} ms`).join(", ")}`);
           }
           if (b?.decodeStep) {
             console.log(`${row.label}: APE decode step (${n} contexts attached): GPU ${b.decodeStep.gpuMs.toFixed(3)} ms, ${b.decodeStep.dispatches} dispatches; by kernel: ${topKernels(b.decodeStep)}`);

@@ -1,78 +1,110 @@
 /**
- * `ape bench matvec [--kernels matvec_f16,matvec_q4_1,...] [--reps 50]`
+ * `ape bench matvec [--types f16,q8_0,q4_1] [--shapes lanes,rows;...] [--layers qkv,o,gate_up,down,lm_head] [--trials 3]`
  *
- * GPU time of the decode matvec kernels alone, on the Llama-3.2-1B layer shapes with random weights:
- * each kernel is dispatched `reps` times in one submit, and the time of a 1-dispatch submit is
- * subtracted (so no host round trip is counted). Prints microseconds per dispatch and the weight
- * bytes streamed per second, beside the card's copy rate, with the input stage as a decode step uses
- * it: RMSNorm for gate/up and the LM head, SwiGLU for down_proj (and down_proj without it).
- * Each kernel's output is compared with the first kernel of the same weight type (max abs difference),
- * so a variant under test shows any numeric change beside its speed.
+ * GPU time of the decode matvec kernels (matvec_<format>, one row of x) alone, on the Llama-3.2-1B layer
+ * shapes with random weights and the input stage a decode step uses (RMSNorm for qkv, gate/up and the
+ * LM head; SwiGLU for down_proj; the fused residual add for o_proj and down_proj), recorded through
+ * recordLinear as forward.ts records them: for each weight type and layer, the shape matvecShape picks
+ * (the default, marked *) and every `--shapes` variant (lanes per row x rows per lane group), timed by
+ * replaying the dispatch in one submit (bench/kernel_timing.ts). Prints microseconds per dispatch and the
+ * weight bytes streamed per second, beside the card's copy rate, and each variant's max difference from
+ * the default's output (a variant must not change the numbers beyond rounding).
+ *
+ * @example
+ * ```sh
+ * deno run -A sdk/cli.ts bench matvec --types f16 --shapes "32,1;32,2;64,4"
+ * ```
  */
 import { getGpu } from "../src/gpu/device.ts";
 import { readBuffer, storageBuffer, uploadBytes, uploadF32 } from "../src/gpu/buffers.ts";
 import { Kernels } from "../src/gpu/shaders.ts";
-import { Params, Program } from "../src/engine/program.ts";
+import { Program } from "../src/engine/program.ts";
+import { type MatvecShape, matvecShape, recordLinear } from "../src/engine/linear.ts";
 import { parseArgs } from "../sdk/commands/args.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
 import { FORMATS, rowBytes } from "../src/model/quant.ts";
+import type { GpuLinear } from "../src/model/weights.ts";
 import { RANDOM_TYPES, randomWeightBytes } from "./random_weights.ts";
+import { timeReplays } from "./kernel_timing.ts";
+
+const LAYERS = {
+  qkv: { N: 3072, K: 2048, norm: true, swiglu: false, accumulate: false },
+  o: { N: 2048, K: 2048, norm: false, swiglu: false, accumulate: true },
+  gate_up: { N: 16384, K: 2048, norm: true, swiglu: false, accumulate: false },
+  down: { N: 2048, K: 8192, norm: false, swiglu: true, accumulate: true },
+  lm_head: { N: 128256, K: 2048, norm: true, swiglu: false, accumulate: false },
+};
+const DEFAULT_SHAPES = "32,1;32,2;32,4;64,1;64,2;64,4;128,1;128,2;128,4;256,1;256,2";
+
+function parseShapes(s: string): MatvecShape[] {
+  return s.split(";").filter((x) => x.trim()).map((x) => {
+    const [lanes, rows] = x.split(",").map(Number);
+    if (![32, 64, 128, 256].includes(lanes) || ![1, 2, 4].includes(rows)) throw new InvalidArgumentError(`--shapes: '${x}' is not lanes,rows (lanes 32/64/128/256, rows 1/2/4)`);
+    return { lanes, rows };
+  });
+}
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { string: ["kernels", "reps"] });
-  const kernels = (a.string.kernels ?? "matvec_f16,matvec_q8_0,matvec_q4_1").split(",");
-  const reps = Number(a.string.reps ?? 50);
+  const a = parseArgs(argv, { string: ["types", "shapes", "layers", "trials"] });
+  const types = (a.string.types ?? "f16").split(",").map((t) => {
+    const type = RANDOM_TYPES.find((r) => r.toLowerCase() === t.trim().toLowerCase());
+    if (!type) throw new InvalidArgumentError(`--types: '${t}' has no random weights (types: ${RANDOM_TYPES.join(", ")})`);
+    return type;
+  });
+  const shapes = parseShapes(a.string.shapes ?? DEFAULT_SHAPES);
+  const layers = (a.string.layers ?? Object.keys(LAYERS).join(",")).split(",").map((l) => {
+    if (!(l in LAYERS)) throw new InvalidArgumentError(`--layers: '${l}' is not one of ${Object.keys(LAYERS).join(", ")}`);
+    return l as keyof typeof LAYERS;
+  });
+  const trials = Number(a.string.trials ?? 3);
   const gpu = await getGpu();
   const k = new Kernels(gpu.device, gpu.hasF16);
   const dev = gpu.device;
   console.log(`adapter: ${gpu.description}`);
-  const shapes = [
-    { name: "gate_up+norm", N: 16384, K: 2048, flags: 8 },
-    { name: "down+swiglu", N: 2048, K: 8192, flags: 4 },
-    { name: "down", N: 2048, K: 8192, flags: 0 },
-    { name: "o_proj", N: 2048, K: 2048, flags: 0 },
-    { name: "lm_head+norm", N: 128256, K: 2048, flags: 8 },
-  ];
   const x = uploadF32(dev, Float32Array.from({ length: 2 * 8192 }, (_, i) => Math.sin(i)));
   const g = uploadF32(dev, new Float32Array(8192).fill(1));
   const y = storageBuffer(dev, 128256 * 4);
-  const reference = new Map<string, Float32Array>(); // "type/shape" -> the first kernel's output
-  for (const name of kernels) {
-    // the weight type from the kernel's name: matvec_<gpu format>[variant]
-    const type = RANDOM_TYPES.find((t) => name.replace(/^matvec\d?_/, "").startsWith(FORMATS[t].gpu ?? t.toLowerCase()));
-    if (!type) throw new InvalidArgumentError(`--kernels: no random weights for '${name}' (formats: ${RANDOM_TYPES.join(", ")})`);
-    const pipe = k.pipeline(name);
-    for (const sh of shapes) {
-      const padded = new Uint8Array(sh.N * rowBytes(type, sh.K) + 4); // block kernels may read one word past the end
-      padded.set(randomWeightBytes(type, sh.N * sh.K));
-      const w = uploadBytes(dev, padded);
-      const timed = async (n: number) => {
+  for (const type of types) {
+    const fmt = FORMATS[type].gpu ?? type.toLowerCase();
+    for (const name of layers) {
+      const L = LAYERS[name];
+      const rb = rowBytes(type, L.K);
+      const padded = new Uint8Array(L.N * rb + 4); // block kernels may read one word past the end
+      padded.set(randomWeightBytes(type, L.N * L.K));
+      const buffer = uploadBytes(dev, padded);
+      const W: GpuLinear = { format: fmt, rows: L.N, cols: L.K, chunks: [{ buffer, rowStart: 0, rows: L.N }] };
+      const bytes = L.N * rb;
+      const byDefault = matvecShape(L.N, L.K);
+      const variants = [byDefault, ...shapes.filter((s) => s.lanes !== byDefault.lanes || s.rows !== byDefault.rows)];
+      let reference: Float32Array | undefined;
+      for (const mv of variants) {
         const prog = new Program(dev);
-        const params = prog.uniform(new Params().u(1, sh.N, sh.K, sh.N, 0, sh.flags).f(1e-5).bytes());
-        const groups = Math.ceil(sh.N / 8);
-        for (let r = 0; r < n; r++) prog.dispatch(pipe, k.bind(pipe, [x, w, y, params, x, g]), Math.min(groups, 65535), Math.ceil(groups / 65535));
-        const t0 = performance.now();
-        prog.submit();
-        await readBuffer(dev, y, 4);
-        prog.destroy();
-        return performance.now() - t0;
-      };
-      await timed(2);
-      const one = await timed(1), many = await timed(reps + 1);
-      // correctness against the first kernel of this type (y was written by the last run; flag bit 1 is clear)
-      const out = new Float32Array(await readBuffer(dev, y, sh.N * 4));
-      const key = `${type}/${sh.name}`;
-      const ref = reference.get(key) ?? (reference.set(key, out), out);
-      let diff = 0, mag = 0;
-      for (let i = 0; i < sh.N; i++) {
-        diff = Math.max(diff, Math.abs(out[i] - ref[i]));
-        mag = Math.max(mag, Math.abs(ref[i]));
+        // accumulate is left off while timing (replays would grow y); the fused add costs one read of y
+        recordLinear(prog, k, x, W, y, 1, "lanes", undefined, false, { swiglu: L.swiglu, norm: L.norm ? { weight: g, eps: 1e-5 } : undefined }, mv);
+        const label = `matvec_${fmt} ${name} lanes ${mv.lanes} rows ${mv.rows}`;
+        try {
+          const { ms } = await timeReplays(dev, prog, y, { trials, budgetMs: 100, maxReps: 2000, label });
+          prog.submit();
+          const out = new Float32Array(await readBuffer(dev, y, L.N * 4));
+          reference ??= out;
+          let diff = 0, mag = 0;
+          for (let i = 0; i < L.N; i++) {
+            diff = Math.max(diff, Math.abs(out[i] - reference[i]));
+            mag = Math.max(mag, Math.abs(reference[i]));
+          }
+          const us = ms * 1000;
+          const mark = mv === byDefault ? "*" : " ";
+          console.log(
+            `${`matvec_${fmt}`.padEnd(14)} ${name.padEnd(8)} ${mark} lanes ${String(mv.lanes).padStart(3)} rows ${mv.rows}  ${us.toFixed(1).padStart(8)} us  ` +
+              `${(bytes / us / 1e6).toFixed(2).padStart(6)} TB/s of weights (${(bytes / 1e6).toFixed(1)} MB)  max |diff| ${diff.toExponential(1)} of ${mag.toExponential(1)}`,
+          );
+        } catch (e) {
+          console.log(`${label}: failed: ${(e as Error).message.split("\n")[0]}`);
+        } finally {
+          prog.destroy();
+        }
       }
-      const us = ((many - one) / reps) * 1000;
-      const bytes = sh.N * rowBytes(type, sh.K);
-      const rate = us > 0 ? `${(bytes / us / 1e6).toFixed(2).padStart(6)} TB/s of weights` : "(no difference measured: raise --reps)";
-      console.log(`${name.padEnd(18)} ${sh.name.padEnd(14)} ${Math.max(0, us).toFixed(1).padStart(8)} us  ${rate} (${(bytes / 1e6).toFixed(1)} MB)  max |diff| ${diff.toExponential(1)} of ${mag.toExponential(1)}`);
-      w.destroy();
+      buffer.destroy();
     }
   }
   for (const b of [x, g, y]) b.destroy();

@@ -8,8 +8,9 @@
 //          bytes matvec_f16 reads as vec4<u32>); bias: array<f32> (read only when flags bit 0 set);
 //          params (same struct as matmul_f32; M must be 1).
 // Outputs: y: array<f32>, entries colOffset .. colOffset+N-1.
-// Layout:  256 threads = R = 256/LANES output rows x LANES lanes (LANES: a pipeline constant, 32 by
-//          default, 64, 128 or 256, picked by matvecLanes in src/engine/linear.ts);
+// Layout:  256 threads = 256/LANES lane groups of LANES lanes, each computing ROWS rows: R = ROWS * 256/LANES
+//          rows per workgroup (LANES 32, 64, 128 or 256, ROWS 1, 2 or 4: pipeline constants picked by
+//          matvecShape in src/engine/linear.ts; see shaders/include/matvec_body.wgsl);
 //          each lane reads 16 bytes (8 halves: two adjacent
 //          vec4<f16>) per step, lanes stride over K (512 contiguous bytes per row per step), then reduce
 //          in workgroup memory (f32).
@@ -21,11 +22,13 @@ enable f16;
 @group(0) @binding(1) var<storage, read> w: array<vec4<f16>>;
 
 // lane's share of row n . x
-// steps of 8 weights
+// steps of 8 weights; a step's 8 inputs, rounded to f16 once for all of a lane's rows
+alias StepIn = array<vec4<f16>, 2>;
 fn step_count() -> u32 { return p.K / 8u; }
-fn step_dot(n: u32, i: u32) -> f32 {
+fn step_input(i: u32) -> StepIn { return StepIn(vec4<f16>(xin4(2u * i)), vec4<f16>(xin4(2u * i + 1u))); }
+fn step_dot(n: u32, i: u32, xi: StepIn) -> f32 {
   let b = n * (p.K / 4u) + 2u * i;
-  return f32(dot(vec4<f16>(xin4(2u * i)), w[b])) + f32(dot(vec4<f16>(xin4(2u * i + 1u)), w[b + 1u]));
+  return f32(dot(xi[0], w[b])) + f32(dot(xi[1], w[b + 1u]));
 }
 
 //#include matvec_body.wgsl

@@ -6,8 +6,9 @@
 //          bias: array<f32> (read only when flags bit 0 set); params (same struct as matvec_f32; M must be 1).
 //          34-byte blocks of 32: f16 d, int8 qs[32]; x = d * q.
 // Outputs: y: array<f32>, entries colOffset .. colOffset+N-1.
-// Layout:  256 threads = R = 256/LANES output rows x LANES lanes (LANES: a pipeline constant, 32 by
-//          default, 64, 128 or 256, picked by matvecLanes in src/engine/linear.ts);
+// Layout:  256 threads = 256/LANES lane groups of LANES lanes, each computing ROWS rows: R = ROWS * 256/LANES
+//          rows per workgroup (LANES 32, 64, 128 or 256, ROWS 1, 2 or 4: pipeline constants picked by
+//          matvecShape in src/engine/linear.ts; see shaders/include/matvec_body.wgsl);
 //          each lane decodes 8 consecutive weights at a time
 //          (lane-strided over K), then the lanes reduce in workgroup memory.
 // Bounds:  K a multiple of 32; dispatch (min(ceil(N/R), 65535), ceil(ceil(N/R)/65535)); rows n >= N are masked.

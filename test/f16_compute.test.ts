@@ -95,15 +95,15 @@ describe.skipIf(!gpu.hasF16)(`f16-compute kernels (matmul_f16c, matvec_f16c, mat
     const xin = Float32Array.from({ length: K }, (_, i) =>
       transform === "swiglu" ? (x[i] / (1 + Math.exp(-x[i]))) * x[K + i] : (x[i] / Math.sqrt(ms + eps)) * g[i]);
     const xb = uploadF32(gpu.device, x), gb = uploadF32(gpu.device, g), yb = storageBuffer(gpu.device, N * 4);
-    // f16 arithmetic (matvec_f16c) and f32 (matvec_f16), with 32, 64 and 256 lanes per row
+    // f16 arithmetic (matvec_f16c) and f32 (matvec_f16), with 32, 64 and 256 lanes per row, 1, 2 or 4 rows per lane group
     for (const compute of ["f16", "f32"] as const) {
-      for (const lanes of [32, 64, 256]) {
+      for (const [lanes, rows] of [[32, 1], [64, 2], [256, 1], [32, 4]]) {
         W.compute = compute;
         const prog = new Program(gpu.device);
-        recordLinear(prog, kernels, xb, W, yb, 1, "lanes", undefined, false, transform === "swiglu" ? { swiglu: true } : { norm: { weight: gb, eps } }, lanes);
+        recordLinear(prog, kernels, xb, W, yb, 1, "lanes", undefined, false, transform === "swiglu" ? { swiglu: true } : { norm: { weight: gb, eps } }, { lanes, rows });
         prog.submit();
         const got = new Float32Array(await readBuffer(gpu.device, yb, N * 4));
-        expect(relError(got, cpuLinear(xin, w, 1, N, K)), `${compute} compute, ${lanes} lanes`).toBeLessThan(compute === "f16" ? 3e-3 : 1e-5);
+        expect(relError(got, cpuLinear(xin, w, 1, N, K)), `${compute} compute, ${lanes} lanes, ${rows} rows`).toBeLessThan(compute === "f16" ? 3e-3 : 1e-5);
         prog.destroy();
       }
     }

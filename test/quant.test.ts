@@ -9,7 +9,7 @@ import { getGpu, type Gpu } from "../src/gpu/device.ts";
 import { readBuffer, storageBuffer, uploadF32 } from "../src/gpu/buffers.ts";
 import { Kernels } from "../src/gpu/shaders.ts";
 import { Program } from "../src/engine/program.ts";
-import { type MatvecLayout, recordLinear } from "../src/engine/linear.ts";
+import { type MatvecLayout, type MatvecShape, recordLinear } from "../src/engine/linear.ts";
 import { openGguf } from "../src/model/gguf.ts";
 import { dequantize, f16ToF32, f32ToF16, FORMATS, quantize, rowBytes } from "../src/model/quant.ts";
 import { destroyLinear, type GpuLinear, uploadQuantLinear } from "../src/model/weights.ts";
@@ -78,7 +78,7 @@ function cpuLinear(x: Float32Array, w: Float32Array, M: number, N: number, K: nu
 /** Runs W on M rows through the engine's own kernel choice (recordLinear), in the given matvec layout. */
 async function gpuLinear(
   gpu: Gpu, kernels: Kernels, W: GpuLinear, x: Float32Array, M: number, layout: MatvecLayout = "lanes", scratchBytes = 0,
-  transform?: { swiglu?: boolean; norm?: { weight: Float32Array; eps: number } }, lanesPerRow?: number,
+  transform?: { swiglu?: boolean; norm?: { weight: Float32Array; eps: number } }, matvec?: MatvecShape,
 ): Promise<Float32Array> {
   const dev = gpu.device;
   const xb = uploadF32(dev, x), yb = storageBuffer(dev, M * W.rows * 4);
@@ -89,7 +89,7 @@ async function gpuLinear(
   if (normW) prog.owned.push(normW);
   recordLinear(prog, kernels, xb, W, yb, M, layout, scratch, false, {
     swiglu: transform?.swiglu, norm: normW && transform?.norm ? { weight: normW, eps: transform.norm.eps } : undefined,
-  }, lanesPerRow);
+  }, matvec);
   prog.submit();
   const out = new Float32Array(await readBuffer(dev, yb, M * W.rows * 4));
   prog.destroy();
@@ -121,13 +121,14 @@ describe(`quantized matvec / matmul kernels on ${runtimeName()}`, () => {
     try {
       // M = 67 runs twice: the fused matmul, and dequantize-to-f32 + matmul_f32 through a scratch buffer
       // small enough (7 rows) that the slabs do not line up with the chunks
-      // the decode kernels also with 64, 128 and 256 lanes per row (matvecLanes picks them for short layers)
-      const runs = [[1, "lanes", 0, 32], [1, "lanes", 0, 64], [1, "lanes", 0, 128], [1, "lanes", 0, 256], [1, "rows", 0, 0], [67, "lanes", 0, 0], [67, "lanes", 7 * K * 4, 0]] as const;
-      for (const [M, layout, scratch, lanes] of runs) {
+      // the decode kernels also with 64, 128 and 256 lanes per row and 2 or 4 rows per lane group (matvecShape
+      // picks among them by layer shape; N is not a multiple of the rows a workgroup covers)
+      const runs = [[1, "lanes", 0, 32, 1], [1, "lanes", 0, 64, 2], [1, "lanes", 0, 128, 4], [1, "lanes", 0, 256, 1], [1, "rows", 0, 0, 0], [67, "lanes", 0, 0, 0], [67, "lanes", 7 * K * 4, 0, 0]] as const;
+      for (const [M, layout, scratch, lanes, rows] of runs) {
         const x = Float32Array.from({ length: M * K }, () => rand() * 2 - 1);
-        const got = await gpuLinear(gpu0, kernels, W, x, M, layout, scratch, undefined, lanes || undefined);
+        const got = await gpuLinear(gpu0, kernels, W, x, M, layout, scratch, undefined, lanes ? { lanes, rows } : undefined);
         const want = cpuLinear(x, wq, M, N, K, chunked ? bias : undefined);
-        expect(relError(got, want), `M=${M} ${layout} scratch=${scratch} lanes=${lanes}`).toBeLessThan(1e-5);
+        expect(relError(got, want), `M=${M} ${layout} scratch=${scratch} lanes=${lanes} rows=${rows}`).toBeLessThan(1e-5);
       }
       // the decode kernels' fused input stage: RMSNorm(x) * g, and silu(gate) * up
       const x = Float32Array.from({ length: 2 * K }, () => rand() * 4 - 2);
@@ -139,7 +140,7 @@ describe(`quantized matvec / matmul kernels on ${runtimeName()}`, () => {
       const bias1 = chunked ? bias : undefined;
       expect(relError(await gpuLinear(gpu0, kernels, W, x.subarray(0, K), 1, "lanes", 0, { norm: { weight: g, eps } }), cpuLinear(normed, wq, 1, N, K, bias1)), "norm").toBeLessThan(1e-5);
       expect(relError(await gpuLinear(gpu0, kernels, W, x, 1, "lanes", 0, { swiglu: true }), cpuLinear(gated, wq, 1, N, K, bias1)), "swiglu").toBeLessThan(1e-5);
-      expect(relError(await gpuLinear(gpu0, kernels, W, x, 1, "lanes", 0, { swiglu: true }, 128), cpuLinear(gated, wq, 1, N, K, bias1)), "swiglu, 128 lanes").toBeLessThan(1e-5);
+      expect(relError(await gpuLinear(gpu0, kernels, W, x, 1, "lanes", 0, { swiglu: true }, { lanes: 128, rows: 2 }), cpuLinear(gated, wq, 1, N, K, bias1)), "swiglu, 128 lanes, 2 rows").toBeLessThan(1e-5);
     } finally {
       destroyLinear(W);
     }
@@ -164,9 +165,11 @@ describe(`float matvec / matmul kernels in both matvec layouts on ${runtimeName(
       W = uploadLinear(gpu, "w", w, N, K, bias);
     }
     try {
-      for (const [M, layout] of [[1, "lanes"], [1, "rows"], [9, "lanes"]] as const) {
+      const shapes = [undefined, { lanes: 64, rows: 4 }, { lanes: 32, rows: 2 }];
+      for (const [M, layout, shape] of [[1, "lanes", 0], [1, "lanes", 1], [1, "lanes", 2], [1, "rows", 0], [9, "lanes", 0]] as const) {
         const x = Float32Array.from({ length: M * K }, () => rand() * 2 - 1);
-        expect(relError(await gpuLinear(gpu, kernels, W, x, M, layout), cpuLinear(x, w, M, N, K, bias)), `M=${M} ${layout}`).toBeLessThan(1e-5);
+        const mv = shapes[shape];
+        expect(relError(await gpuLinear(gpu, kernels, W, x, M, layout, 0, undefined, mv), cpuLinear(x, w, M, N, K, bias)), `M=${M} ${layout} ${JSON.stringify(mv)}`).toBeLessThan(1e-5);
       }
       const x = Float32Array.from({ length: 2 * K }, () => rand() * 4 - 2);
       const g = Float32Array.from({ length: K }, () => rand() + 0.5);

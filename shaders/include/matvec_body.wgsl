@@ -1,44 +1,84 @@
 // matvec_body: main() of every matvec_<format> kernel (decode, one row of x; GPUs): 256 threads =
-// 256 / LANES output rows x LANES lanes (LANES = 32, 64, 128 or 256, a pipeline-overridable constant:
-// more lanes per row when rows are few and long, so a short layer still fills the GPU). The format's
-// file binds w (binding 1) and defines step_count() (a row's dot product as that many steps) and
-// step_dot(n, i) (step i of row n: its weights against the input, read through
-// xin4 (matvec_input.wgsl: as stored, or SwiGLU / RMSNorm on the fly)). Lane l takes steps l, l + LANES,
-// ..., four per trip so that their loads are in flight together (a warp's row is a short chain of
-// memory round trips, not one per step). The lanes of a row then add their shares and lane 0 writes
-// y[colOffset + n] (+ bias with flags bit 0, + the old y with bit 1: the fused residual add).
+// 256 / LANES lane groups of LANES lanes, each lane group computing ROWS consecutive output rows
+// (LANES = 32, 64, 128 or 256 and ROWS = 1, 2 or 4: pipeline-overridable constants chosen per layer
+// shape by matvecShape in src/engine/linear.ts; more lanes per row when rows are few and long, so a
+// short layer still fills the GPU; more rows per lane group so that each input value, read and
+// transformed once (matvec_input.wgsl: RMSNorm / SwiGLU on the fly), serves several rows' weights).
+// The format's file binds w (binding 1) and defines StepIn (a step's inputs), step_count() (a row's
+// dot product as that many steps), step_input(i) (step i's inputs, through xin4) and
+// step_dot(n, i, xi) (step i of row n: its weights against xi).
+// Lane l takes steps l, l + LANES, ...: with ROWS = 1 four steps per trip, with ROWS = 2 or 4 two steps
+// of every row, so that several loads are in flight together (a warp's row is a short chain of memory
+// round trips, not one per step). The lanes of a group then add their shares (one vec4 per lane: a
+// component per row) and lane r writes y[colOffset + n0 + r] (+ bias with flags bit 0, + the old y with
+// bit 1: the fused residual add). Rows past N read row N - 1 (in bounds) and are not stored.
 struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32, eps: f32 }
 const WG_SIZE = 256u;
 override LANES: u32 = 32u;
+override ROWS: u32 = 1u;
 //#include matvec_input.wgsl
 //#include linear_store.wgsl
 
-var<workgroup> partial: array<f32, 256>;
+var<workgroup> partial: array<vec4<f32>, 256>;
 
-// lane's share of row n . input
+// lane's share of row n . input, ROWS = 1: four steps per trip
 fn row_dot(n: u32, lane: u32) -> f32 {
   let steps = step_count();
   var s = vec4<f32>(0.0);
   var i = lane;
   for (; i + 3u * LANES < steps; i += 4u * LANES) {
-    s += vec4<f32>(step_dot(n, i), step_dot(n, i + LANES), step_dot(n, i + 2u * LANES), step_dot(n, i + 3u * LANES));
+    s += vec4<f32>(step_dot(n, i, step_input(i)), step_dot(n, i + LANES, step_input(i + LANES)),
+                   step_dot(n, i + 2u * LANES, step_input(i + 2u * LANES)), step_dot(n, i + 3u * LANES, step_input(i + 3u * LANES)));
   }
-  for (; i < steps; i += LANES) { s.x += step_dot(n, i); }
+  for (; i < steps; i += LANES) { s.x += step_dot(n, i, step_input(i)); }
   return (s.x + s.y) + (s.z + s.w);
+}
+
+// lane's shares of rows r.x .. r.w (ROWS = 2: x and y only), two steps of each per trip
+fn rows_dot(r: vec4<u32>, lane: u32) -> vec4<f32> {
+  let steps = step_count();
+  var s = vec4<f32>(0.0);
+  var i = lane;
+  for (; i + LANES < steps; i += 2u * LANES) {
+    let a = step_input(i);
+    let b = step_input(i + LANES);
+    s.x += step_dot(r.x, i, a) + step_dot(r.x, i + LANES, b);
+    s.y += step_dot(r.y, i, a) + step_dot(r.y, i + LANES, b);
+    if (ROWS == 4u) {
+      s.z += step_dot(r.z, i, a) + step_dot(r.z, i + LANES, b);
+      s.w += step_dot(r.w, i, a) + step_dot(r.w, i + LANES, b);
+    }
+  }
+  for (; i < steps; i += LANES) {
+    let a = step_input(i);
+    s.x += step_dot(r.x, i, a);
+    s.y += step_dot(r.y, i, a);
+    if (ROWS == 4u) {
+      s.z += step_dot(r.z, i, a);
+      s.w += step_dot(r.w, i, a);
+    }
+  }
+  return s;
 }
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   input_prepare(lid.x);
   let lane = lid.x % LANES;
-  let n = (wg.x + wg.y * 65535u) * (WG_SIZE / LANES) + lid.x / LANES;
-  var s = 0.0;
-  if (n < p.N) { s = row_dot(n, lane); }
+  let n0 = ((wg.x + wg.y * 65535u) * (WG_SIZE / LANES) + lid.x / LANES) * ROWS;
+  var s = vec4<f32>(0.0);
+  if (n0 < p.N) {
+    if (ROWS == 1u) {
+      s.x = row_dot(n0, lane);
+    } else {
+      s = rows_dot(min(vec4<u32>(n0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.N - 1u)), lane);
+    }
+  }
   partial[lid.x] = s;
   workgroupBarrier();
   for (var step = LANES / 2u; step > 0u; step >>= 1u) {
     if (lane < step) { partial[lid.x] += partial[lid.x + step]; }
     workgroupBarrier();
   }
-  if (lane == 0u && n < p.N) { store_y(0u, n, partial[lid.x]); }
+  if (lane < ROWS && n0 + lane < p.N) { store_y(0u, n0 + lane, partial[lid.x - lane][lane]); }
 }

@@ -2,7 +2,7 @@
  * Records one linear layer, y = x W^T (+ bias) or, accumulating, y += x W^T (+ bias), choosing the kernel by W's storage format and the
  * number of rows: matmul_<format> for many rows (prefill; for the float formats a register-blocked kernel
  * whose tiling, MatmulTile, is chosen per adapter and layer shape by matmulTile), and for one row (decode) either
- * matvec_<format> (32-256 lanes per row, matvecLanes: coalesced reads, what GPUs want) or matvec_rows_<format> (one
+ * matvec_<format> (32-256 lanes per row, 1-4 rows per lane group, matvecShape: coalesced reads, what GPUs want) or matvec_rows_<format> (one
  * row per invocation, no barriers: what CPU adapters such as lavapipe run several times faster).
  * Block-quantized weights (GGUF) in a prefill of DEQUANT_MIN_ROWS rows or more are first expanded to f32
  * into a scratch buffer, slab by slab (shaders/dequant_<format>.wgsl), and multiplied by matmul_f32:
@@ -62,17 +62,36 @@ export function fusesInput(rows: number, layout: MatvecLayout): boolean {
 }
 
 /**
- * Lanes per output row for the one-row "lanes" kernels (their LANES constant; 256 / LANES rows per
- * workgroup): 32 (one warp) unless the layer has too few rows to fill an H200-class GPU (~8K warps
- * resident) while each lane would still take at least 4 steps of 8 weights; then 64, 128 or 256.
- * A decode matvec is a chain of memory round trips per lane, so spreading a long row over more lanes
- * shortens the chain when rows alone cannot occupy the GPU (o_proj and down_proj of a 1B model).
+ * The shape of a one-row "lanes" matvec dispatch (shaders/include/matvec_body.wgsl's override constants):
+ * `lanes` lanes share each output row (32, 64, 128 or 256) and each lane group computes `rows` rows
+ * (1, 2 or 4), reading every input value once for all of them; a workgroup of 256 threads covers
+ * rows * 256 / lanes output rows.
  */
-export function matvecLanes(rows: number, cols: number): number {
-  const steps = cols / 8;
+export interface MatvecShape {
+  lanes: number;
+  rows: number;
+}
+
+/**
+ * The matvec shape for an N x K layer: 32 lanes (one warp) per row unless the layer has too few rows
+ * to fill an H200-class GPU (~8K warps resident) while each lane would still take at least 4 steps of
+ * 8 weights; then 64, 128 or 256. A decode matvec is a chain of memory round trips per lane, so spreading
+ * a long row over more lanes shortens the chain when rows alone cannot occupy the GPU (o_proj and
+ * down_proj of a 1B model). One row per lane group.
+ */
+export function matvecShape(N: number, K: number): MatvecShape {
+  const steps = K / 8;
   let lanes = 32;
-  while (lanes < 256 && (rows * lanes) / 32 < 8192 && steps / (2 * lanes) >= 4) lanes *= 2;
-  return lanes;
+  while (lanes < 256 && (N * lanes) / 32 < 8192 && steps / (2 * lanes) >= 4) lanes *= 2;
+  return { lanes, rows: 1 };
+}
+
+/** A matvec shape's override constants, after checking it against the kernels' limits. */
+export function matvecConstants(m: MatvecShape): Record<string, number> {
+  if (![32, 64, 128, 256].includes(m.lanes) || ![1, 2, 4].includes(m.rows)) {
+    throw new Error(`recordLinear: unsupported matvec shape ${JSON.stringify(m)} (lanes 32, 64, 128 or 256; rows 1, 2 or 4)`);
+  }
+  return { LANES: m.lanes, ROWS: m.rows };
 }
 
 /**
@@ -137,7 +156,7 @@ export function tileConstants(device: GPUDevice, t: MatmulTile, fmt: string): Re
 
 export function recordLinear(
   prog: Program, k: Kernels, x: GPUBuffer, W: GpuLinear, y: GPUBuffer, rows: number, layout: MatvecLayout, scratch?: GPUBuffer,
-  accumulate = false, input: LinearInput = {}, lanesPerRow?: number, tile?: MatmulTile,
+  accumulate = false, input: LinearInput = {}, matvec?: MatvecShape, tile?: MatmulTile,
 ): void {
   // kernel flags: bit 0 adds the bias, bit 1 adds the result to y (the residual add, fused), bits 2 and 3
   // transform the input (SwiGLU, RMSNorm)
@@ -168,17 +187,16 @@ export function recordLinear(
   const fmt = kernelFormat(W);
   const name = rows > 1 ? `matmul_${fmt}` : lanes ? `matvec_${fmt}` : `matvec_rows_${fmt}`;
   for (const ch of W.chunks) {
-    const L = lanes ? lanesPerRow ?? matvecLanes(ch.rows, W.cols) : 0;
-    if (lanes && ![32, 64, 128, 256].includes(L)) throw new Error(`recordLinear: lanes per row must be 32, 64, 128 or 256 (got ${L})`);
+    const mv = lanes ? matvec ?? matvecShape(ch.rows, W.cols) : undefined;
     // the float formats' prefill kernels take their tiling as override constants; the block formats' tiles are fixed (64 x 64)
     const t = rows > 1 && !isBlockFormat(W.format) ? tile ?? matmulTile(k.device, rows, ch.rows, W.cols, fmt) : undefined;
-    const pipe = lanes ? k.pipeline(name, { LANES: L }) : t ? k.pipeline(name, tileConstants(k.device, t, fmt)) : k.pipeline(name);
+    const pipe = mv ? k.pipeline(name, matvecConstants(mv)) : t ? k.pipeline(name, tileConstants(k.device, t, fmt)) : k.pipeline(name);
     const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, flags).f(input.norm?.eps ?? 0).bytes());
     const buffers = [x, ch.buffer, y, params, W.bias ?? ch.buffer];
     const bind = k.bind(pipe, lanes ? [...buffers, input.norm?.weight ?? x] : buffers);
     if (rows > 1) prog.dispatch(pipe, bind, ceil(ch.rows, t?.BN ?? 64), ceil(rows, t?.BM ?? 64));
     else {
-      const groups = ceil(ch.rows, lanes ? 256 / L : 64);
+      const groups = ceil(ch.rows, mv ? (mv.rows * 256) / mv.lanes : 64);
       prog.dispatch(pipe, bind, Math.min(groups, 65535), ceil(groups, 65535));
     }
   }
