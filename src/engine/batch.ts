@@ -249,7 +249,8 @@ export class Batcher {
     this.#wakeDriver = undefined;
     w?.();
     if (!this.#driver && this.size > 0) {
-      this.#driver = this.#drive().finally(() => {
+      // started a microtask later, so requests arriving in the same tick are admitted together
+      this.#driver = Promise.resolve().then(() => this.#drive()).finally(() => {
         this.#driver = undefined;
         if (this.size > 0) this.#kick(); // a request that joined as the driver left
       });
