@@ -6,8 +6,10 @@
  * @example
  * ```ts
  * import { RedisStore } from "./redis_store.ts";
- * const s = await RedisStore.open("redis://127.0.0.1:6379");
- * await s.put("k", new Uint8Array([1]));
+ * const s = await RedisStore.open("redis://127.0.0.1:6379"); // ./dev.sh test starts a redis-server for this
+ * await s.put("apekit-doc-example", new Uint8Array([1]));
+ * console.log(await s.get("apekit-doc-example")); // Uint8Array(1) [ 1 ]
+ * await s.delete("apekit-doc-example");
  * await s.close();
  * ```
  */

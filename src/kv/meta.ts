@@ -5,8 +5,13 @@
  * @example
  * ```ts
  * import { checkExpect } from "./meta.ts";
- * // throws CacheMismatchError("modelFingerprint: the file was made for 'a', this model is 'b'")
- * checkExpect({ modelFingerprint: "a" } as never, { modelFingerprint: "b" });
+ * import { CacheMismatchError } from "../errors.ts";
+ * checkExpect({ modelFingerprint: "a" } as never, { modelFingerprint: "a" }); // matches: returns
+ * try {
+ *   checkExpect({ modelFingerprint: "a" } as never, { modelFingerprint: "b" });
+ * } catch (e) {
+ *   console.log(e instanceof CacheMismatchError, (e as Error).message); // true modelFingerprint: the file was made for "a", ...
+ * }
  * ```
  */
 import { CacheMismatchError } from "../errors.ts";

@@ -14,9 +14,11 @@
  * @example
  * ```ts
  * import { openKvFile } from "./read.ts";
- * import { readFileSync } from "node:fs";
- * const f = openKvFile(readFileSync("/tmp/ctx.kv"), { expect: { modelFingerprint: "m" } });
- * console.log(f.meta.tokens, f.k(0).byteLength);
+ * import { serializeKv } from "./write.ts";
+ * const k = [new Float32Array(2 * 3 * 4)], v = [new Float32Array(2 * 3 * 4)]; // 1 layer, 2 kv heads, 3 tokens, head dim 4
+ * const bytes = serializeKv({ modelFingerprint: "m", tokenizerFingerprint: "t", kind: "context", tokenIds: [5, 6, 7], firstPos: 0, dtype: "F32", layers: 1, kvHeads: 2, headDim: 4 }, { k, v }).toBytes();
+ * const f = openKvFile(bytes, { expect: { modelFingerprint: "m" } });
+ * console.log(f.meta.tokens, f.k(0).byteLength); // 3 96
  * ```
  */
 import { open, type FileHandle } from "node:fs/promises";

@@ -15,7 +15,7 @@
  * @example
  * ```ts
  * import { openGguf, ggufConfig } from "./gguf.ts";
- * const f = openGguf("model.gguf");
+ * const f = openGguf("fixtures/gguf/tiny-llama/model.gguf"); // a tiny fixture (paths from the repository root)
  * console.log(ggufConfig(f).layers, f.metadata.get("general.name"));
  * f.close();
  * ```

@@ -17,8 +17,8 @@
  * Environment: HF_ENDPOINT (mirrors), HF_TOKEN (or $HF_HOME/token) sent as a Bearer token to the hub's own
  * origin only, HF_HUB_OFFLINE=1 (the cache alone; the error lists what is missing).
  *
- * @example
- * ```ts
+ * @example Needs the network, so `deno test --doc` skips it (`ignore`).
+ * ```ts ignore
  * import { hubConfig, hubModel, parseHubId } from "./hub.ts";
  * const dir = await hubModel(parseHubId("HuggingFaceTB/SmolLM2-360M-Instruct@main")!, hubConfig());
  * console.log(dir); // ~/.cache/huggingface/hub/models--HuggingFaceTB--SmolLM2-360M-Instruct/snapshots/<commit>

@@ -9,8 +9,8 @@
  * while the owner works; a waiter takes over a lock whose owner is dead or silent for `staleMs`. It is
  * apekit's own (`<name>.apekit-lock`), next to huggingface_hub's flock files, which it leaves alone.
  *
- * @example
- * ```ts
+ * @example Needs the network, so `deno test --doc` skips it (`ignore`).
+ * ```ts ignore
  * import { downloadFile } from "./hub_download.ts";
  * await downloadFile({ url: "https://example.com/model.gguf", dest: "/tmp/m/model.gguf", lock: "/tmp/m/.lock",
  *   label: "model.gguf", expected: { size: 1234 } });

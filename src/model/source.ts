@@ -8,8 +8,8 @@
  * with the same resumable, checked, atomic, locked transfer as hub files. A URL ending in
  * `#sha256=<hex>` is checked against that digest. A cached URL is reused without asking the server again.
  *
- * @example
- * ```ts
+ * @example Needs the network, so `deno test --doc` skips it (`ignore`).
+ * ```ts ignore
  * import { resolveModelSource } from "./source.ts";
  * const path = await resolveModelSource("Qwen/Qwen2.5-0.5B-Instruct");   // the cached snapshot folder
  * const gguf = await resolveModelSource("https://example.com/models/tiny.gguf");
