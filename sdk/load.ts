@@ -2,7 +2,8 @@
  * `loadModel`: a model ready for `Ape.create`: the engine model (weights on the GPU) with its
  * tokenizer and chat template, from a Hugging Face folder, a .gguf file, a hub id (`org/name[@revision]`,
  * `org/name/file.gguf`, downloaded into the Hugging Face cache), an https:// URL, or (no argument) the
- * embedded default model, SmolLM2-135M-Instruct.
+ * embedded default model, SmolLM2-135M-Instruct. (The engine-level loader it builds on, without the
+ * tokenizer, is src/model/load.ts's `loadEngineModel`.)
  *
  * @example
  * ```ts
@@ -15,7 +16,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { type GgufTokenizer, loadModel as loadWeights, type LoadOptions } from "../src/model/load.ts";
+import { type GgufTokenizer, loadEngineModel, type LoadOptions } from "../src/model/load.ts";
 import type { Model } from "../src/model/model.ts";
 import type { SourceOptions } from "../src/model/source.ts";
 import { ModelFormatError, TokenizerError } from "../src/errors.ts";
@@ -90,7 +91,7 @@ function checkVocabulary(tokenizer: Tokenizer, model: Model): void {
 
 export async function loadModel(path?: string, opts: ModelOptions = {}): Promise<ApeModel> {
   const load: LoadOptions = { weightDtype: opts.dtype, compute: opts.compute, onProgress: opts.onProgress, source: opts.download };
-  const loaded = await loadWeights(path, load);
+  const loaded = await loadEngineModel(path, load);
   const { model } = loaded;
   try {
     let tokenizer: Tokenizer;

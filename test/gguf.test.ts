@@ -17,7 +17,7 @@ import { sequentialLogits } from "../src/ape/ape.ts";
 import { type ModelConfig, parseHfConfig } from "../src/model/config.ts";
 import { ggufConfig, GgufType, ggufWeights, openGguf, parseGguf } from "../src/model/gguf.ts";
 import { configMetadata, type GgufWriteValue, toGgufTensors, writeGguf } from "./reference/gguf_writer.ts";
-import { loadModel } from "../src/model/load.ts";
+import { loadEngineModel } from "../src/model/load.ts";
 import { defaultModelPath, DefaultModelMissingError } from "../src/model/default_model.ts";
 import { buildModel, type Model } from "../src/model/model.ts";
 import { dequantize, FORMATS, quantize } from "../src/model/quant.ts";
@@ -99,9 +99,9 @@ describe(`GGUF reader on a file written by llama.cpp's gguf-py (${runtimeName()}
     }
   });
 
-  it("loadModel on the .gguf gives the logits of loadModel on the HF folder (1e-5)", async () => {
-    const a = await loadModel(join(TINY, "model.gguf"));
-    const b = await loadModel(TINY);
+  it("loadEngineModel on the .gguf gives the logits of loadEngineModel on the HF folder (1e-5)", async () => {
+    const a = await loadEngineModel(join(TINY, "model.gguf"));
+    const b = await loadEngineModel(TINY);
     const ea = new Engine(a.model, { kvBudgetBytes: 4 << 20 }), eb = new Engine(b.model, { kvBudgetBytes: 4 << 20 });
     try {
       expect(a.format).toBe("gguf");
@@ -134,7 +134,7 @@ describe(`GGUF model extras (${runtimeName()})`, () => {
     writeFileSync(join(dir, "model.gguf"), writeGguf(configMetadata(cfg), [...gg, { name: "rope_freqs.weight", type: "F32", shape: [factors.length], data: new Uint8Array(factors.buffer) }]));
     const plain = join(tmp, "plain.gguf");
     writeFileSync(plain, writeGguf(configMetadata(cfg), gg));
-    const a = await loadModel(dir), b = await loadModel(plain);
+    const a = await loadEngineModel(dir), b = await loadEngineModel(plain);
     try {
       expect(Array.from(a.model.invFreq)).toEqual(Array.from(b.model.invFreq, (v, i) => v / factors[i]));
       expect(a.model.fingerprint).not.toBe(b.model.fingerprint);
@@ -143,17 +143,17 @@ describe(`GGUF model extras (${runtimeName()})`, () => {
       b.model.destroy();
     }
     writeFileSync(join(dir, "other.gguf"), readFileSync(plain));
-    await expect(loadModel(dir)).rejects.toThrow(/exactly one \.gguf file \(found 2\)/);
+    await expect(loadEngineModel(dir)).rejects.toThrow(/exactly one \.gguf file \(found 2\)/);
   });
 });
 
 describe(`the default model's location (${runtimeName()})`, () => {
-  it("lives in the model cache under XDG_CACHE_HOME; when absent, loadModel() says how to fetch it", async () => {
+  it("lives in the model cache under XDG_CACHE_HOME; when absent, loadEngineModel() says how to fetch it", async () => {
     const saved = process.env.XDG_CACHE_HOME;
     process.env.XDG_CACHE_HOME = join(tmp, "empty-cache");
     try {
       expect(defaultModelPath()).toBe(join(tmp, "empty-cache", "apekit", "models", "smollm2-135m-instruct-q4_1", "model.gguf"));
-      const err = await loadModel().catch((e) => e);
+      const err = await loadEngineModel().catch((e) => e);
       expect(err).toBeInstanceOf(DefaultModelMissingError);
       expect(err.code).toBe("E_MODEL_MISSING");
       expect(err.message).toMatch(/scripts\/fetch-default-model\.sh/);
@@ -265,7 +265,7 @@ describe(`GGUF errors are typed and name what is wrong (${runtimeName()})`, () =
     const f = parseGguf(b, "x.gguf");
     expect(f.tensors.get("blk.1.attn_v.weight")!.type).toBe("Q5_K");
     throwsFormat(() => f.read("blk.1.attn_v.weight"), /blk\.1\.attn_v\.weight/, /Q5_K/);
-    await expect(loadModel(save("q5k.gguf", b))).rejects.toThrow(/'blk\.1\.attn_v\.weight' has type Q5_K/);
+    await expect(loadEngineModel(save("q5k.gguf", b))).rejects.toThrow(/'blk\.1\.attn_v\.weight' has type Q5_K/);
     new DataView(b.buffer).setUint32(tensorTypeField(b, "blk.1.attn_v.weight"), 99, true);
     throwsFormat(() => parseGguf(b).read("blk.1.attn_v.weight"), /unknown type 99/);
   });
@@ -331,7 +331,7 @@ describe(`GGUF errors are typed and name what is wrong (${runtimeName()})`, () =
     // the whole load refuses it too (before any weight reaches the GPU)
     const b = writeGguf([...meta.filter(([n]) => n !== "llama.attention.layer_norm_rms_epsilon"), ["llama.attention.layer_norm_rms_epsilon", -1]],
       toGgufTensors(cfg, tensors.values()).map(({ name, tensor }) => ({ name, type: "F32", shape: tensor.shape, data: tensor.data })));
-    await expect(loadModel(save("eps.gguf", b))).rejects.toThrow(ModelFormatError);
+    await expect(loadEngineModel(save("eps.gguf", b))).rejects.toThrow(ModelFormatError);
     // and so does a Hugging Face config.json
     const hf = { architectures: ["LlamaForCausalLM"], vocab_size: 8, hidden_size: 8, intermediate_size: 16, num_hidden_layers: 1, num_attention_heads: 2 };
     expect(parseHfConfig(hf).rmsEps).toBe(1e-6);
@@ -403,7 +403,7 @@ describe.each(VARIANTS)(`GGUF model vs reference on ${runtimeName()}: $name`, (v
     const bytes = writeGguf(md, toGgufTensors(cfg, stored).map(({ name, tensor }) => ({ name, type: tensor.dtype, shape: tensor.shape, data: tensor.data })));
     const path = join(tmp, `${v.name.split(" ").slice(0, 2).join("_")}.gguf`);
     writeFileSync(path, bytes);
-    ({ model } = await loadModel(path));
+    ({ model } = await loadEngineModel(path));
     engine = new Engine(model, { kvBudgetBytes: 8 << 20 });
     const d = (n: string) => deq.get(n)!;
     const w: RefWeights = {

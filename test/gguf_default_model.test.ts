@@ -13,7 +13,7 @@ import { Engine } from "../src/engine/engine.ts";
 import { sequentialLogits } from "../src/ape/ape.ts";
 import { DEFAULT_MODEL_APE, DEFAULT_MODEL_NAME, defaultModelPath } from "../src/model/default_model.ts";
 import { loadModel as loadSdkModel } from "../sdk/load.ts";
-import { type LoadedModel, loadModel } from "../src/model/load.ts";
+import { type LoadedModel, loadEngineModel } from "../src/model/load.ts";
 import { runtimeName } from "../src/runtime.ts";
 
 const path = defaultModelPath();
@@ -38,7 +38,7 @@ const CHAT_GREEDY = [504, 3575, 282, 4649, 314, 7042, 30, 2]; // "The capital of
 describe.skipIf(!present)(`the default model (SmolLM2-135M-Instruct Q4_1) on ${runtimeName()}`, () => {
   let loaded: LoadedModel, engine: Engine;
   beforeAll(async () => {
-    loaded = await loadModel(); // no path: the default model
+    loaded = await loadEngineModel(); // no path: the default model
     engine = new Engine(loaded.model, { kvBudgetBytes: 16 << 20 });
   });
   afterAll(() => {

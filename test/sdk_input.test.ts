@@ -343,6 +343,13 @@ describe("structure: modules depend one way", () => {
     expect(typeof writer.writeGguf).toBe("function");
   });
 
+  it("the two model loaders have different names: SDK loadModel (ApeModel), engine loadEngineModel (LoadedModel)", async () => {
+    const engineLoader = await import("../src/model/load.ts");
+    expect(Object.keys(engineLoader)).not.toContain("loadModel");
+    expect(typeof engineLoader.loadEngineModel).toBe("function");
+    expect(typeof (await import("../sdk/mod.ts")).loadModel).toBe("function");
+  });
+
   it("ape bench still finds the benchmarks in a clone", async () => {
     const { run } = await import("../sdk/commands/bench.ts");
     await expect(run(["--help"])).rejects.toThrow(/benchmarks: tokenize, kv, engine/);

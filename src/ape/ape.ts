@@ -8,10 +8,10 @@
  *
  * @example
  * ```ts
- * import { loadModel } from "../model/load.ts";
+ * import { loadEngineModel } from "../model/load.ts";
  * import { Engine } from "../engine/engine.ts";
  * import { encodeContexts, encodePrefix, queryLogits } from "./ape.ts";
- * const { model } = await loadModel("fixtures/models/qwen2");
+ * const { model } = await loadEngineModel("fixtures/models/qwen2");
  * const engine = new Engine(model, { kvBudgetBytes: 4 << 20 });
  * const prefix = await encodePrefix(engine, Uint32Array.from([1, 2])); // positions 0..1, shared
  * const contexts = await encodeContexts(engine, prefix, [Uint32Array.from([3, 4, 5]), Uint32Array.from([6, 7])]); // each from position 2, in one pass

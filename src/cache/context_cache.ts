@@ -9,13 +9,13 @@
  *
  * @example
  * ```ts
- * import { loadModel } from "../model/load.ts";
+ * import { loadEngineModel } from "../model/load.ts";
  * import { Engine } from "../engine/engine.ts";
  * import { encodePrefix } from "../ape/ape.ts";
  * import { ContextCache, contextId, prefixHash } from "./context_cache.ts";
  * import { kvCodec } from "./kv_codec.ts";
  * import { openStore } from "./store.ts";
- * const { model } = await loadModel("fixtures/models/qwen2");
+ * const { model } = await loadEngineModel("fixtures/models/qwen2");
  * const engine = new Engine(model, { kvBudgetBytes: 4 << 20 });
  * const prefixIds = Uint32Array.from([1, 2]);
  * const scope = { modelFingerprint: model.fingerprint, tokenizerFingerprint: "tok", prefixHash: prefixHash(model.fingerprint, prefixIds), prefix: await encodePrefix(engine, prefixIds) };

@@ -4,11 +4,11 @@
  *
  * @example
  * ```ts
- * import { loadModel } from "../model/load.ts";
+ * import { loadEngineModel } from "../model/load.ts";
  * import { Engine } from "../engine/engine.ts";
  * import { readBlock } from "../engine/kv_transfer.ts";
  * import { kvCodec } from "./kv_codec.ts";
- * const { model } = await loadModel("fixtures/models/qwen2");
+ * const { model } = await loadEngineModel("fixtures/models/qwen2");
  * const engine = new Engine(model, { kvBudgetBytes: 4 << 20 });
  * const ids = Uint32Array.from([3, 4, 5]);
  * const block = engine.pool.allocate(ids.length, 0);

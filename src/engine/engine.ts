@@ -14,9 +14,9 @@
  *
  * @example
  * ```ts
- * import { loadModel } from "../model/load.ts";
+ * import { loadEngineModel } from "../model/load.ts";
  * import { Engine } from "./engine.ts";
- * const { model } = await loadModel("fixtures/models/qwen2"); // a tiny fixture model (paths from the repository root)
+ * const { model } = await loadEngineModel("fixtures/models/qwen2"); // a tiny fixture model (paths from the repository root)
  * const engine = new Engine(model, { kvBudgetBytes: 4 << 20 });
  * const ids = Uint32Array.from([1, 2, 3]);
  * const block = engine.pool.allocate(ids.length, 0); // KV slots for positions 0..2

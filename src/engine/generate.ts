@@ -11,10 +11,10 @@
  *
  * @example
  * ```ts
- * import { loadModel } from "../model/load.ts";
+ * import { loadEngineModel } from "../model/load.ts";
  * import { Engine } from "./engine.ts";
  * import { decode } from "./generate.ts";
- * const { model } = await loadModel("fixtures/models/qwen2");
+ * const { model } = await loadEngineModel("fixtures/models/qwen2");
  * const engine = new Engine(model, { kvBudgetBytes: 4 << 20 });
  * const prompt = Uint32Array.from([1, 2, 3]), maxTokens = 4;
  * const block = engine.pool.allocate(prompt.length + maxTokens, 0); // the live sequence: prompt, then generated tokens

@@ -7,9 +7,9 @@
  *
  * @example
  * ```ts
- * import { loadModel } from "../model/load.ts";
+ * import { loadEngineModel } from "../model/load.ts";
  * import { KvPool } from "./kv_pool.ts";
- * const { model } = await loadModel("fixtures/models/qwen2");
+ * const { model } = await loadEngineModel("fixtures/models/qwen2");
  * const pool = new KvPool(model.gpu, model.config, 1 << 20); // 1 MiB of K/V slots for every layer
  * const block = pool.allocate(128, 5); // 128 token slots, first position 5
  * console.log(block.capacity, block.firstPos, pool.freeTokens());

@@ -7,10 +7,10 @@
  *
  * @example
  * ```ts
- * import { loadModel } from "../model/load.ts";
+ * import { loadEngineModel } from "../model/load.ts";
  * import { Engine } from "./engine.ts";
  * import { readBlock, writeBlock } from "./kv_transfer.ts";
- * const { model } = await loadModel("fixtures/models/qwen2");
+ * const { model } = await loadEngineModel("fixtures/models/qwen2");
  * const engine = new Engine(model, { kvBudgetBytes: 4 << 20 });
  * const ids = Uint32Array.from([5, 6, 7]);
  * const block = engine.pool.allocate(ids.length, 0);

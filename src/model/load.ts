@@ -1,13 +1,13 @@
 /**
- * One entry point for every model source: `loadModel(path)` takes a Hugging Face folder (config.json +
+ * One entry point for every model source: `loadEngineModel(path)` takes a Hugging Face folder (config.json +
  * safetensors) or a `.gguf` file, and with no path the default model (SmolLM2-135M-Instruct, fetched by
  * the set-up). It returns the Model and, for GGUF files, the tokenizer held in the file's metadata
  * (tokenizer.ggml.*) and the chat template, for the tokenizer to build from.
  *
  * @example
  * ```ts
- * import { loadModel } from "./load.ts";
- * const { model, tokenizer, chatTemplate } = await loadModel("model.gguf");
+ * import { loadEngineModel } from "./load.ts";
+ * const { model, tokenizer, chatTemplate } = await loadEngineModel("model.gguf");
  * console.log(model.config.layers, tokenizer?.tokens.length, chatTemplate?.slice(0, 40));
  * model.destroy();
  * ```
@@ -48,7 +48,7 @@ export interface LoadOptions {
   source?: SourceOptions;
 }
 
-export async function loadModel(path?: string, opts: LoadOptions = {}): Promise<LoadedModel> {
+export async function loadEngineModel(path?: string, opts: LoadOptions = {}): Promise<LoadedModel> {
   // a hub id (org/name[@rev][/file.gguf]) or an https:// URL is downloaded into its cache first
   const p = path === undefined ? requireDefaultModel() : await resolveModelSource(path, opts.source);
   if (!existsSync(p)) throw new ModelFormatError(`${p}: no such file or folder`);
