@@ -15,11 +15,12 @@
  * ```
  */
 import { type Context, Hono } from "hono";
-import { streamSSE } from "hono/streaming";
-import { ApeError, type GenerateStats } from "../mod.ts";
-import { badRequest, HttpError, toHttpError } from "./errors.ts";
+import { ApeError } from "../mod.ts";
+import { badRequest, HttpError } from "./errors.ts";
 import { type Deps, finishReason, type Generation, type Job, jobOf, startGeneration, usageOf } from "./generate.ts";
 import { type ChatBody, chatBody, completionBody, messageText } from "./schemas.ts";
+import { CHAT, type Shape, TEXT } from "./shapes.ts";
+import { streamAnswer } from "./sse.ts";
 import { jsonBody } from "./validate.ts";
 
 /** The question of a chat request: its one user turn, after at most the server's own system message. */
@@ -48,93 +49,56 @@ function chatQuery(deps: Deps, body: ChatBody): string {
   return query;
 }
 
-type Kind = "chat" | "text";
+/** Starts the generation; a KV pool full of other running requests is 503 + Retry-After (transient). */
+async function start(deps: Deps, job: Job, signal: AbortSignal): Promise<Generation> {
+  try {
+    return await startGeneration(deps, job, signal);
+  } catch (e) {
+    if (signal.aborted) deps.metrics.disconnects++; // gone while queued or before its first token
+    if (e instanceof ApeError && e.code === "E_CAPACITY" && deps.queue.active > 0) {
+      const retry = deps.queue.retryAfterSeconds();
+      throw new HttpError(503, "server_error", `the GPU KV pool is in use by ${deps.queue.active} running requests: retry after ${retry} s (${e.message})`, {
+        code: "kv_pool_busy", headers: { "Retry-After": String(retry) },
+      });
+    }
+    throw e; // a request too big for the pool even alone stays 413 (errors.ts)
+  }
+}
 
 export function openaiRoutes(deps: Deps, modelName: string): Hono {
   const app = new Hono();
-  const created = () => Math.floor(Date.now() / 1000);
 
-  const answer = async (c: Context, kind: Kind, job: Job, stream: boolean, includeUsage: boolean) => {
-    const id = `${kind === "chat" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID().replaceAll("-", "")}`;
+  const answer = async (c: Context, shape: Shape, job: Job, stream: boolean, includeUsage: boolean) => {
     const signal = c.req.raw.signal;
-    let gen: Generation;
+    const gen = await start(deps, job, signal);
+    const head = { id: `${shape.idPrefix}-${crypto.randomUUID().replaceAll("-", "")}`, created: Math.floor(Date.now() / 1000), model: modelName };
+    if (stream) return streamAnswer(c, deps, gen, shape, head, includeUsage);
     try {
-      gen = await startGeneration(deps, job, signal);
+      for await (const ev of gen.events) {
+        if (ev.type !== "done") continue;
+        deps.metrics.tokens(ev.stats.promptTokens, ev.stats.generatedTokens, ev.stats.contextTokens);
+        return c.json({ ...head, object: shape.object, choices: [shape.answer(ev.text, finishReason(ev.stats))], usage: usageOf(ev.stats) });
+      }
+      throw new Error("generation ended without a result");
     } catch (e) {
-      if (signal.aborted) deps.metrics.disconnects++; // gone while queued or before its first token
-      // the KV pool is full of other running requests' blocks: a transient state, unlike a request too big for it
-      if (e instanceof ApeError && e.code === "E_CAPACITY" && deps.queue.active > 0) {
-        const retry = deps.queue.retryAfterSeconds();
-        throw new HttpError(503, "server_error", `the GPU KV pool is in use by ${deps.queue.active} running requests: retry after ${retry} s (${e.message})`, {
-          code: "kv_pool_busy", headers: { "Retry-After": String(retry) },
-        });
-      }
+      if (signal.aborted) deps.metrics.disconnects++;
       throw e;
+    } finally {
+      await gen.close();
     }
-    const base = { id, object: kind === "chat" ? "chat.completion.chunk" : "text_completion", created: created(), model: modelName };
-    const account = (stats: GenerateStats) => deps.metrics.tokens(stats.promptTokens, stats.generatedTokens, stats.contextTokens);
-    if (!stream) {
-      try {
-        for await (const ev of gen.events) {
-          if (ev.type !== "done") continue;
-          account(ev.stats);
-          const usage = usageOf(ev.stats);
-          const finish_reason = finishReason(ev.stats);
-          return kind === "chat"
-            ? c.json({ id, object: "chat.completion", created: base.created, model: modelName, choices: [{ index: 0, message: { role: "assistant", content: ev.text, refusal: null }, logprobs: null, finish_reason }], usage })
-            : c.json({ id, object: "text_completion", created: base.created, model: modelName, choices: [{ index: 0, text: ev.text, logprobs: null, finish_reason }], usage });
-        }
-        throw new Error("generation ended without a result");
-      } catch (e) {
-        if (signal.aborted) deps.metrics.disconnects++;
-        throw e;
-      } finally {
-        await gen.close();
-      }
-    }
-    return streamSSE(c, async (s) => {
-      let complete = false;
-      s.onAbort(() => void gen.close());
-      try {
-        const send = (obj: unknown) => s.writeSSE({ data: JSON.stringify(obj) });
-        if (kind === "chat") await send({ ...base, choices: [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }] });
-        for await (const ev of gen.events) {
-          if (s.aborted) break;
-          if (ev.type === "token") {
-            if (!ev.text) continue;
-            await send(kind === "chat"
-              ? { ...base, choices: [{ index: 0, delta: { content: ev.text }, logprobs: null, finish_reason: null }] }
-              : { ...base, choices: [{ index: 0, text: ev.text, logprobs: null, finish_reason: null }] });
-            continue;
-          }
-          account(ev.stats);
-          const fr = finishReason(ev.stats);
-          await send(kind === "chat" ? { ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: fr }] } : { ...base, choices: [{ index: 0, text: "", logprobs: null, finish_reason: fr }] });
-          if (includeUsage) await send({ ...base, choices: [], usage: usageOf(ev.stats) });
-          await s.writeSSE({ data: "[DONE]" });
-          complete = true;
-        }
-      } catch (e) {
-        // headers are sent: an error mid-stream becomes an error event (OpenAI's shape), then the end
-        if (!s.aborted && !signal.aborted) await s.writeSSE({ data: JSON.stringify(toHttpError(e).body()) }).catch(() => {});
-      } finally {
-        if (!complete) deps.metrics.disconnects += s.aborted || signal.aborted ? 1 : 0;
-        await gen.close();
-      }
-    });
   };
 
   app.post("/chat/completions", jsonBody(chatBody), async (c) => {
     const body = c.req.valid("json");
     const job = jobOf(deps, body, chatQuery(deps, body), "messages");
-    return await answer(c, "chat", job, body.stream === true, body.stream_options?.include_usage === true);
+    return await answer(c, CHAT, job, body.stream === true, body.stream_options?.include_usage === true);
   });
 
   app.post("/completions", jsonBody(completionBody), async (c) => {
     const body = c.req.valid("json");
     const prompt = typeof body.prompt === "string" ? body.prompt : body.prompt[0];
     const job = jobOf(deps, body, prompt, "prompt");
-    return await answer(c, "text", job, body.stream === true, body.stream_options?.include_usage === true);
+    return await answer(c, TEXT, job, body.stream === true, body.stream_options?.include_usage === true);
   });
 
   return app;
