@@ -28,7 +28,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { homedir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import process from "node:process";
-import { DownloadError, InvalidArgumentError, ModelNotFoundError } from "../errors.ts";
+import { ApeError, DownloadError, InvalidArgumentError, ModelNotFoundError } from "../errors.ts";
 import { downloadFile, type DownloadProgress, fetchFollowing, httpError } from "./hub_download.ts";
 
 export type { DownloadProgress } from "./hub_download.ts";
@@ -233,7 +233,7 @@ export async function hubModel(ref: HubRef, cfg: HubConfig = hubConfig()): Promi
     try {
       info = await repoInfo(cfg, ref, label);
     } catch (e) {
-      if (e instanceof DownloadError || !(e instanceof TypeError)) throw e;
+      if (e instanceof ApeError) throw e; // an answer from the hub (404, 401, ...), not a network failure
       // the hub cannot be reached: use the cache, like huggingface_hub does
       return fromCache(cfg, ref, label, `${cfg.endpoint} cannot be reached (${(e as Error).message}${causeOf(e)})`);
     }
