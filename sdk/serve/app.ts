@@ -4,7 +4,8 @@
  *
  * Middleware, in order: errors in OpenAI's shape; request counting for /metrics; bearer-token auth
  * (when a token is set; /health stays open); a body-size limit (413). Then the routes: openai.ts
- * (chat, completions) and routes.ts (contexts, models, health, metrics).
+ * (chat, completions; shapes.ts and sse.ts for the responses) and routes.ts (contexts, models, health,
+ * metrics). Requests are checked by schemas.ts / validate.ts and limits.ts, queued by queue.ts.
  *
  * @example
  * ```ts
