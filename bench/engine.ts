@@ -104,7 +104,7 @@ export function modelArgs(s: Record<string, string | undefined>) {
   const compute = s.compute ?? "f32";
   if (compute !== "f32" && compute !== "f16") throw new InvalidArgumentError(`--compute must be f32 or f16 (got '${compute}')`);
   if (compute === "f16" && dtype !== "f16") throw new InvalidArgumentError(`--compute f16 needs --dtype f16 (got '${dtype}')`);
-  return { shapeName, shape, dtype, compute };
+  return { shapeName, shape, dtype, compute: compute as "f32" | "f16" };
 }
 
 export async function run(argv: string[]): Promise<number> {

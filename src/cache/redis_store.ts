@@ -20,13 +20,14 @@ import { checkKey, type KvStore, type StoreEntry } from "./kv_store.ts";
 const CHUNK = 4 * 1024 * 1024;
 const NS = "apekit:kv:";
 
-type Client = ReturnType<typeof createClient>;
+const newClient = (url: string) => createClient({ url, socket: { connectTimeout: 5000, reconnectStrategy: false } });
+type Client = ReturnType<typeof newClient>; // (createClient's own return type is generic: not this client's)
 
 export class RedisStore implements KvStore {
   private constructor(readonly url: string, readonly client: Client) {}
 
   static async open(url: string): Promise<RedisStore> {
-    const client = createClient({ url, socket: { connectTimeout: 5000, reconnectStrategy: false } });
+    const client = newClient(url);
     client.on("error", () => { /* surfaced by the failing command */ });
     try {
       await client.connect();

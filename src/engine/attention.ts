@@ -54,7 +54,7 @@ export function recordRowAttention(prog: Program, model: Model, pool: KvPool, a:
 export function recordAttention(prog: Program, model: Model, pool: KvPool, a: AttentionCall): void {
   // a decode step (few rows) over a long list: split-K over the keys, each K/V read once per GQA group
   // (attention_decode.ts); over a short list the row kernel below
-  if (usesDecodeAttention(model, a)) return recordDecodeAttention(prog, model, pool, a);
+  if (usesDecodeAttention(model, a)) return void recordDecodeAttention(prog, model, pool, a);
   // many rows (prefill, context encoding, APE queries): tiles of query rows share every K/V load
   if (usesTiledAttention(model, a)) return void recordTiledAttention(prog, model, pool, a);
   recordRowAttention(prog, model, pool, a);

@@ -181,6 +181,7 @@ export function recordTiledAttention(prog: Program, model: Model, pool: KvPool, 
   if (typeof opts === "number") opts = { splits: opts };
   const { config: c, kernels: k, gpu } = model;
   const kernel = opts.kernel ?? tiledKernel(gpu, c.headDim);
+  if (!kernel) throw new Error(`tiled attention: no kernel for head_dim ${c.headDim} (usesTiledAttention is false)`);
   const group = c.heads / c.kvHeads;
   let perTile: number, keysPerTile: number, constants: Record<string, number>;
   if (kernel === "rows") {

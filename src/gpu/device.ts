@@ -62,7 +62,7 @@ async function findGpu(): Promise<GPU> {
   if (!dawnGpu) {
     let mod: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
     try {
-      mod = await import("webgpu");
+      mod = (await import("webgpu")) as unknown as typeof mod;
     } catch (cause) {
       throw new GpuUnavailableError(`cannot load the npm package 'webgpu' (Dawn). ${INSTALL_HINT}`, { cause });
     }

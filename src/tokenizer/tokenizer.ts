@@ -31,7 +31,7 @@ import { TokenizerError } from "../errors.ts";
 import { wasm } from "../wasm/module.ts";
 
 type Wasm = ReturnType<typeof wasm>;
-type WasmTokenizer = InstanceType<Wasm["WasmTokenizer"]>;
+type WasmTokenizer = Wasm["WasmTokenizer"]["prototype"]; // (its constructor is private: no InstanceType)
 type WasmDecodeStream = InstanceType<Wasm["WasmDecodeStream"]>;
 
 export interface EncodeOptions {
