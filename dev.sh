@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # apekit's one entry point for people and CI: installs what is missing, then runs a job.
 #   ./dev.sh demo          the main job on the embedded default model
-#   ./dev.sh test          the whole test suite: cargo test, then vitest under Node, Bun and Deno
+#   ./dev.sh test          the whole test suite: type check (deno check), doc examples (deno test --doc),
+#                          cargo test, then vitest under Node, Bun and Deno
 #   ./dev.sh ape ARGS...   the CLI (same as `deno task ape ARGS...`)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -9,12 +10,31 @@ export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 bash scripts/setup.sh
 DENO=$PWD/node_modules/@deno/linux-x64-glibc/deno
 BUN=$PWD/node_modules/.bin/bun
+# The @example blocks of src/ and sdk/ run as tests (Deno, lavapipe, fixture models; the Redis store's
+# against a redis-server started here when none listens on 6379).
+doc_examples() {
+  local redis_pid="" rc=0
+  if command -v redis-server >/dev/null && ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+    redis-server --port 6379 --bind 127.0.0.1 --save "" --appendonly no >/dev/null 2>&1 &
+    redis_pid=$!
+    for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && break; sleep 0.1; done
+  fi
+  NO_COLOR=1 "$DENO" test --doc -A --reporter=dot src/ sdk/ || rc=$?
+  if [ -n "$redis_pid" ]; then kill "$redis_pid"; wait "$redis_pid" 2>/dev/null || true; fi
+  return "$rc"
+}
 job=${1:-}
 shift || true
 case "$job" in
   demo) exec "$DENO" run -A sdk/cli.ts demo "$@" ;;
   ape) exec "$DENO" run -A sdk/cli.ts "$@" ;;
   test)
+    if [ $# -eq 0 ]; then # the whole suite (named test files: vitest only)
+      echo "== type check: deno check src/ sdk/ bench/ examples/ =="
+      "$DENO" check src/ sdk/ bench/ examples/
+      echo "== doc examples: deno test --doc src/ sdk/ =="
+      doc_examples
+    fi
     echo "== cargo test (host) =="
     (cd wasm && cargo test -q --release 2>&1)
     echo "== vitest under Node $(node --version) =="
