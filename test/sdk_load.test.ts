@@ -119,7 +119,7 @@ describe(`SDK under overlapping requests on ${runtimeName()}`, () => {
         { query: "what sings", contexts: DOCS.slice(2), maxTokens: 9, mode: "parallel" as const },
         { query: "fish", contexts: [DOCS[3]], maxTokens: 5, temperature: 0.6, scale: 0.7 },
       ];
-      const alone = [];
+      const alone: number[][] = [];
       for (const r of reqs) alone.push((await ape.generateText(r)).ids);
       const together = await Promise.all(reqs.map((r) => ape.generateText(r)));
       together.forEach((t, i) => expect(t.ids, `request ${i}`).toEqual(alone[i]));
