@@ -5,7 +5,7 @@
  * @example
  * ```ts
  * import { toF32 } from "./tensor.ts";
- * const t = { name: "w", dtype: "F32", shape: [2], data: new Uint8Array(new Float32Array([1, 2]).buffer) } as const;
+ * const t = { name: "w", dtype: "F32", shape: [2], data: new Uint8Array(new Float32Array([1, 2]).buffer) };
  * console.log(toF32(t)); // Float32Array [1, 2]
  * ```
  */
