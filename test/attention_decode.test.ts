@@ -200,9 +200,11 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
       expect(usesDecodeAttention(onGpu, call(9, 5000))).toBe(false); // prefill-sized batches take the other kernels
       expect(usesDecodeAttention(onCpu, call(1, CPU_MIN_KEYS - 1))).toBe(false);
       expect(usesDecodeAttention(onCpu, call(8, CPU_MIN_KEYS))).toBe(true);
-      // enough workgroups to fill an H200 (132 SMs) at 128K keys, none at 100
+      // enough workgroups to fill an H200 (132 SMs) at 128K keys; splits of 128 keys at 8K, of 32 for short lists
       expect(decodeShape(onGpu, 1, 131072).splits * model.config.kvHeads).toBeGreaterThanOrEqual(264);
-      expect(decodeShape(onGpu, 1, 100).splits).toBe(1);
+      expect(decodeShape(onGpu, 1, 8192).splits).toBe(64);
+      expect(decodeShape(onGpu, 1, 320).splits).toBe(10);
+      expect(decodeShape(onGpu, 1, 20).splits).toBe(1);
     } finally {
       t.destroy();
       short.destroy();

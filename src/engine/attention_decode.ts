@@ -30,10 +30,11 @@ export const CPU_MIN_KEYS = 1024;
 
 /**
  * GPU adapters take the split kernels from this many keys (capacity of a row's list) on; below it the
- * row kernel (attention.wgsl, one workgroup per (head, row), no combine pass) costs less per call
- * (H200, 1B shape, 64 keys: 11-13 us vs ~22 us plus 4 us of combine for the split kernel).
+ * row kernel (attention.wgsl, one workgroup per (head, row), no combine pass) costs less per call.
+ * H200, Bun + Dawn, 1B shape, f16 KV, one layer-call with its combine (`ape bench attention-decode`):
+ * 64 keys: row 9.1 us, lanes 13.2-14.3; 320 keys: row 24.8, lanes 13.6-15.6; 1024: row 67.7, lanes 14.2.
  */
-export const GPU_MIN_KEYS = 512;
+export const GPU_MIN_KEYS = 256;
 
 /** Most query heads one workgroup serves (the kernels' register arrays); larger GQA groups take several. */
 const MAX_HEADS = 8;
@@ -107,7 +108,10 @@ export function decodeShape(model: Model, rows: number, keys: number, opts: Deco
     while (keysPerThread > 1 && keysWorkgroupBytes(c.headDim, headsPerGroup, keysPerThread, threads) > wgBytes) keysPerThread >>= 1;
     while (threads > step && keysWorkgroupBytes(c.headDim, headsPerGroup, keysPerThread, threads) > wgBytes) threads -= step;
   }
-  const [target, minKeys] = gpu.isCpu ? [8, 512] : [2048, kernel === "keys" ? 256 : 128];
+  // fewest keys per split: on GPUs 128 for lanes (8K keys: 20.9 us vs 26.0 at 64 and 36.4 at 32), down to 32
+  // for short lists, which need the workgroups (320 keys: 13.6 us at 32, 15.6 at 128; 1024: 14.2 at 64)
+  const lanesMin = Math.min(128, Math.max(32, 2 ** Math.floor(Math.log2(Math.max(1, keys / 16)))));
+  const [target, minKeys] = gpu.isCpu ? [8, 512] : [2048, kernel === "keys" ? 256 : lanesMin];
   const wanted = Math.ceil((o.targetWorkgroups ?? target) / (c.kvHeads * chunks * rows));
   const n = o.splits ?? Math.max(1, Math.min(wanted, Math.ceil(keys / (o.minKeysPerSplit ?? minKeys)), 65535));
   return { kernel, splits: n, headsPerGroup, chunks, threads, keysPerStep, prefetch: !gpu.isCpu, keysPerThread, vUnroll: Math.min(8, o.vUnroll ?? 4) };

@@ -96,8 +96,15 @@ export async function* decode(engine: Engine, req: DecodeRequest): AsyncGenerato
     const sampler = own(new Sampler(engine.model, req.sampling ?? {}, maxTokens, history));
     const prefill = own(new Forward(engine.model, engine.pool, last.rows, last.input));
     sampler.record(prefill.program, prefill.logits);
-    const step = own(new Forward(engine.model, engine.pool, 1, { groups: [stepGroup], temperature: T, scale: S, logits: { from: 0, count: 1 } }, sampler.next));
-    sampler.record(step.program, step.logits);
+    // the decode step is recorded once the prefill is submitted (recording ~150 dispatches costs tens of
+    // ms on the host, time the GPU spends on the prefill), still inside the error scopes
+    let step: Forward | undefined;
+    const stepForward = (): Forward => {
+      if (step) return step;
+      step = own(new Forward(engine.model, engine.pool, 1, { groups: [stepGroup], temperature: T, scale: S, logits: { from: 0, count: 1 } }, sampler.next));
+      sampler.record(step.program, step.logits);
+      return step;
+    };
     let enqueued = 0; // tokens whose sampling is enqueued
     const enqueue = (upTo: number) => {
       for (; enqueued < upTo; enqueued++) {
@@ -107,12 +114,14 @@ export async function* decode(engine: Engine, req: DecodeRequest): AsyncGenerato
           prefill.program.submit();
         } else {
           stepGroup.writeAt = prompt.length + enqueued - 1; // the previous token's slot
-          step.refreshState();
-          step.program.submit();
+          const st = stepForward();
+          st.refreshState();
+          st.program.submit();
         }
       }
     };
     enqueue(Math.min(maxTokens, Math.max(1, req.firstChunk ?? chunk)));
+    if (maxTokens > 1) stepForward();
     scoped = close();
     let done = 0;
     while (done < maxTokens) {

@@ -22,6 +22,9 @@
  */
 import { storageBuffer, Usage } from "../gpu/buffers.ts";
 import { deviceErrors } from "../gpu/device.ts";
+
+/** Bytes of one page of a program's uniforms (256 slots at a 256-byte offset alignment). */
+const UNIFORM_PAGE = 64 * 1024;
 import { foldsYIntoZ } from "../gpu/shaders.ts";
 import { CapacityError } from "../errors.ts";
 
@@ -45,14 +48,41 @@ export class Program {
     this.steps.push({ pipeline, bind, grid: [x, y, z] });
   }
 
-  /** A uniform buffer holding `words` (u32 words; floats bit-cast by the caller), owned by this program. */
-  uniform(words: ArrayBuffer): GPUBuffer {
+  /**
+   * A uniform binding holding `words` (u32 words; floats bit-cast by the caller), owned by this program.
+   * Every uniform of a program lives in a few shared pages (64 KiB, slots at the device's
+   * minUniformBufferOffsetAlignment), written while mapped and unmapped before the first encode: one
+   * buffer per page instead of one per dispatch (creating a buffer costs tens of microseconds on the
+   * host, which a 200-dispatch Forward paid at every recording).
+   */
+  uniform(words: ArrayBuffer): GPUBufferBinding {
     const size = Math.max(16, Math.ceil(words.byteLength / 16) * 16);
-    const b = this.device.createBuffer({ size, usage: Usage.UNIFORM | Usage.COPY_DST, mappedAtCreation: true });
-    new Uint8Array(b.getMappedRange()).set(new Uint8Array(words));
-    b.unmap();
-    this.owned.push(b);
-    return b;
+    const align = this.device.limits.minUniformBufferOffsetAlignment;
+    let page = this.#page;
+    if (!page || page.used + size > page.data.byteLength) {
+      page = this.#page = this.#newPage(Math.max(UNIFORM_PAGE, size));
+    }
+    const offset = page.used;
+    new Uint8Array(page.data, offset, words.byteLength).set(new Uint8Array(words));
+    page.used = Math.ceil((offset + size) / align) * align;
+    return { buffer: page.buffer, offset, size };
+  }
+
+  #page?: { buffer: GPUBuffer; data: ArrayBuffer; used: number };
+  #mapped: GPUBuffer[] = [];
+
+  #newPage(bytes: number) {
+    const buffer = this.device.createBuffer({ size: bytes, usage: Usage.UNIFORM | Usage.COPY_DST, mappedAtCreation: true, label: "program.uniforms" });
+    this.owned.push(buffer);
+    this.#mapped.push(buffer);
+    return { buffer, data: buffer.getMappedRange(), used: 0 };
+  }
+
+  /** Unmaps the uniform pages written so far (before any encode: a submit must not use a mapped buffer). */
+  #seal(): void {
+    for (const b of this.#mapped) b.unmap();
+    this.#mapped = [];
+    this.#page = undefined;
   }
 
   /** A storage buffer of `bytes` owned by this program (destroyed with it): a kernel's scratch. */
@@ -63,6 +93,7 @@ export class Program {
   }
 
   encode(pass: GPUComputePassEncoder): void {
+    if (this.#mapped.length) this.#seal();
     let current: GPUComputePipeline | undefined;
     for (const s of this.steps) {
       if (s.pipeline !== current) pass.setPipeline((current = s.pipeline)); // each call costs a few us in JS

@@ -22,6 +22,7 @@ const UNIFORM_USAGE = 0x40;
 const SHADER_DIR = new URL("../../shaders/", import.meta.url);
 const sources = new Map<string, string>();
 const includes = new Map<string, string>(); // shaders/include/ files, read once
+const layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>(); // each pipeline's group 0, asked once
 
 /**
  * The WGSL source of `shaders/<name>.wgsl`, with each `//#include <file>.wgsl` line replaced by
@@ -107,6 +108,8 @@ export class Kernels {
       }
       return { binding: i, resource };
     });
-    return this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    let layout = layouts.get(pipeline);
+    if (!layout) layouts.set(pipeline, (layout = pipeline.getBindGroupLayout(0)));
+    return this.device.createBindGroup({ layout, entries });
   }
 }
