@@ -166,16 +166,21 @@ function serve(app: Hono, port: number, log: Served[]): Promise<Server> {
       return;
     }
     const reader = response.body.getReader();
+    let written: Promise<unknown> = Promise.resolve();
     try {
       for (;;) {
         const { done, value } = await reader.read();
         if (done) break;
         entry.bytes += value.length;
-        if (!res.write(value)) await new Promise((r) => res.once("drain", r));
+        let ok = true;
+        written = new Promise((r) => (ok = res.write(value, r))); // settles once the chunk is handed to the socket
+        if (!ok) await new Promise((r) => res.once("drain", r));
       }
       res.end();
     } catch {
-      res.destroy(); // the connection drops mid-body
+      // the connection drops mid-body, after what was written has gone out (Bun buffers more than Node)
+      await Promise.race([written, new Promise((r) => setTimeout(r, 500))]);
+      res.destroy();
     }
   });
   return new Promise((resolve) => server.listen(port, "127.0.0.1", () => resolve(server)));
