@@ -11,13 +11,14 @@ import { buildModel, type Model } from "../src/model/model.ts";
 import type { ModelConfig } from "../src/model/config.ts";
 import type { KvBlock, KvDtype } from "../src/engine/kv_pool.ts";
 import { Program } from "../src/engine/program.ts";
-import { recordAttention } from "../src/engine/attention.ts";
+import { recordApeAttention, recordAttention } from "../src/engine/attention.ts";
 import { CPU_MIN_KEYS, type DecodeKernel, decodeShape, GPU_MIN_KEYS, recordDecodeAttention, usesDecodeAttention } from "../src/engine/attention_decode.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { type AttendGroup, Forward } from "../src/engine/forward.ts";
 import { encodeContexts, encodePrefix, startQuery } from "../src/ape/ape.ts";
 import { runtimeName } from "../src/runtime.ts";
-import { attentionModel, type BlockSpec, expectClose, type GroupSpec, KvCase } from "./reference/attention_case.ts";
+import { attentionModel, type BlockSpec, expectClose, type GroupSpec, KvCase, NEG } from "./reference/attention_case.ts";
+import { readBuffer, storageBuffer } from "../src/gpu/buffers.ts";
 import { CpuReference } from "./reference/cpu_model.ts";
 import { randomModel, relError, rng, tinyConfig } from "./reference/random_model.ts";
 
@@ -181,6 +182,68 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
       }
     } finally {
       r.destroy();
+      t.destroy();
+    }
+  });
+
+  it.each([false, true])("APE decode: both parts split-K and one ape_combine pass vs the float64 merge (GPU shape: %s)", async (gpuShape) => {
+    const model = await modelFor({ heads: 8, kvHeads: 2, headDim: 64 });
+    const T = 0.7, S = 0.8;
+    // a prefix, three contexts after it (their own positions from 16), a live block after the longest
+    const specs: BlockSpec[] = [
+      { capacity: 16, tokens: 16, firstPos: 0 },
+      { capacity: 300, tokens: 300, firstPos: 16 },
+      { capacity: 520, tokens: 500, firstPos: 16 },
+      { capacity: 90, tokens: 90, firstPos: 16 },
+      { capacity: 64, tokens: 21, firstPos: 516 },
+    ];
+    const rows = [{ pos: 536, plain: [0, 4], ctx: [1, 2, 3] }, { pos: 530, plain: [0, 4], ctx: [3] }, { pos: 520, plain: [0, 4], ctx: [] }];
+    class ApeCase extends KvCase {
+      part: "plain" | "ctx" = "plain";
+      rowGroups(): GroupSpec[] { return rows.map((r) => ({ pos: [r.pos], list: r[this.part] })); }
+    }
+    const t = new ApeCase(model, "f16", specs, rows.length, 11);
+    const m = gpuShape ? { ...model, gpu: { ...model.gpu, isCpu: false } } : model;
+    const dev = model.gpu.device, c = model.config;
+    const prog = new Program(dev);
+    const made: GPUBuffer[] = [];
+    try {
+      const call = (part: "plain" | "ctx", temperature: number) => {
+        t.part = part;
+        const b = t.buffers();
+        made.push(...Object.values(b));
+        return { call: { layer: 0, ...b, temperature, rows: rows.length, lists: t.lists() }, ref: t.reference(temperature), bufs: b };
+      };
+      const O = call("plain", 1), C = call("ctx", T);
+      const out = storageBuffer(dev, rows.length * c.heads * c.headDim * 4);
+      made.push(out);
+      // the plain lists hold 80 slots: the fused path must run because the context part is split-K
+      const ctxCall = { ...C.call, lists: C.call.lists.map((l) => ({ ...l, blocks: l.blocks.map((b) => ({ ...b, capacity: Math.max(b.capacity, CPU_MIN_KEYS) })) })) };
+      expect(usesDecodeAttention(m, ctxCall)).toBe(true);
+      recordApeAttention(prog, m, t.pool, O.call, ctxCall, out, S * T);
+      expect(prog.steps.map((x) => x.pipeline.label).filter((l) => l !== "ape_combine").every((l) => l.startsWith("attention_decode"))).toBe(true);
+      expect(prog.steps.at(-1)!.pipeline.label).toBe("ape_combine");
+      dev.pushErrorScope("validation");
+      prog.submit();
+      expect(await dev.popErrorScope()).toBeNull();
+      const got = new Float32Array(await readBuffer(dev, out, out.size));
+      // float64: w_C = sigmoid(S*T*LSE_C - LSE_O) (0 without a visible context key), out = w_C out_C + (1 - w_C) out_O
+      let worst = 0;
+      for (let r = 0; r < rows.length; r++) {
+        for (let h = 0; h < c.heads; h++) {
+          const lc = C.ref.lse[r * c.heads + h], lo = O.ref.lse[r * c.heads + h];
+          const w = lc <= NEG ? 0 : 1 / (1 + Math.exp(-(S * T * lc - lo)));
+          if (r === 2) expect(w).toBe(0);
+          for (let d = 0; d < c.headDim; d++) {
+            const i = (r * c.heads + h) * c.headDim + d;
+            worst = Math.max(worst, Math.abs(got[i] - (w * C.ref.out[i] + (1 - w) * O.ref.out[i])));
+          }
+        }
+      }
+      expect(worst).toBeLessThan(2e-5);
+    } finally {
+      prog.destroy();
+      for (const b of made) b.destroy();
       t.destroy();
     }
   });

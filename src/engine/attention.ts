@@ -14,7 +14,7 @@
 import type { Model } from "../model/model.ts";
 import type { KvBlock, KvPool } from "./kv_pool.ts";
 import { Params, type Program } from "./program.ts";
-import { recordDecodeAttention, usesDecodeAttention } from "./attention_decode.ts";
+import { DECODE_MAX_ROWS, recordDecodeAttention, recordDecodeSplits, usesDecodeAttention } from "./attention_decode.ts";
 import { recordTiledAttention, usesTiledAttention } from "./attention_tiled.ts";
 
 export interface AttentionCall {
@@ -58,4 +58,29 @@ export function recordAttention(prog: Program, model: Model, pool: KvPool, a: At
   // many rows (prefill, context encoding, APE queries): tiles of query rows share every K/V load
   if (usesTiledAttention(model, a)) return void recordTiledAttention(prog, model, pool, a);
   recordRowAttention(prog, model, pool, a);
+}
+
+/**
+ * APE's attention for one layer: the plain part (prefix + query / generated tokens, scores as they are)
+ * and the context part (all selected contexts, scores / T), merged with w_C = sigmoid(S*T*LSE_C - LSE_O)
+ * into `out`. A decode step whose context part runs split-K runs its plain part split-K too, and one
+ * ape_combine pass combines both parts' splits and merges them (no per-part combine, no merge pass:
+ * 3 dispatches instead of 5); otherwise each part takes recordAttention's kernel (into its call's out
+ * and lse) and ape_merge merges them.
+ */
+export function recordApeAttention(prog: Program, model: Model, pool: KvPool, plain: AttentionCall, ctx: AttentionCall, out: GPUBuffer, st: number): void {
+  const { config: c, kernels: k } = model;
+  if (plain.rows <= DECODE_MAX_ROWS && usesDecodeAttention(model, ctx)) {
+    const C = recordDecodeSplits(prog, model, pool, ctx, 0);
+    const O = recordDecodeSplits(prog, model, pool, plain, 1);
+    const pipe = k.pipeline("ape_combine");
+    const params = prog.uniform(new Params().u(plain.rows, c.heads, c.headDim, C.splits, O.splits).f(st).bytes());
+    prog.dispatch(pipe, k.bind(pipe, [C.ml, C.acc, O.ml, O.acc, out, params]), c.heads, plain.rows);
+    return;
+  }
+  recordAttention(prog, model, pool, plain);
+  recordAttention(prog, model, pool, ctx);
+  const merge = k.pipeline("ape_merge");
+  const mp = prog.uniform(new Params().u(plain.rows, c.heads, c.headDim).f(st).bytes());
+  prog.dispatch(merge, k.bind(merge, [ctx.out, ctx.lse, plain.out, plain.lse, out, mp]), Math.ceil((c.heads * c.headDim) / 64), plain.rows);
 }

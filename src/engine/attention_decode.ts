@@ -143,19 +143,48 @@ function listKeys(a: AttentionCall): number {
   return Math.max(0, ...a.lists.map((l) => l.blocks.reduce((n, b) => n + b.capacity, 0)));
 }
 
-/** Partial-result buffers of one program, shared by all its attention calls (they run one after another). */
-const partials = new WeakMap<Program, { ml: GPUBuffer; acc: GPUBuffer }>();
+/**
+ * Partial-result buffers of one program, shared by all its attention calls (they run one after another):
+ * one pair per part (0, 1: APE's context and plain parts, combined together by ape_combine).
+ */
+const partials = new WeakMap<Program, ({ ml: GPUBuffer; acc: GPUBuffer } | undefined)[]>();
 
-function partialBuffers(prog: Program, mlBytes: number, accBytes: number): { ml: GPUBuffer; acc: GPUBuffer } {
-  let p = partials.get(prog);
+function partialBuffers(prog: Program, part: number, mlBytes: number, accBytes: number): { ml: GPUBuffer; acc: GPUBuffer } {
+  const parts = partials.get(prog) ?? [];
+  partials.set(prog, parts);
+  let p = parts[part];
   if (!p || p.ml.size < mlBytes || p.acc.size < accBytes) {
-    p = {
-      ml: prog.scratch(Math.max(mlBytes, p?.ml.size ?? 0), "attention.partialML"),
-      acc: prog.scratch(Math.max(accBytes, p?.acc.size ?? 0), "attention.partialAcc"),
+    p = parts[part] = {
+      ml: prog.scratch(Math.max(mlBytes, p?.ml.size ?? 0), `attention.partialML${part}`),
+      acc: prog.scratch(Math.max(accBytes, p?.acc.size ?? 0), `attention.partialAcc${part}`),
     };
-    partials.set(prog, p);
   }
   return p;
+}
+
+/** A split kernel's partial results: (m, l) and un-normalised outputs per (split, row, head), and the split count. */
+export interface DecodePartials {
+  ml: GPUBuffer;
+  acc: GPUBuffer;
+  splits: number;
+  shape: DecodeShape;
+}
+
+/**
+ * Records the split kernel alone for `a` (at most DECODE_MAX_ROWS rows), writing its partials into the
+ * program's buffers for `part` (combine_body.wgsl's layout); the caller records the combine. `opts`
+ * overrides the shape chosen from the lists' capacities (a number: the split count).
+ */
+export function recordDecodeSplits(prog: Program, model: Model, pool: KvPool, a: AttentionCall, part = 0, opts?: DecodeOptions | number): DecodePartials {
+  const { config: c, kernels: k } = model;
+  if (a.rows > DECODE_MAX_ROWS) throw new Error(`decode attention: ${a.rows} rows (at most ${DECODE_MAX_ROWS})`);
+  const s = decodeShape(model, a.rows, listKeys(a), opts);
+  const n = s.splits * a.rows * c.heads;
+  const { ml, acc } = partialBuffers(prog, part, n * 8, n * c.headDim * 4);
+  const params = decodeParams(prog, model, a, s);
+  const pipe = decodePipeline(model, pool, s, false);
+  prog.dispatch(pipe, k.bind(pipe, [a.q, pool.k[a.layer], pool.v[a.layer], a.rowInfo, a.blocks, ml, acc, params]), s.splits, c.kvHeads * s.chunks, a.rows);
+  return { ml, acc, splits: s.splits, shape: s };
 }
 
 /**
@@ -167,28 +196,35 @@ export function recordDecodeAttention(prog: Program, model: Model, pool: KvPool,
   const { config: c, kernels: k } = model;
   if (a.rows > DECODE_MAX_ROWS) throw new Error(`decode attention: ${a.rows} rows (at most ${DECODE_MAX_ROWS})`);
   const s = decodeShape(model, a.rows, listKeys(a), opts);
+  if (s.kernel === "keys" && s.splits === 1) {
+    const pipe = decodePipeline(model, pool, s, true);
+    const params = decodeParams(prog, model, a, s);
+    prog.dispatch(pipe, k.bind(pipe, [a.q, pool.k[a.layer], pool.v[a.layer], a.rowInfo, a.blocks, a.lse, a.out, params]), 1, c.kvHeads * s.chunks, a.rows);
+    return s;
+  }
+  const { ml, acc } = recordDecodeSplits(prog, model, pool, a, 0, opts); // the same shape (decodeShape is a function of its inputs)
+  const combine = k.pipeline("attention_combine");
+  const cp = prog.uniform(new Params().u(a.rows, c.heads, c.headDim, s.splits).bytes());
+  prog.dispatch(combine, k.bind(combine, [ml, acc, a.out, a.lse, cp]), c.heads, a.rows);
+  return s;
+}
+
+/** The split kernel's pipeline for a shape; `direct`: the keys kernel writing out and lse itself (one split). */
+function decodePipeline(model: Model, pool: KvPool, s: DecodeShape, direct: boolean): GPUComputePipeline {
+  const { config: c, kernels: k } = model;
   const f16 = pool.dtype === "f16";
-  const direct = s.kernel === "keys" && s.splits === 1;
-  const pipe = s.kernel === "keys"
+  return s.kernel === "keys"
     ? k.pipeline(f16 ? "attention_decode_keys_f16kv" : "attention_decode_keys", {
       HD: c.headDim, NH: s.headsPerGroup, WG: s.threads, KPT: s.keysPerThread, VU: s.vUnroll, DIRECT: direct ? 1 : 0,
     })
     : k.pipeline(f16 ? "attention_decode_f16kv" : "attention_decode", {
       HD: c.headDim, NH: s.headsPerGroup, KT: s.keysPerStep, WG: s.threads, PREFETCH: s.prefetch ? 1 : 0,
     });
+}
+
+function decodeParams(prog: Program, model: Model, a: AttentionCall, s: DecodeShape): GPUBufferBinding {
+  const c = model.config;
   const qkvDim = (c.heads + 2 * c.kvHeads) * c.headDim;
   const scale = 1 / (Math.sqrt(c.headDim) * a.temperature);
-  const params = prog.uniform(new Params().u(a.rows, c.heads, c.kvHeads, qkvDim).f(scale).u(c.slidingWindow, s.splits, s.chunks).bytes());
-  const grid = [s.splits, c.kvHeads * s.chunks, a.rows] as const;
-  if (direct) {
-    prog.dispatch(pipe, k.bind(pipe, [a.q, pool.k[a.layer], pool.v[a.layer], a.rowInfo, a.blocks, a.lse, a.out, params]), ...grid);
-    return s;
-  }
-  const n = s.splits * a.rows * c.heads;
-  const { ml, acc } = partialBuffers(prog, n * 8, n * c.headDim * 4);
-  prog.dispatch(pipe, k.bind(pipe, [a.q, pool.k[a.layer], pool.v[a.layer], a.rowInfo, a.blocks, ml, acc, params]), ...grid);
-  const combine = k.pipeline("attention_combine");
-  const cp = prog.uniform(new Params().u(a.rows, c.heads, c.headDim, s.splits).bytes());
-  prog.dispatch(combine, k.bind(combine, [ml, acc, a.out, a.lse, cp]), c.heads, a.rows);
-  return s;
+  return prog.uniform(new Params().u(a.rows, c.heads, c.kvHeads, qkvDim).f(scale).u(c.slidingWindow, s.splits, s.chunks).bytes());
 }

@@ -19,7 +19,7 @@ import type { GpuLinear } from "../model/weights.ts";
 import { cosSinTable } from "../model/rope.ts";
 import type { KvBlock, KvPool } from "./kv_pool.ts";
 import { Params, Program } from "./program.ts";
-import { recordAttention } from "./attention.ts";
+import { type AttentionCall, recordApeAttention, recordAttention } from "./attention.ts";
 import { dequantScratchBytes, fusesInput, type LinearInput, recordLinear } from "./linear.ts";
 import { ModelFormatError } from "../errors.ts";
 
@@ -143,11 +143,10 @@ export class Forward {
     };
     const plainLists = input.groups.map((g) => ({ rows: g.rows, blocks: g.plain }));
     const ctxLists = input.groups.map((g) => ({ rows: g.rows, blocks: g.contexts ?? [] }));
-    const attention = (layer: number, ctx: boolean, out: GPUBuffer, lseOut: GPUBuffer, temperature: number) =>
-      recordAttention(prog, model, pool, {
-        layer, q: qkv, out, lse: lseOut, temperature, rows: n,
-        rowInfo: ctx ? this.rowsCtx : this.rowsPlain, blocks: ctx ? this.blocksCtx : this.blocksPlain, lists: ctx ? ctxLists : plainLists,
-      });
+    const part = (layer: number, ctx: boolean, out: GPUBuffer, lseOut: GPUBuffer, temperature: number): AttentionCall => ({
+      layer, q: qkv, out, lse: lseOut, temperature, rows: n,
+      rowInfo: ctx ? this.rowsCtx : this.rowsPlain, blocks: ctx ? this.blocksCtx : this.blocksPlain, lists: ctx ? ctxLists : plainLists,
+    });
 
     // ---- the forward pass ----
     const embedPipe = k.pipeline("embed");
@@ -165,13 +164,9 @@ export class Forward {
         headNorm(L.kNorm, c.kvHeads, qDim);
       }
       ropeStore(l);
-      attention(l, false, attnO, lse, 1);
-      if (this.ape) {
-        attention(l, true, attnC, lseC, T);
-        const merge = k.pipeline("ape_merge");
-        const mp = prog.uniform(new Params().u(n, c.heads, c.headDim).f(S * T).bytes());
-        prog.dispatch(merge, k.bind(merge, [attnC, lseC, attnO, lse, attn, mp]), ceil(qDim, 64), n);
-      }
+      // attention: over the plain blocks; with APE also over the contexts (scores / T), merged with S
+      if (this.ape) recordApeAttention(prog, model, pool, part(l, false, attnO, lse, 1), part(l, true, attnC, lseC, T), attn, S * T);
+      else recordAttention(prog, model, pool, part(l, false, attn, lse, 1));
       linear(attn, L.o, x, n, true); // x += o_proj(attn)
       // MLP block
       normedLinear(L.mlpNorm, L.gateUp, gu);
