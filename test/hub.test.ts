@@ -75,6 +75,10 @@ describe(`model sources: hub ids and URLs on ${runtimeName()}`, () => {
     const env = hubConfig({}, { HF_HOME: "/h", HF_ENDPOINT: "https://mirror.example/", HF_TOKEN: "t", HF_HUB_OFFLINE: "1" });
     expect(env).toMatchObject({ endpoint: "https://mirror.example", cacheDir: "/h/hub", token: "t", offline: true });
     expect(hubConfig({}, { XDG_CACHE_HOME: "/x", HF_HUB_CACHE: "/c" }).cacheDir).toBe("/c");
+    mkdirSync(join(tmp, "home"), { recursive: true });
+    writeFileSync(join(tmp, "home", "token"), "hf_from_file\n");
+    expect(hubConfig({}, { HF_HOME: join(tmp, "home") }).token).toBe("hf_from_file");
+    expect(hubConfig({}, { HF_HOME: join(tmp, "home"), HF_TOKEN: "hf_env" }).token).toBe("hf_env");
     expect(hubConfig({}, { XDG_CACHE_HOME: "/x", HF_TOKEN_PATH: "/nonexistent" })).toMatchObject({ cacheDir: "/x/huggingface/hub", endpoint: "https://huggingface.co", offline: false });
   });
 
@@ -124,10 +128,23 @@ describe(`model sources: hub ids and URLs on ${runtimeName()}`, () => {
     expect(e.message).toMatch(/HF_HUB_OFFLINE.*model-00003-of-00004\.safetensors/);
     const never = await rejects(hubModel(parseHubId("org/qwen3")!, { ...c, offline: true }));
     expect(never.message).toMatch(/refs\/main \(the revision was never downloaded\)/);
-    // a hub that cannot be reached falls back to the cache, as huggingface_hub does
+    // a hub that cannot be reached, or answers 503, falls back to the cache, as huggingface_hub does
     const down = await rejects(hubModel(parseHubId("org/qwen3")!, { ...c, endpoint: "http://127.0.0.1:9" }));
     expect(down).toBeInstanceOf(ModelNotFoundError);
     expect(down.message).toMatch(/cannot be reached/);
+    rmSync(join(c.cacheDir, "models--org--sharded"), { recursive: true });
+    await hubModel(parseHubId("org/sharded")!, c);
+    hub.faults.apiDown = true;
+    try {
+      expect(await hubModel(parseHubId("org/sharded")!, c)).toBe(dir);
+      expect((await rejects(hubModel(parseHubId("org/qwen3")!, c))).message).toMatch(/cannot be reached \(HTTP 503 from/);
+    } finally {
+      hub.faults.apiDown = false;
+    }
+    // a full commit already in the cache: no request at all
+    const m = hub.log.hub.length;
+    expect(await hubModel(parseHubId(`org/sharded@${hub.commit("org/sharded")}`)!, c)).toBe(dir);
+    expect(hub.log.hub.length).toBe(m);
   });
 
   it("a connection dropped mid-file resumes with a Range request; a partial file left by a killed process resumes too", async () => {

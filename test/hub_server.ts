@@ -13,7 +13,8 @@
  * - the CDN: `GET|HEAD /repos/{sha256}`, with Range (206 + Content-Range).
  *
  * Faults for tests, by blob sha256: `dropAfter` (the next GET sends that many bytes, then the connection
- * is cut), `corrupt` (one byte flipped, same length), and `throttle` (bytes per second for every CDN body).
+ * is cut), `corrupt` (one byte flipped, same length), `throttle` (bytes per second for every CDN body),
+ * and `apiDown` (the revision API answers 503).
  * Also a `urls` mount: `GET /files/{path}` serves `filesRoot` as a plain web server (no hub headers).
  *
  * Run alone (bench/full_size.sh): `deno run -A test/hub_server.ts --port 8765 --repo org/name=DIR ...`
@@ -68,7 +69,7 @@ export interface HubServer {
   cdn: string;
   /** Every request answered, by host. */
   log: { hub: Served[]; cdn: Served[] };
-  faults: { dropAfter: Map<string, number>; corrupt: Set<string>; throttle: number };
+  faults: { dropAfter: Map<string, number>; corrupt: Set<string>; throttle: number; apiDown: boolean };
   commit(repo: string): string;
   file(repo: string, file: string): FileInfo;
   close(): Promise<void>;
@@ -195,7 +196,7 @@ function closeServer(s: Server): Promise<void> {
 
 export async function startHubServer(opts: HubServerOptions): Promise<HubServer> {
   const log = { hub: [] as Served[], cdn: [] as Served[] };
-  const faults = { dropAfter: new Map<string, number>(), corrupt: new Set<string>(), throttle: 0 };
+  const faults = { dropAfter: new Map<string, number>(), corrupt: new Set<string>(), throttle: 0, apiDown: false };
   const info = new Map<string, Map<string, FileInfo>>();
   const blobs = new Map<string, FileInfo>();
   const commits = new Map<string, string>();
@@ -221,6 +222,7 @@ export async function startHubServer(opts: HubServerOptions): Promise<HubServer>
   const hub = new Hono();
   hub.get("/api/models/:org/:name/revision/:rev", (c) => {
     const id = `${c.req.param("org")}/${c.req.param("name")}`;
+    if (faults.apiDown) return c.text("Service Unavailable", 503);
     const alias = opts.aliases?.[id];
     if (alias) return c.redirect(`/api/models/${alias}/revision/${encodeURIComponent(c.req.param("rev"))}`, 307);
     if (!info.has(id)) return err(401, "RepoNotFound", "Repository not found");

@@ -140,6 +140,8 @@ async function repoInfo(cfg: HubConfig, ref: HubRef, label: string): Promise<Rep
   const res = await fetchFollowing(url, { method: "GET", headers: { accept: "application/json", ...authHeaders(cfg) } });
   if (!res.ok) {
     await res.body?.cancel();
+    // the hub is down or throttling: like a network failure, the cache may answer
+    if (res.status >= 500 || res.status === 429) throw new Error(`HTTP ${res.status} from ${url}`);
     throw httpError(res.status, label, url, res.headers, "revision");
   }
   const info = await res.json() as { sha?: unknown; siblings?: { rfilename?: unknown }[] };
@@ -229,6 +231,12 @@ function shardsOf(indexPath: string, label: string): string[] {
 export async function hubModel(ref: HubRef, cfg: HubConfig = hubConfig()): Promise<string> {
   const label = `${ref.repoId}@${ref.revision}`;
   let info: RepoInfo | undefined;
+  // a commit already complete in the cache needs no network (as huggingface_hub's commit shortcut)
+  if (COMMIT.test(ref.revision) && !cfg.offline) {
+    try {
+      return fromCache(cfg, ref, label, "");
+    } catch { /* not complete: ask the hub */ }
+  }
   if (!cfg.offline) {
     try {
       info = await repoInfo(cfg, ref, label);
