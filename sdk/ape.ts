@@ -29,6 +29,7 @@ import { cacheScope } from "./context_id.ts";
 import { Contexts } from "./contexts.ts";
 import { openSequence } from "./sequence.ts";
 import { type StreamResult, streamText } from "./stream.ts";
+import { checkK, SearchIndex, searchKey } from "./search.ts";
 
 export type { ApeOptions, ContextHandle, GenerateEvent, GenerateRequest, GenerateResult, GenerateStats, Mode } from "./options.ts";
 
@@ -56,6 +57,8 @@ export class Ape {
   readonly #layout: PromptLayout;
   readonly #prefix: EncodedPrefix;
   readonly #stopIds: number[];
+  /** BM25 over the documents given to cache(), persisted beside them in the store (sdk/search.ts). */
+  readonly #search: SearchIndex;
   /** APE's T and S when a request names none: the options', else the model's tuned pair, else the paper's 0.9, 0.9. */
   readonly defaults: { readonly temperature: number; readonly scale: number };
   #closed = false;
@@ -66,6 +69,7 @@ export class Ape {
     this.#layout = layout;
     this.#prefix = prefix;
     this.#contexts = contexts;
+    this.#search = new SearchIndex(contexts.cache.store, searchKey(contexts.cache.scope, contexts.dtype));
     this.defaults = temperatureScale("ape", options, model.apeDefaults);
     const eos = new Set<number>(model.model.config.eosTokenIds);
     const gen = model.model.generationConfig.eos_token_id;
@@ -108,7 +112,17 @@ export class Ape {
 
   /** Encodes the documents that are not cached yet (in batched passes), stores them, returns handles. */
   async cache(texts: string[], opts: { onProgress?: (done: number, total: number) => void } = {}): Promise<ContextHandle[]> {
-    return await this.#track(() => this.#contexts.cacheTexts(texts, opts.onProgress));
+    return await this.#track(async () => {
+      const handles = await this.#contexts.cacheTexts(texts, opts.onProgress);
+      await this.#search.add(handles.map((h, i) => ({ id: h.id, text: texts[i] })));
+      return handles;
+    });
+  }
+
+  /** The `k` cached documents (from cache()) that best match `query` (BM25), as handles for generate(), best first. */
+  async search(query: string, opts: { k?: number } = {}): Promise<(ContextHandle & { text: string; score: number })[]> {
+    const hits = await this.#track(() => this.#search.search(query, checkK(opts.k ?? 3)));
+    return hits.map((h) => ({ ...this.#contexts.handle(h.text), text: h.text, score: h.score }));
   }
 
   /** Parallel-encodes documents on the GPU without storing them; release() frees them. */
@@ -140,7 +154,9 @@ export class Ape {
     if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new InvalidArgumentError(`maxTokens must be a positive integer (got ${maxTokens})`);
     if (typeof req.query !== "string") throw new InvalidArgumentError(`query must be a string (got ${req.query === null ? "null" : typeof req.query})`);
     const { temperature: T, scale: S } = temperatureScale(mode, req, this.defaults);
-    const handles = (req.contexts ?? []).map((c) => this.#contexts.resolve(c));
+    const given = req.contexts ?? [];
+    const retrieved = req.retrieve ? await this.#retrieve(req.query, req.retrieve) : [];
+    const handles = [...given, ...retrieved].map((c) => this.#contexts.resolve(c));
     const query = this.#layout.queryIds(req.query);
     const stats: GenerateStats = {
       mode, promptTokens: 0, contextTokens: handles.reduce((n, h) => n + h.tokens, 0), generatedTokens: 0,
@@ -169,6 +185,15 @@ export class Ape {
     stats.decodeMs = end - tDecode - stats.prefillMs;
     stats.totalMs = end - t0;
     yield { type: "done", text: out.text, ids: out.ids, stats };
+  }
+
+  /** A request's retrieved contexts: its retriever's, else BM25 over the cached documents. */
+  async #retrieve(query: string, r: NonNullable<GenerateRequest["retrieve"]>): Promise<(ContextHandle | string)[]> {
+    const k = checkK(r.k ?? 3);
+    if (r.retriever !== undefined && typeof r.retriever !== "function") throw new InvalidArgumentError("retrieve.retriever must be a function");
+    const got = r.retriever ? await r.retriever(query, k) : await this.search(query, { k });
+    if (!Array.isArray(got)) throw new InvalidArgumentError("retrieve.retriever must return an array of contexts");
+    return got.slice(0, k);
   }
 
   /** The whole answer and its stats. */

@@ -25,6 +25,7 @@ export {
   type GenerateStats,
   type Mode,
 } from "./ape.ts";
+export type { Retriever, SearchHit } from "./search.ts";
 export type { SamplingOptions } from "../src/engine/sampler.ts";
 export type { CacheStats } from "../src/cache/context_cache.ts";
 export { openStore, type KvStore, type StoreEntry } from "../src/cache/store.ts";

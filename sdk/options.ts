@@ -54,6 +54,11 @@ export interface GenerateRequest {
   query: string;
   /** Cached handles, raw token ids, or texts (cached on the way). */
   contexts?: (ContextHandle | Uint32Array | string)[];
+  /**
+   * Retrieval: the `k` (default 3) best contexts for the query, added after `contexts`: by BM25 over the
+   * instance's cached documents (`ape.search`), or from `retriever` (the caller's own, e.g. a vector index).
+   */
+  retrieve?: { k?: number; retriever?: (query: string, k: number) => Promise<(ContextHandle | string)[]> | (ContextHandle | string)[] };
   mode?: Mode;
   maxTokens?: number;
   temperature?: number;
