@@ -7,7 +7,7 @@
  * @example
  * ```ts
  * import { loadEngineModel } from "./load.ts";
- * const { model, tokenizer, chatTemplate } = await loadEngineModel("model.gguf");
+ * const { model, tokenizer, chatTemplate } = await loadEngineModel("fixtures/gguf/tiny-llama/model.gguf"); // a tiny fixture
  * console.log(model.config.layers, tokenizer?.tokens.length, chatTemplate?.slice(0, 40));
  * model.destroy();
  * ```
