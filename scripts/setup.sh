@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs whatever apekit needs that is missing, and nothing else: apt packages, the wasm32 std,
-# wasm-bindgen-cli + wasm-pack, npm packages, Python test references, the wasm build and the default
-# model. Every step is guarded, so a machine that has everything is through in a few seconds.
+# wasm-bindgen-cli, npm packages, Python test references, the wasm build and the default model. Every
+# step is guarded, so a machine that has everything is through in a few seconds. On a fresh machine the
+# downloads (npm, pip, the default model, the wasm crate's sources) run in the background while the CPU
+# builds the wasm32 std and wasm-bindgen (the long part; see the README's Quick start for the timings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -34,35 +36,58 @@ SRC
   apt-get install -y -qq rustc-web cargo-web rust-web-src lld-22 redis-server zstd >/dev/null
 fi
 
+# Steps 2-5 overlap: the network-bound ones run in the background (their output is shown when they
+# end), the CPU-bound builds in the foreground. Any failure stops the set-up with that step's output.
+bg_dir=$(mktemp -d)
+bg=()
+trap 'rm -rf "$bg_dir"' EXIT
+background() { # name command...
+  local name=$1
+  shift
+  ("$@") >"$bg_dir/$name.log" 2>&1 &
+  bg+=("$!:$name")
+}
+wait_background() {
+  local entry failed=0
+  for entry in "${bg[@]}"; do
+    if ! wait "${entry%%:*}"; then failed=1; log "${entry#*:} failed:"; fi
+    cat "$bg_dir/${entry#*:}.log" >&2
+  done
+  bg=()
+  [ "$failed" = 0 ] || exit 1
+}
+
+# npm packages (runtimes: Deno and Bun come from npm too).
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "npm: installing packages (background)"
+  background npm npm ci --no-audit --no-fund --loglevel=error
+fi
+# Python references for the differential tests (HF tokenizers, safetensors, gguf writer).
+if ! python3 -c 'import tokenizers, safetensors, numpy, gguf' 2>/dev/null; then
+  log "pip: installing test references (background)"
+  background pip python3 -m pip install -q -r scripts/requirements-test.txt
+fi
+# The default model (fetched once, checked against its pinned sha256; silent when present).
+if [ -f scripts/fetch-default-model.sh ]; then background model bash scripts/fetch-default-model.sh; fi
+# The wasm crate's sources from crates.io, while the std and wasm-bindgen build.
+if [ ! -f wasm/Cargo.lock ]; then (cd wasm && cargo generate-lockfile -q); fi
+if [ ! -f wasm/pkg/.stamp ]; then background crates bash -c 'cd wasm && cargo fetch -q'; fi
+
 # 2. The wasm32 standard library (stamped by rustc's version).
 bash scripts/wasm-std.sh
 
-# 3. wasm-bindgen-cli at exactly the version in Cargo.lock, and wasm-pack (built from crates.io).
-if [ ! -f wasm/Cargo.lock ]; then (cd wasm && cargo generate-lockfile -q); fi
+# 3. wasm-bindgen-cli at exactly the version in Cargo.lock, built from crates.io: only the wasm-bindgen
+#    binary, without the test runner's TLS stack (--no-default-features). (wasm-pack is not needed:
+#    scripts/build-wasm.sh runs cargo and wasm-bindgen itself.)
 wbg=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' wasm/Cargo.lock)
 if [ "$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" != "$wbg" ]; then
-  log "cargo: installing wasm-bindgen-cli $wbg (a few minutes, once)"
-  cargo install -q --force wasm-bindgen-cli --version "$wbg"
-fi
-if ! command -v wasm-pack >/dev/null; then
-  log "cargo: installing wasm-pack (a few minutes, once)"
-  cargo install -q wasm-pack
+  log "cargo: building wasm-bindgen $wbg from crates.io (a few minutes, once)"
+  cargo install -q --force --no-default-features --bin wasm-bindgen wasm-bindgen-cli --version "$wbg"
 fi
 
-# 4. npm packages (runtimes: Deno and Bun come from npm too).
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  log "npm: installing packages"
-  npm ci --no-audit --no-fund --loglevel=error
-fi
-
-# 5. Python references for the differential tests (HF tokenizers, safetensors, gguf writer).
-if ! python3 -c 'import tokenizers, safetensors, numpy, gguf' 2>/dev/null; then
-  log "pip: installing test references"
-  python3 -m pip install -q -r scripts/requirements-test.txt
-fi
+# 4-5. The downloads started above.
+wait_background
 
 # 6. The wasm module (rebuilt only when its sources change).
 bash scripts/build-wasm.sh
 
-# 7. The default model (fetched once, checked against its pinned sha256).
-if [ -f scripts/fetch-default-model.sh ]; then bash scripts/fetch-default-model.sh; fi
