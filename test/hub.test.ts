@@ -3,9 +3,9 @@
 // layout huggingface_hub uses, resume after a dropped connection, refused checksums leaving nothing
 // behind, gated repos, missing files, offline mode, and two processes downloading at once.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { DownloadError, HubAuthError, InvalidArgumentError, ModelNotFoundError } from "../src/errors.ts";
 import { hubConfig, type HubConfig, hubFile, hubModel, parseHubId } from "../src/model/hub.ts";
@@ -147,7 +147,7 @@ describe(`model sources: hub ids and URLs on ${runtimeName()}`, () => {
     expect(hub.log.hub.length).toBe(m);
   });
 
-  it("a connection dropped mid-file resumes with a Range request; a partial file left by a killed process resumes too", async () => {
+  it("a connection dropped mid-file resumes with a Range request; a partial file and lock left by a killed process: taken over, resumed", async () => {
     const fi = hub.file("org/drop", "model.safetensors");
     hub.faults.dropAfter.set(fi.sha256, 100_000);
     const progress: number[] = [];
@@ -169,11 +169,16 @@ describe(`model sources: hub ids and URLs on ${runtimeName()}`, () => {
     const blobs = join(c.cacheDir, "models--org--resume", "blobs");
     mkdirSync(blobs, { recursive: true });
     writeFileSync(join(blobs, `${r.sha256}.incomplete`), readFileSync(r.path).subarray(0, 54_321));
+    // ... and its lock, held by a process that no longer exists: taken over
+    const lock = join(c.cacheDir, ".locks", "models--org--resume", `${r.sha256}.apekit-lock`);
+    mkdirSync(lock, { recursive: true });
+    writeFileSync(join(lock, "owner.json"), JSON.stringify({ pid: spawnSync("true").pid, host: hostname() }));
     await hubModel(parseHubId("org/resume")!, c);
     const got = hub.log.cdn.filter((x) => x.path === `/repos/${r.sha256}`);
     expect(got.map((x) => x.range)).toEqual(["bytes=54321-"]);
     expect(got[0].bytes).toBe(r.size - 54_321);
     expect(existsSync(join(blobs, `${r.sha256}.incomplete`))).toBe(false);
+    expect(existsSync(lock)).toBe(false);
   });
 
   it("a wrong checksum is refused and leaves nothing half-written in the cache", async () => {
