@@ -10,8 +10,10 @@ cd "$(dirname "$0")/../wasm"
 export PATH="$HOME/.cargo/bin:$PATH"
 hash=$( (cat Cargo.toml Cargo.lock rust-toolchain.toml; find src -type f | sort | xargs cat) | sha256sum | cut -d' ' -f1)
 if [ -f pkg/.stamp ] && [ "$(cat pkg/.stamp)" = "$hash" ] && [ -f pkg/apekit_wasm_bg.wasm ]; then exit 0; fi
-echo "[setup] building the wasm module" >&2
+# --compile-only: just the cargo step (setup.sh runs it while wasm-bindgen is still being built)
+if [ "${1:-}" = --compile-only ]; then echo "[setup] compiling the wasm crate" >&2; else echo "[setup] building the wasm module" >&2; fi
 RUSTFLAGS="-C linker=wasm-ld-22" cargo build -q --release --target wasm32-unknown-unknown --lib >&2
+if [ "${1:-}" = --compile-only ]; then exit 0; fi
 mkdir -p pkg
 wasm-bindgen --target web --out-dir pkg --out-name apekit_wasm target/wasm32-unknown-unknown/release/apekit_wasm.wasm >&2
 ../node_modules/.bin/wasm-opt -O3 --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \

@@ -36,8 +36,10 @@ SRC
   apt-get install -y -qq rustc-web cargo-web rust-web-src lld-22 redis-server zstd >/dev/null
 fi
 
-# Steps 2-5 overlap: the network-bound ones run in the background (their output is shown when they
-# end), the CPU-bound builds in the foreground. Any failure stops the set-up with that step's output.
+# Steps 2-6 overlap: downloads and the wasm-bindgen build run in the background (their output is shown
+# when they end) while the foreground builds the wasm32 std and then compiles the wasm crate, so both
+# cores stay busy through the serial stretches of each build. Any failure stops the set-up with that
+# step's output.
 bg_dir=$(mktemp -d)
 bg=()
 trap 'rm -rf "$bg_dir"' EXIT
@@ -73,21 +75,26 @@ if [ -f scripts/fetch-default-model.sh ]; then background model bash scripts/fet
 if [ ! -f wasm/Cargo.lock ]; then (cd wasm && cargo generate-lockfile -q); fi
 if [ ! -f wasm/pkg/.stamp ]; then background crates bash -c 'cd wasm && cargo fetch -q'; fi
 
-# 2. The wasm32 standard library (stamped by rustc's version).
-bash scripts/wasm-std.sh
-
-# 3. wasm-bindgen-cli at exactly the version in Cargo.lock, built from crates.io: only the wasm-bindgen
-#    binary, without the test runner's TLS stack (--no-default-features). (wasm-pack is not needed:
-#    scripts/build-wasm.sh runs cargo and wasm-bindgen itself.)
+# 2. wasm-bindgen-cli at exactly the version in Cargo.lock, built from crates.io (background): only the
+#    wasm-bindgen binary, without the test runner's TLS stack (--no-default-features), at opt-level 1
+#    (a build tool run once per wasm build: half the compile, a second more per run). wasm-pack is not
+#    needed: scripts/build-wasm.sh runs cargo and wasm-bindgen itself.
 wbg=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' wasm/Cargo.lock)
 if [ "$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" != "$wbg" ]; then
-  log "cargo: building wasm-bindgen $wbg from crates.io (a few minutes, once)"
-  cargo install -q --force --no-default-features --bin wasm-bindgen wasm-bindgen-cli --version "$wbg"
+  log "cargo: building wasm-bindgen $wbg from crates.io (background, a few minutes, once)"
+  background wasm-bindgen env CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
+    cargo install -q --force --no-default-features --bin wasm-bindgen wasm-bindgen-cli --version "$wbg"
 fi
 
-# 4-5. The downloads started above.
+# 3. The wasm32 standard library (stamped by rustc's version).
+bash scripts/wasm-std.sh
+
+# 4. The wasm crate compiled for wasm32 (when its sources changed), while wasm-bindgen still builds.
+bash scripts/build-wasm.sh --compile-only
+
+# 5. Everything started in the background.
 wait_background
 
-# 6. The wasm module (rebuilt only when its sources change).
+# 6. The wasm module: wasm-bindgen's glue and wasm-opt (when its sources changed).
 bash scripts/build-wasm.sh
 
