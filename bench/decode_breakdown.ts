@@ -79,6 +79,7 @@ export async function replayBreakdown(
     await readBuffer(dev, probe, 4);
     return performance.now() - t0;
   };
+  program.seal(); // its uniforms unmapped: the steps are encoded here, not through program.encode
   const all = program.steps;
   await timeReplay(all, 1); // warm-up
   let reps = opts.reps, gpuMs: number | undefined;

@@ -78,8 +78,11 @@ export class Program {
     return { buffer, data: buffer.getMappedRange(), used: 0 };
   }
 
-  /** Unmaps the uniform pages written so far (before any encode: a submit must not use a mapped buffer). */
-  #seal(): void {
+  /**
+   * Unmaps the uniform pages written so far: done by encode(); a caller that encodes `steps` itself
+   * (bench/decode_breakdown.ts) calls it first (a submit must not use a mapped buffer).
+   */
+  seal(): void {
     for (const b of this.#mapped) b.unmap();
     this.#mapped = [];
     this.#page = undefined;
@@ -93,7 +96,7 @@ export class Program {
   }
 
   encode(pass: GPUComputePassEncoder): void {
-    if (this.#mapped.length) this.#seal();
+    if (this.#mapped.length) this.seal();
     let current: GPUComputePipeline | undefined;
     for (const s of this.steps) {
       if (s.pipeline !== current) pass.setPipeline((current = s.pipeline)); // each call costs a few us in JS
