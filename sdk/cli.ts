@@ -24,6 +24,8 @@ const COMMANDS: Record<string, { load: () => Promise<Command>; help: string }> =
   generate: { load: () => import("./commands/generate.ts"), help: "generate an answer" },
   cache: { load: () => import("./commands/cache.ts"), help: "add / list cached contexts" },
   bench: { load: () => import("./commands/bench.ts"), help: "benchmarks (ape bench --help lists them; run from a clone)" },
+  eval: { load: () => import("./commands/eval.ts"), help: "RAG / ICL accuracy and KL to sequential per mode; writes docs/RESULTS.md + plots" },
+  tune: { load: () => import("./commands/tune.ts"), help: "choose APE's T and S for a model on a validation split (loadModel uses them)" },
   serve: { load: () => import("./commands/serve.ts"), help: "an OpenAI-compatible HTTP server (chat, completions, contexts, /metrics)" },
 };
 

@@ -22,6 +22,7 @@ import type { SourceOptions } from "../src/model/source.ts";
 import { ModelFormatError, TokenizerError } from "../src/errors.ts";
 import { DEFAULT_MODEL_APE, defaultModelPath } from "../src/model/default_model.ts";
 import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
+import { readTuned } from "../src/eval/tuned.ts";
 
 export interface ApeModel {
   model: Model;
@@ -34,7 +35,7 @@ export interface ApeModel {
   /** Whether prompts start with BOS when no template adds it: tokenizer_config.json's (or the GGUF's)
    * add_bos_token where set, else whether the tokenizer itself adds BOS (its post-processor). */
   addBos: boolean;
-  /** APE's T and S tuned for this model, where known (the default model); else Ape uses the paper's 0.9, 0.9. */
+  /** APE's T and S tuned for this model, where known (`ape tune`'s file, else the default model's pair); else Ape uses the paper's 0.9, 0.9. */
   apeDefaults?: { temperature: number; scale: number };
   destroy(): void;
 }
@@ -120,8 +121,10 @@ export async function loadModel(path?: string, opts: ModelOptions = {}): Promise
       bosToken: tokenString(tc.bos_token),
       eosToken: tokenString(tc.eos_token),
       addBos: typeof tc.add_bos_token === "boolean" ? tc.add_bos_token : addsBos(tokenizer),
-      // the file loaded is the default model's (no path, or its path in the model cache)
-      apeDefaults: resolve(model.source) === resolve(defaultModelPath()) ? { ...DEFAULT_MODEL_APE } : undefined,
+      // `ape tune`'s pair for this model where it ran (src/eval/tuned.ts), else the default model's own
+      // (no path, or its path in the model cache)
+      apeDefaults: readTuned(model.source, model.fingerprint) ??
+        (resolve(model.source) === resolve(defaultModelPath()) ? { ...DEFAULT_MODEL_APE } : undefined),
       destroy() {
         tokenizer.free?.();
         model.destroy();
