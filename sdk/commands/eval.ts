@@ -97,6 +97,8 @@ export interface RunOptions {
   variants?: Variant[];
   log?: (s: string) => void;
   gpuBudgetBytes?: number;
+  /** Tokens per answer at most (default: rag 16, icl 3). */
+  maxTokens?: number;
 }
 
 interface Item {
@@ -187,7 +189,7 @@ export async function evalRag(model: ApeModel, ks: number[], opts: RunOptions, p
     }
     return items;
   };
-  return await accuracy(model, "rag", set.documents, ks, itemsAt, opts, 16, ["\n"], prefix);
+  return await accuracy(model, "rag", set.documents, ks, itemsAt, opts, opts.maxTokens ?? 16, ["\n"], prefix);
 }
 
 /** The ICL examples of a split ("validation", else the test examples). */
@@ -203,7 +205,7 @@ export async function evalIcl(model: ApeModel, shots: number[], opts: RunOptions
   const test = examples.slice(0, opts.samples);
   const itemsAt = (n: number) =>
     Promise.resolve(test.map((e) => ({ query: e.text, contexts: [...Array(n).keys()], ok: (a: string) => labelOf(a) === e.label })));
-  return await accuracy(model, "icl", documents, shots, itemsAt, opts, 3, ["\n"], prefix);
+  return await accuracy(model, "icl", documents, shots, itemsAt, opts, opts.maxTokens ?? 3, ["\n"], prefix);
 }
 
 /** KL(p || q) of two logit vectors' softmax distributions (nats). */

@@ -44,7 +44,7 @@ export interface TuneStep {
 }
 
 /** Greedy T then S search for one prefix; every measured point is returned, the best last. */
-async function greedy(
+export async function greedy(
   measure: (vs: Variant[]) => Promise<number[]>, prefixTokens: number, log: (s: string) => void,
 ): Promise<TuneStep[]> {
   const steps: TuneStep[] = [];
