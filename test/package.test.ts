@@ -95,6 +95,7 @@ describe.skipIf(!onNode)(`the npm package ${PKG.name} (Node-only test: it runs N
     expect(deno.name).toBe(PKG.name);
     expect(deno.version).toBe(PKG.version);
     for (const [name, version] of Object.entries(PKG.dependencies)) {
+      // a dependency added to package.json needs these two lines in deno.json's "imports" too
       expect(deno.imports[name], `deno.json imports ${name}`).toBe(`npm:${name}@${version}`);
       expect(deno.imports[`${name}/`], `deno.json imports ${name}/`).toBe(`npm:/${name}@${version}/`);
     }
@@ -144,6 +145,8 @@ describe.skipIf(!onNode)(`the npm package ${PKG.name} (Node-only test: it runs N
       expectAnswered(await ok(DENO, ["run", "-A", "app.ts"], dir), join(dir, "store"));
     };
     // Installs overlap; the GPU runs are short (tiny model). Deno's two runs go one after the other.
-    await Promise.all([node(), bun(), denoPackage().then(denoSource)]);
+    // Every app finishes (settled) before afterAll removes their folders.
+    const results = await Promise.allSettled([node(), bun(), denoPackage().then(denoSource)]);
+    for (const r of results) if (r.status === "rejected") throw r.reason;
   }, 180_000);
 });
