@@ -15,8 +15,12 @@
  * file, the default model's pair, else the paper's 0.9 / 0.9) unless --temperature / --scale name others.
  *
  * Writes `<out>/RESULTS.md`, `<out>/plots/*.png` and `<out>/plots/results.json` (tasks merged with
- * the ones an earlier run wrote); `--json` prints this run's results on stdout.
+ * the ones an earlier run wrote); `--json` prints this run's results on stdout; `--no-plots` skips the
+ * PNGs (the charting packages are dev dependencies). `ape eval report FILE.json...` merges the results
+ * of earlier runs (their --json output or results.json, e.g. one per task run on the GPU machine) and
+ * writes the report and plots from them, without a model.
  */
+import { readFileSync } from "node:fs";
 import process from "node:process";
 import { InvalidArgumentError } from "../../src/errors.ts";
 import { Engine } from "../../src/engine/engine.ts";
@@ -296,11 +300,27 @@ export async function run(argv: string[]): Promise<number> {
       "gpu-budget": ["MIB", "KV memory per Ape instance (default 4096 on a GPU, 256 on a CPU adapter)"],
       out: ["DIR", "where RESULTS.md and plots/ go (default: the clone's docs/)"],
       json: "print this run's results as JSON on stdout",
+      "no-plots": "write RESULTS.md and results.json but no PNG plots",
     },
     string: ["model", "samples", "split", "temperature", "scale", "concurrency", "gpu-budget", "out"],
     multi: ["k", "shots"],
-    boolean: ["json"],
+    boolean: ["json", "no-plots"],
   });
+  const out = a.string.out ?? new URL("../../docs/", import.meta.url).pathname;
+  if (a.positional[0] === "report") {
+    const files = a.positional.slice(1);
+    if (files.length === 0) throw new InvalidArgumentError("ape eval report: name the results files (FILE.json...)");
+    const reports = files.map((f) => {
+      try {
+        return JSON.parse(readFileSync(f, "utf8")) as EvalReport;
+      } catch (e) {
+        throw new InvalidArgumentError(`${f}: not a results file (${(e as Error).message})`);
+      }
+    });
+    const merged: EvalReport = { ...reports[0], tasks: Object.assign({}, ...reports.map((r) => r.tasks)) };
+    console.log(`wrote ${(await writeReport(out, merged, { plots: !a.boolean["no-plots"], merge: false })).join(", ")}`);
+    return 0;
+  }
   const tasks = a.positional.length ? a.positional : ["rag", "icl", "fidelity"];
   for (const t of tasks) if (!["rag", "icl", "fidelity"].includes(t)) throw new InvalidArgumentError(`ape eval: unknown task '${t}' (rag, icl or fidelity)`);
   const ks = a.multi.k.length ? ints("k", a.multi.k) : [3, 5, 10, 20, 50];
@@ -326,8 +346,7 @@ export async function run(argv: string[]): Promise<number> {
     if (tasks.includes("rag")) report.tasks.rag = await evalRag(model, ks, opts);
     if (tasks.includes("icl")) report.tasks.icl = await evalIcl(model, shots, opts);
     if (tasks.includes("fidelity")) report.tasks.fidelity = await evalFidelity(model, ks, { ...opts, samples: samples ?? 40 });
-    const out = a.string.out ?? new URL("../../docs/", import.meta.url).pathname;
-    const written = await writeReport(out, report);
+    const written = await writeReport(out, report, { plots: !a.boolean["no-plots"] });
     log(`wrote ${written.join(", ")}`);
     if (a.boolean.json) console.log(JSON.stringify(report));
     return 0;

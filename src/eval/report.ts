@@ -76,7 +76,7 @@ function fidelityTable(r: FidelityResult): string {
   return `${head}\n${lines.join("\n")}`;
 }
 
-const row = (r: { rows: { name: string; mode: string; sharedPrefix: boolean; scale: number; temperature: number }[] }, which: "seq" | "par" | "ape") =>
+const row = <R extends Variant>(r: { rows: R[] }, which: "seq" | "par" | "ape"): R | undefined =>
   r.rows.find((v) =>
     which === "seq" ? v.mode === "sequential" : which === "par" ? v.mode === "parallel" && v.sharedPrefix : v.mode === "ape" && v.scale !== 1
   ) ?? (which === "ape" ? r.rows.find((v) => v.mode === "ape") : undefined);
@@ -148,12 +148,12 @@ export function renderMarkdown(rep: EvalReport): string {
 }
 
 /** Merges `rep` into `<out>/plots/results.json`, writes the plots and `<out>/RESULTS.md`; returns the paths written. */
-export async function writeReport(out: string, rep: EvalReport): Promise<string[]> {
+export async function writeReport(out: string, rep: EvalReport, opts: { plots?: boolean; merge?: boolean } = {}): Promise<string[]> {
   const plots = join(out, "plots");
   mkdirSync(plots, { recursive: true });
   const jsonPath = join(plots, "results.json");
   let merged = rep;
-  if (existsSync(jsonPath)) {
+  if (opts.merge !== false && existsSync(jsonPath)) {
     try {
       const old = JSON.parse(readFileSync(jsonPath, "utf8")) as EvalReport;
       if (old.model === rep.model && old.temperature === rep.temperature && old.scale === rep.scale) merged = { ...rep, tasks: { ...old.tasks, ...rep.tasks } };
@@ -162,7 +162,7 @@ export async function writeReport(out: string, rep: EvalReport): Promise<string[
   const written: string[] = [];
   const put = (path: string, data: string | Uint8Array) => (writeFileSync(path, data), written.push(path));
   put(jsonPath, JSON.stringify(merged, null, 1) + "\n");
-  const { rag, icl, fidelity } = merged.tasks;
+  const { rag, icl, fidelity } = opts.plots === false ? {} as EvalReport["tasks"] : merged.tasks;
   const acc = (r: AccuracyResult) => r.rows.flatMap((row) => row.points.filter((p) => p.accuracy !== null).map((p) => ({ series: row.name, x: p.x, y: p.accuracy! })));
   if (rag) put(join(plots, "rag_accuracy.png"), await lineChartPng({ title: "RAG: exact match against contexts", x: "contexts per question (k)", y: "accuracy", points: acc(rag), logX: true, yDomain: [0, 1] }));
   if (icl) put(join(plots, "icl_accuracy.png"), await lineChartPng({ title: "ICL: spam / ham accuracy against shots", x: "demonstrations (shots)", y: "accuracy", points: acc(icl), logX: true, yDomain: [0, 1] }));
