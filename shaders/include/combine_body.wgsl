@@ -44,7 +44,16 @@ fn combinePart(part: u32, splits: u32, rows: u32, heads: u32, headDim: u32, r: u
   let grp = lid / Q;
   var v = vec4<f32>(0.0);
   if (grp < G) {
-    for (var s = grp; s < splits; s += G) {
+    var s = grp;
+    for (; s + 3u * G < splits; s += 4u * G) { // four splits' loads in flight per trip
+      let i0 = s * stride + first;
+      let i1 = i0 + G * stride;
+      let i2 = i1 + G * stride;
+      let i3 = i2 + G * stride;
+      v += exp(partML(part, i0).x - tot.x) * partAcc(part, i0 * Q + dq) + exp(partML(part, i1).x - tot.x) * partAcc(part, i1 * Q + dq)
+         + exp(partML(part, i2).x - tot.x) * partAcc(part, i2 * Q + dq) + exp(partML(part, i3).x - tot.x) * partAcc(part, i3 * Q + dq);
+    }
+    for (; s < splits; s += G) {
       let i = s * stride + first;
       v += exp(partML(part, i).x - tot.x) * partAcc(part, i * Q + dq);
     }
