@@ -74,15 +74,15 @@ export interface MatvecShape {
 
 /**
  * The matvec shape for an N x K layer, from `ape bench matvec` on the H200 (Bun + Dawn, f16 weights,
- * 1B layers, us per call, default before -> now): wide layers take 4 rows per lane group, 32 lanes
- * from 16K rows on (gate_up 32.4 -> 25.7 us, 2.6 TB/s; LM head 204 -> 143 us, 3.7 TB/s), 64 below
- * (qkv 11.2 -> 6.7 us); narrow ones (< 3072 rows) 2 rows of 128 lanes (o_proj 6.2 -> 5.8 us,
- * down_proj 16.8 -> 12.3 us, 2.7 TB/s). Reading each input once for several rows is what pays: the
+ * 1B layers, each dispatch reading its own copy of the weights from memory; us per call, 1 row per lane
+ * group before -> now): wide layers (16K rows on) take 4 rows per lane group of 32 lanes (gate_up 32.3 ->
+ * 25.2 us, 2.7 TB/s; LM head 201 -> 142 us, 3.7 TB/s), the others 2 rows of 128 lanes (qkv 11.1 -> 10.5,
+ * o_proj 7.5 -> 7.2, down_proj 18.3 -> 15.4 us). Reading each input once for several rows is what pays: the
  * input stage (RMSNorm / SwiGLU on the fly) and the loads of x cost as much as a row's weights at 1 row
  * per lane group. Lanes are halved while a lane would get fewer than 2 steps of 8 weights.
  */
 export function matvecShape(N: number, K: number): MatvecShape {
-  const shape = N >= 16384 ? { lanes: 32, rows: 4 } : N >= 3072 ? { lanes: 64, rows: 4 } : { lanes: 128, rows: 2 };
+  const shape = N >= 16384 ? { lanes: 32, rows: 4 } : { lanes: 128, rows: 2 };
   while (shape.lanes > 32 && K / 8 / shape.lanes < 2) shape.lanes /= 2;
   return shape;
 }
