@@ -21,9 +21,24 @@
  *
  * @example
  * ```ts
+ * import { loadEngineModel } from "../model/load.ts";
+ * import { Engine } from "./engine.ts";
  * import { Batcher } from "./batch.ts";
- * // const batcher = new Batcher(engine);
- * // for await (const ids of batcher.decode({ prompt, block, group, maxTokens: 32, stopIds: [2] })) console.log(ids);
+ * const { model } = await loadEngineModel("fixtures/models/qwen2");
+ * const engine = new Engine(model, { kvBudgetBytes: 4 << 20 });
+ * const batcher = new Batcher(engine);
+ * const one = async (prompt: Uint32Array) => { // two sequences decode side by side, one row each per step
+ *   const block = engine.pool.allocate(prompt.length + 4, 0);
+ *   const group = (rows: number, writeAt: number) => ({ rows, write: block, writeAt, plain: [block] });
+ *   const out: number[] = [];
+ *   for await (const ids of batcher.decode({ prompt, block, group, maxTokens: 4 })) out.push(...ids);
+ *   engine.pool.release(block);
+ *   return out;
+ * };
+ * console.log(await Promise.all([one(Uint32Array.from([1, 2, 3])), one(Uint32Array.from([4, 5]))]));
+ * await batcher.close();
+ * engine.destroy();
+ * model.destroy();
  * ```
  */
 import type { Engine } from "./engine.ts";

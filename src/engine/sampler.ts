@@ -4,9 +4,22 @@
  *
  * @example
  * ```ts
+ * import { loadEngineModel } from "../model/load.ts";
+ * import { readBuffer, uploadF32 } from "../gpu/buffers.ts";
+ * import { Program } from "./program.ts";
  * import { Sampler } from "./sampler.ts";
- * // const s = new Sampler(model, { temperature: 0 }, maxTokens, promptIds);
- * // s.record(program, logitsBuffer);
+ * const { model } = await loadEngineModel("fixtures/models/qwen2");
+ * const logits = new Float32Array(model.config.vocabSize);
+ * logits[42] = 5; // the most likely token
+ * const s = new Sampler(model, { temperature: 0 }, 1, []); // greedy, one token, no repetition history
+ * const prog = new Program(model.gpu.device);
+ * s.record(prog, uploadF32(model.gpu.device, logits));
+ * s.setStep(0);
+ * prog.submit();
+ * console.log(new Uint32Array(await readBuffer(model.gpu.device, s.tokens, 4))[0]); // 42
+ * s.destroy();
+ * prog.destroy();
+ * model.destroy();
  * ```
  */
 import { storageBuffer, uploadU32 } from "../gpu/buffers.ts";
