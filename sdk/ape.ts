@@ -18,7 +18,7 @@
 import { Engine } from "../src/engine/engine.ts";
 import { Batcher } from "../src/engine/batch.ts";
 import { encodePrefix, type EncodedPrefix, temperatureScale } from "../src/ape/ape.ts";
-import { ContextCache, type CacheStats } from "../src/cache/context_cache.ts";
+import { ContextCache, type CacheStats, type EvictResult } from "../src/cache/context_cache.ts";
 import { openStore } from "../src/cache/store.ts";
 import { kvCodec } from "../src/cache/kv_codec.ts";
 import { ApeError, InvalidArgumentError } from "../src/errors.ts";
@@ -130,6 +130,15 @@ export class Ape {
     const got = await this.#track(() => this.#contexts.encode(texts));
     this.#running.add(got.release);
     return { handles: got.handles, release: () => (this.#running.delete(got.release), got.release()) };
+  }
+
+  /**
+   * Forgets a cached context (a handle, or `{id}`): its store entry, host copy and GPU block go at once.
+   * Requests running over it finish unharmed: its block leaves the cache now and is freed when the last
+   * of them ends (`gpu: "deferred"`); later requests re-encode the context if they name its text again.
+   */
+  async evict(context: Pick<ContextHandle, "id">): Promise<EvictResult> {
+    return await this.#track(() => this.#contexts.evict(context?.id));
   }
 
   /** How this instance stores KV states (GPU blocks and cache files). */

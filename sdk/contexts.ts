@@ -9,7 +9,7 @@
  * // const handles = await contexts.cache(["The capital of Vermont is Montpelier."]);
  * ```
  */
-import type { CacheStats, ContextCache, ContextLease } from "../src/cache/context_cache.ts";
+import type { CacheStats, ContextCache, ContextLease, EvictResult } from "../src/cache/context_cache.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
 import { contextHandle } from "./context_id.ts";
 import type { ContextHandle } from "./options.ts";
@@ -58,6 +58,12 @@ export class Contexts {
    */
   lease(handles: ContextHandle[]): Promise<ContextLease> {
     return this.cache.lease(handles);
+  }
+
+  /** Drops a context from every tier (a block running requests attend is freed when they end). */
+  evict(id: string): Promise<EvictResult> {
+    if (typeof id !== "string" || id === "") throw new InvalidArgumentError("evict: a context handle (or {id}) is required");
+    return this.cache.evict(id);
   }
 
   stats(): CacheStats & { problems: string[] } {

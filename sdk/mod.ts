@@ -27,7 +27,7 @@ export {
 } from "./ape.ts";
 export type { Retriever, SearchHit } from "./search.ts";
 export type { SamplingOptions } from "../src/engine/sampler.ts";
-export type { CacheStats } from "../src/cache/context_cache.ts";
+export type { CacheStats, EvictResult } from "../src/cache/context_cache.ts";
 export { openStore, type KvStore, type StoreEntry } from "../src/cache/store.ts";
 export {
   ApeError,

@@ -90,12 +90,17 @@ export class ContextRegistry {
     return s ? { id, tokens: s.tokens } : undefined;
   }
 
-  /** Forgets a context: its store entry and sidecar go; GPU/host copies age out. False if unknown. */
+  /**
+   * Forgets a context: its sidecar goes (so later requests naming the id get 404), and the SDK evicts
+   * it from every tier (store entry, host copy, GPU block; a block that running requests attend is
+   * freed when they end). False if unknown. Other servers on the store keep their own GPU / host
+   * copies until their LRU drops them, but no longer find the sidecar for ids they have not seen.
+   */
   async delete(id: string): Promise<boolean> {
     const known = (await this.get(id)) !== undefined;
     this.#known.delete(id);
-    await this.store.delete(id);
     await this.store.delete(`${id}.text`);
+    await this.ape.evict({ id });
     return known;
   }
 

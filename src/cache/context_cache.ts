@@ -6,6 +6,9 @@
  * - store: the persistent KvStore (file folder, Redis, memory).
  * A store entry that is corrupt or belongs to another model/tokenizer/prefix is never used: it is
  * counted, re-encoded from its tokens and overwritten.
+ * `evict(id)` drops one context from every tier at once; a GPU block that running requests attend is
+ * taken out of the cache at once (later requests load or encode a fresh copy) and freed when the last
+ * of them lets go, never before.
  *
  * @example
  * ```ts
@@ -87,6 +90,12 @@ export function prefixHash(modelFingerprint: string, ids: Uint32Array): string {
 
 interface GpuEntry { block: KvBlock; pins: number; used: number }
 
+/** What `evict(id)` did: the GPU copy freed now, or deferred until the requests attending it end; a host copy dropped. */
+export interface EvictResult {
+  gpu: "freed" | "deferred" | "absent";
+  host: boolean;
+}
+
 /** What one `lease` call found and did (per request, unlike the cache's shared counters). */
 export interface AcquireStats {
   /** Contexts found in each tier; `gpu` includes those another caller's in-flight load or encode produced. */
@@ -113,6 +122,10 @@ export interface ContextLease {
 
 export class ContextCache {
   #gpu = new Map<string, GpuEntry>();
+  /** Evicted blocks still pinned by running requests: out of the cache, freed when their last pin goes. */
+  #doomed = new Map<KvBlock, GpuEntry & { id: string }>();
+  /** Blocks pinned through `acquire()`, per id in pin order, so `release(refs)` unpins exactly those. */
+  #acquired = new Map<string, KvBlock[]>();
   #host = new Map<string, Uint8Array>(); // insertion order = LRU order
   #hostBytes = 0;
   #clock = 0;
@@ -163,7 +176,8 @@ export class ContextCache {
 
   #updateSizes(): void {
     let gpu = 0;
-    for (const e of this.#gpu.values()) gpu += e.block.capacity * this.engine.pool.bytesPerToken;
+    // evicted blocks still attended by running requests count as resident bytes until freed (not as entries)
+    for (const e of [...this.#gpu.values(), ...this.#doomed.values()]) gpu += e.block.capacity * this.engine.pool.bytesPerToken;
     this.stats.bytes = { gpu, host: this.#hostBytes };
     this.stats.entries = { gpu: this.#gpu.size, host: this.#host.size };
   }
@@ -198,11 +212,24 @@ export class ContextCache {
   }
 
   #unpin(pinned: Map<string, KvBlock>): void {
-    for (const id of pinned.keys()) {
-      const e = this.#gpu.get(id);
-      if (e && e.pins > 0) e.pins--;
-    }
+    for (const [id, block] of pinned) this.#unpinBlock(id, block);
     pinned.clear();
+  }
+
+  /** Drops one pin of `block` (the cache's entry for `id`, or an evicted block, freed at its last pin). */
+  #unpinBlock(id: string, block: KvBlock): void {
+    const e = this.#gpu.get(id);
+    if (e && e.block === block) {
+      if (e.pins > 0) e.pins--;
+      return;
+    }
+    const d = this.#doomed.get(block);
+    if (!d) return;
+    if (--d.pins <= 0) {
+      this.#doomed.delete(block);
+      this.engine.pool.release(block);
+      this.#updateSizes();
+    }
   }
 
   /**
@@ -210,7 +237,16 @@ export class ContextCache {
    * batched passes) and pins it until `release`. Returns the blocks in the order given.
    */
   async acquire(refs: ContextRef[], onProgress?: (done: number, total: number) => void): Promise<KvBlock[]> {
-    return (await this.lease(refs, onProgress)).blocks;
+    const { blocks } = await this.lease(refs, onProgress);
+    const seen = new Set<string>();
+    refs.forEach((r, i) => {
+      if (seen.has(r.id)) return;
+      seen.add(r.id);
+      const list = this.#acquired.get(r.id) ?? [];
+      list.push(blocks[i]);
+      this.#acquired.set(r.id, list);
+    });
+    return blocks;
   }
 
   /**
@@ -356,16 +392,56 @@ export class ContextCache {
    */
   release(refs: ContextRef[]): void {
     for (const id of new Set(refs.map((r) => r.id))) {
-      const e = this.#gpu.get(id);
-      if (e && e.pins > 0) e.pins--;
+      const list = this.#acquired.get(id);
+      const block = list?.shift();
+      if (list?.length === 0) this.#acquired.delete(id);
+      if (block) this.#unpinBlock(id, block);
+      else {
+        const e = this.#gpu.get(id);
+        if (e && e.pins > 0) e.pins--;
+      }
     }
+  }
+
+  /**
+   * Removes one context from every tier: its store entry, its host copy and its GPU block. A block
+   * pinned by running requests is never freed under them: it leaves the cache at once (a later
+   * request loads or encodes a fresh copy, since every tier has dropped it) and is freed when its last
+   * pin goes. A load or encode of `id` in flight is waited for first, so it cannot bring the context
+   * back after the eviction; a request that caches the same content later stores it anew.
+   */
+  async evict(id: string): Promise<EvictResult> {
+    do {
+      await this.#inflight.get(id)?.job.catch(() => {});
+      await this.store.delete(id);
+    } while (this.#inflight.has(id)); // one began (from the store) while the entry was being deleted
+    // from here on nothing awaits: no other call can see the context half-evicted
+    const hostBytes = this.#host.get(id);
+    if (hostBytes) {
+      this.#host.delete(id);
+      this.#hostBytes -= hostBytes.byteLength;
+    }
+    const e = this.#gpu.get(id);
+    let gpu: EvictResult["gpu"] = "absent";
+    if (e) {
+      this.#gpu.delete(id);
+      if (e.pins > 0) {
+        this.#doomed.set(e.block, { ...e, id });
+        gpu = "deferred";
+      } else {
+        this.engine.pool.release(e.block);
+        gpu = "freed";
+      }
+    }
+    this.#updateSizes();
+    return { gpu, host: hostBytes !== undefined };
   }
 
   /** Contexts pinned by running requests (for leak checks and metrics). */
   get pinnedCount(): number {
     let n = 0;
     for (const e of this.#gpu.values()) n += e.pins > 0 ? 1 : 0;
-    return n;
+    return n + this.#doomed.size;
   }
 
   /** Settles once no load or encode is in flight (close() drains them before freeing the pool). */
