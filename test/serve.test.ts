@@ -150,13 +150,25 @@ describe(`ape serve (sdk/serve) on ${runtimeName()}`, () => {
 
     const got = await fetch(`${l.url}/v1/contexts/${contexts[0].id}`);
     expect(await got.json()).toMatchObject({ id: contexts[0].id, tokens: contexts[0].tokens });
+    const before = ape.stats();
     const del = await fetch(`${l.url}/v1/contexts/${contexts[0].id}`, { method: "DELETE" });
     expect(await del.json()).toMatchObject({ id: contexts[0].id, deleted: true });
     expect(await store.get(contexts[0].id)).toBeUndefined();
+    // its GPU block and host copy went too: the KV pool has the block back
+    const after = ape.stats();
+    expect(after.entries).toEqual({ gpu: before.entries.gpu - 1, host: before.entries.host - 1 });
+    expect(after.pool.liveBlocks).toBe(before.pool.liveBlocks - 1);
+    expect(after.pool.freeTokens).toBeGreaterThanOrEqual(before.pool.freeTokens + contexts[0].tokens);
     expect((await fetch(`${l.url}/v1/contexts/${contexts[0].id}`)).status).toBe(404);
     const gone = await post("/v1/chat/completions", { messages: [{ role: "user", content: "x" }], contexts: [{ id: contexts[0].id }] });
     expect(gone.status).toBe(404);
     expect((await gone.json()).error.code).toBe("context_not_found");
+    expect((await fetch(`${l.url}/v1/contexts/${contexts[0].id}`, { method: "DELETE" })).status).toBe(404);
+    // its text is encoded anew, not served from a stale copy
+    const again = await client.chat.completions.create({
+      model: "qwen2", messages: [{ role: "user", content: QUERY }], max_tokens: 4, contexts: [{ text: DOCS[0] }],
+    } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    expect((again.usage as unknown as { ape: { cache_misses: number } }).ape.cache_misses).toBe(1);
 
     store.keys.length = 0;
     const hostile = ["..%2F..%2Fetc%2Fpasswd", "ABCDEF0123456789ABCDEF0123456789ABCDEF01", "a".repeat(41), "abc.text"];
@@ -168,6 +180,30 @@ describe(`ape serve (sdk/serve) on ${runtimeName()}`, () => {
       expect((await r.json()).error.message).toMatch(/40 lowercase hex digits/);
     }
     expect(store.keys).toEqual([]);
+  });
+
+  it("DELETE of a context a running request attends: the request finishes unharmed, then the KV pool is back at idle", async () => {
+    const text = "fish swim in the cold river";
+    const idle = ape.stats().pool;
+    const ref = await ape.generateText({ query: QUERY, contexts: [text], maxTokens: 8 });
+    const posted = await post("/v1/contexts", { texts: [text] });
+    const [{ id }] = (await posted.json() as { contexts: { id: string }[] }).contexts;
+    const running = ape.generate({ query: QUERY, contexts: [(await ape.cache([text]))[0]], maxTokens: 8 });
+    const first = await running.next(); // its first token is out: the context is pinned until it ends
+    expect(ape.stats().pinnedContexts).toBe(1);
+    const del = await fetch(`${l.url}/v1/contexts/${id}`, { method: "DELETE" });
+    expect(del.status).toBe(200);
+    const mid = ape.stats();
+    expect(mid.pool.liveBlocks).toBe(idle.liveBlocks + 2); // its context block (deleted, still attended) and its own
+    const gone = await post("/v1/chat/completions", { messages: [{ role: "user", content: QUERY }], contexts: [{ id }] });
+    expect(gone.status).toBe(404);
+    let rest = "";
+    for await (const ev of running) if (ev.type === "done") rest = ev.text;
+    expect(first.done).toBe(false);
+    expect(rest).toBe(ref.text);
+    const end = ape.stats();
+    expect(end.pinnedContexts).toBe(0);
+    expect([end.pool.liveBlocks, end.pool.freeTokens]).toEqual([idle.liveBlocks, idle.freeTokens]);
   });
 
   it("malformed, oversized and hostile bodies get clear 400 / 413 / 415 answers", async () => {
