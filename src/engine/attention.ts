@@ -7,8 +7,16 @@
  *
  * @example
  * ```ts
- * import { recordAttention } from "./attention.ts";
- * // recordAttention(program, model, pool, { layer: 0, q: qkv, rowInfo, blocks, out, lse, temperature: 1, rows: n, lists });
+ * import { loadEngineModel } from "../model/load.ts";
+ * import { Engine } from "./engine.ts";
+ * const { model } = await loadEngineModel("fixtures/models/qwen2");
+ * const engine = new Engine(model, { kvBudgetBytes: 4 << 20 });
+ * const ids = Uint32Array.from([1, 2, 3]); // Forward calls recordAttention once per layer: 3 rows, the row kernel
+ * const block = engine.pool.allocate(ids.length, 0);
+ * await engine.run(ids, { groups: [{ rows: ids.length, write: block, writeAt: 0, plain: [block] }], logits: { from: 0, count: 0 } });
+ * console.log(model.kernels.has("attention")); // true
+ * engine.destroy();
+ * model.destroy();
  * ```
  */
 import type { Model } from "../model/model.ts";

@@ -8,8 +8,14 @@
  *
  * @example
  * ```ts
- * import { recordDecodeAttention } from "./attention_decode.ts";
- * // recordDecodeAttention(program, model, pool, call);   // call: an AttentionCall with few rows
+ * import { loadEngineModel } from "../model/load.ts";
+ * import { decodeShape, usesDecodeAttention } from "./attention_decode.ts";
+ * const { model } = await loadEngineModel("fixtures/models/qwen2");
+ * // the split-K shape of one decode row over 4096 cached keys on this adapter (kernel, splits, threads, ...)
+ * console.log(decodeShape(model, 1, 4096));
+ * // which calls take it: few rows over many keys (the lists' blocks hold the keys)
+ * console.log(usesDecodeAttention(model, { rows: 1, lists: [{ rows: 1, blocks: [{ capacity: 4096 }] }] } as never)); // true
+ * model.destroy();
  * ```
  */
 import type { Model } from "../model/model.ts";

@@ -13,8 +13,18 @@
  *
  * @example
  * ```ts
- * import { recordTiledAttention, usesTiledAttention } from "./attention_tiled.ts";
- * // if (usesTiledAttention(model, call)) recordTiledAttention(program, model, pool, call);
+ * import { loadEngineModel } from "../model/load.ts";
+ * import { Engine } from "./engine.ts";
+ * import { TILED_MIN_ROWS, tiledKernel, tiledPipelineName } from "./attention_tiled.ts";
+ * const { model } = await loadEngineModel("fixtures/models/qwen2");
+ * const engine = new Engine(model, { kvBudgetBytes: 4 << 20 });
+ * const ids = Uint32Array.from({ length: TILED_MIN_ROWS }, (_, i) => i + 1); // enough rows for the tiled kernel
+ * const block = engine.pool.allocate(ids.length, 0);
+ * await engine.run(ids, { groups: [{ rows: ids.length, write: block, writeAt: 0, plain: [block] }], logits: { from: 0, count: 0 } });
+ * const name = tiledPipelineName(tiledKernel(model.gpu, model.config.headDim)!, engine.pool.dtype); // "attention_tiled" on CPU adapters, "attention_tiled_rows" on GPUs
+ * console.log(name, model.kernels.has(name)); // ... true
+ * engine.destroy();
+ * model.destroy();
  * ```
  */
 import type { Model } from "../model/model.ts";
