@@ -31,7 +31,7 @@ import { openSequence } from "./sequence.ts";
 import { type StreamResult, streamText } from "./stream.ts";
 import { checkK, SearchIndex, searchKey } from "./search.ts";
 
-export type { ApeOptions, ContextHandle, GenerateEvent, GenerateRequest, GenerateResult, GenerateStats, Mode } from "./options.ts";
+export type { ApeOptions, ChatTurn, ContextHandle, GenerateEvent, GenerateRequest, GenerateResult, GenerateStats, Mode } from "./options.ts";
 
 /** KV pool use: token slots in all, free now, bytes per token slot, blocks allocated. */
 export interface PoolStats {
@@ -161,12 +161,15 @@ export class Ape {
     if (!["sequential", "parallel", "ape"].includes(mode)) throw new InvalidArgumentError(`mode must be sequential, parallel or ape (got '${mode}')`);
     const maxTokens = req.maxTokens ?? 256;
     if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new InvalidArgumentError(`maxTokens must be a positive integer (got ${maxTokens})`);
-    if (typeof req.query !== "string") throw new InvalidArgumentError(`query must be a string (got ${req.query === null ? "null" : typeof req.query})`);
+    if (req.messages !== undefined && req.query !== undefined) throw new InvalidArgumentError("give query or messages, not both");
+    if (req.messages === undefined && typeof req.query !== "string") throw new InvalidArgumentError(`query must be a string (got ${req.query === null ? "null" : typeof req.query})`);
+    // a conversation's question, for retrieval: its last user message
+    const question = req.messages === undefined ? req.query! : [...req.messages].reverse().find((m) => m?.role === "user")?.content ?? "";
     const { temperature: T, scale: S } = temperatureScale(mode, req, this.defaults);
     const given = req.contexts ?? [];
-    const retrieved = req.retrieve ? await this.#retrieve(req.query, req.retrieve) : [];
+    const retrieved = req.retrieve ? await this.#retrieve(question, req.retrieve) : [];
     const handles = [...given, ...retrieved].map((c) => this.#contexts.resolve(c));
-    const query = this.#layout.queryIds(req.query);
+    const query = req.messages === undefined ? this.#layout.queryIds(question) : this.#layout.conversationIds(req.messages);
     const stats: GenerateStats = {
       mode, promptTokens: 0, contextTokens: handles.reduce((n, h) => n + h.tokens, 0), generatedTokens: 0,
       timeToFirstTokenMs: 0, totalMs: 0, encodeMs: 0, loadMs: 0, prefillMs: 0, decodeMs: 0, cacheHits: 0, cacheMisses: 0, cachedTokens: 0, stopReason: "length",

@@ -18,6 +18,7 @@ export { loadModel, type ApeModel, type ModelOptions } from "./load.ts";
 export {
   Ape,
   type ApeOptions,
+  type ChatTurn,
   type ContextHandle,
   type GenerateEvent,
   type GenerateRequest,

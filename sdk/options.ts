@@ -9,6 +9,9 @@
  */
 import type { SamplingOptions } from "../src/engine/sampler.ts";
 import type { KvStore } from "../src/cache/store.ts";
+import type { ChatTurn } from "../src/chat/template.ts";
+
+export type { ChatTurn };
 
 export type Mode = "sequential" | "parallel" | "ape";
 
@@ -51,7 +54,15 @@ export interface ContextHandle {
 }
 
 export interface GenerateRequest {
-  query: string;
+  /** The question: one user turn after the documents. Give it or `messages`. */
+  query?: string;
+  /**
+   * A whole conversation instead of `query` (system, user and assistant turns), rendered by the model's
+   * chat template after the documents up to the generation prompt: a leading user message shares the
+   * documents' turn (wrapped like a question); the rest follow in order. The shared prefix (system,
+   * instruction) stays the instance's, so the documents stay cached.
+   */
+  messages?: ChatTurn[];
   /** Cached handles, raw token ids, or texts (cached on the way). */
   contexts?: (ContextHandle | Uint32Array | string)[];
   /**

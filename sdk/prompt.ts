@@ -12,7 +12,7 @@
  * // const ids = [layout.prefixIds, layout.documentIds("Montpelier is ..."), layout.queryIds("Capital?")];
  * ```
  */
-import { splitChatTemplate } from "../src/chat/template.ts";
+import { type ChatTurn, splitChatTemplate, splitConversation } from "../src/chat/template.ts";
 import { InvalidArgumentError, ModelFormatError } from "../src/errors.ts";
 import type { ApeModel } from "./load.ts";
 
@@ -23,6 +23,13 @@ export interface PromptLayout {
   documentIds: (text: string) => Uint32Array;
   /** Ids after the documents: the wrapped question and the template's tail up to the answer. */
   queryIds: (question: string) => Uint32Array;
+  /**
+   * Ids after the documents for a whole conversation, rendered by the chat template up to the
+   * generation prompt: a leading user message follows the documents in their turn (wrapped like a
+   * question, so one user turn gives `queryIds`' ids); system and assistant turns, and later user
+   * turns, are rendered in order after it. Raw layouts take one user turn only.
+   */
+  conversationIds: (turns: ChatTurn[]) => Uint32Array;
 }
 
 export interface LayoutOptions {
@@ -56,10 +63,16 @@ export function bosIds(model: Pick<ApeModel, "tokenizer" | "addBos">): Uint32Arr
 export function rawLayout(model: Pick<ApeModel, "tokenizer" | "addBos">, opts: LayoutOptions = {}): PromptLayout {
   const doc = documentTemplate(opts);
   const query = queryTemplate(opts, "{query}");
+  const queryIds = (q: string) => plainIds(model, query(q));
   return {
     prefixIds: concatIds(bosIds(model), plainIds(model, opts.prefix ?? "")),
     documentIds: (t) => plainIds(model, doc(t)),
-    queryIds: (q) => plainIds(model, query(q)),
+    queryIds,
+    conversationIds: (turns) => {
+      checkTurns(turns);
+      if (turns.length !== 1 || turns[0].role !== "user") throw new InvalidArgumentError("without a chat template (a raw layout) a conversation is one user message");
+      return queryIds(turns[0].content);
+    },
   };
 }
 
@@ -73,9 +86,9 @@ export function promptLayout(model: ApeModel, opts: LayoutOptions = {}): PromptL
   // the system's place and the instruction is split off its end, so special-token markers in either
   // stay ordinary text; only the template's own text is encoded with special tokens
   const system = opts.system;
-  const split = splitChatTemplate(model.chatTemplate, {
-    system: system === undefined ? undefined : SYSTEM_SLOT, instruction: opts.prefix, bosToken: model.bosToken, eosToken: model.eosToken,
-  });
+  const template = model.chatTemplate;
+  const splitOpts = { system: system === undefined ? undefined : SYSTEM_SLOT, instruction: opts.prefix, bosToken: model.bosToken, eosToken: model.eosToken };
+  const split = splitChatTemplate(template, splitOpts);
   const instr = opts.prefix ?? "";
   const head = split.prefix.slice(0, split.prefix.length - instr.length);
   let headIds: Uint32Array;
@@ -91,7 +104,27 @@ export function promptLayout(model: ApeModel, opts: LayoutOptions = {}): PromptL
     prefixIds: concatIds(headIds, plainIds(model, instr)),
     documentIds: (t) => plainIds(model, doc(t)),
     queryIds: (q) => concatIds(plainIds(model, query(q)), special(split.queryTail)),
+    conversationIds: (turns) => {
+      checkTurns(turns);
+      const wrapped = turns[0].role === "user" ? [{ role: "user" as const, content: query(turns[0].content) }, ...turns.slice(1)] : turns;
+      const conv = splitConversation(template, splitOpts, wrapped);
+      // the documents are cached under one prefix: a conversation may not change the text before them
+      if (conv.prefix !== split.prefix) throw new InvalidArgumentError("this model's chat template renders the text before the documents differently for this conversation (the shared prefix cannot change per request)");
+      if (conv.tail.some((p) => !p.content && p.text.includes(SYSTEM_SLOT))) throw new ModelFormatError("chat template: the system message is rendered again after the user message");
+      return concatIds(...conv.tail.map((p) => (p.content ? plainIds(model, p.text) : special(p.text))));
+    },
   };
+}
+
+const ROLES = new Set(["system", "user", "assistant"]);
+
+function checkTurns(turns: ChatTurn[]): void {
+  if (!Array.isArray(turns) || turns.length === 0) throw new InvalidArgumentError("messages must be a non-empty array");
+  for (const [i, t] of turns.entries()) {
+    if (!ROLES.has(t?.role)) throw new InvalidArgumentError(`messages[${i}].role must be system, user or assistant`);
+    if (typeof t.content !== "string") throw new InvalidArgumentError(`messages[${i}].content must be a string`);
+  }
+  if (!turns.some((t) => t.role === "user")) throw new InvalidArgumentError("messages: no user message");
 }
 
 /** Stands for the system text while the template renders (no template or text contains it). */

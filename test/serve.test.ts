@@ -7,6 +7,9 @@ import OpenAI from "openai";
 import { Ape, type ApeModel, type KvStore, loadModel, openStore } from "../sdk/mod.ts";
 import { type ApeApp, checkBinding, createApp, listen, type Listener } from "../sdk/serve/mod.ts";
 import { runtimeName } from "../src/runtime.ts";
+import { Template } from "@huggingface/jinja";
+import { promptLayout } from "../sdk/prompt.ts";
+import { splitConversation } from "../src/chat/template.ts";
 
 const MODEL = new URL("../fixtures/models/qwen2", import.meta.url).pathname;
 const DOCS = ["the cat sat on the mat", "a dog ran in the park", "birds sing in the morning"];
@@ -120,6 +123,67 @@ describe(`ape serve (sdk/serve) on ${runtimeName()}`, () => {
     expect(tunedServer.choices[0].message.content).toBe(tuned.text);
   });
 
+  it("multi-turn chat: the conversation is rendered by the chat template after the contexts, as the SDK does, plain and streamed", async () => {
+    // the layout's query part is the template's own rendering of the conversation with the documents inline
+    const layout = promptLayout(model, { prefix: PREFIX });
+    const turns = [
+      { role: "user" as const, content: QUERY }, { role: "assistant" as const, content: "the cat" }, { role: "user" as const, content: "and the dog?" },
+    ];
+    const docsText = DOCS.map((d) => `${d}\n\n`).join("");
+    const render = (messages: { role: string; content: string }[]) => new Template(model.chatTemplate!).render({ messages, add_generation_prompt: true, bos_token: "", eos_token: "" });
+    const tok = (t: string) => Array.from(model.tokenizer.encode(t, { addSpecialTokens: false, allowSpecial: true }));
+    const after = (full: string) => tok(full.slice(full.indexOf(docsText) + docsText.length));
+    const full = render([{ role: "user", content: `${PREFIX}${docsText}Question: ${QUERY}` }, ...turns.slice(1)]);
+    expect(Array.from(layout.conversationIds(turns))).toEqual(after(full));
+    expect(tok(full.slice(0, full.indexOf(docsText)))).toEqual(Array.from(layout.prefixIds));
+    expect(layout.conversationIds(turns.slice(0, 1))).toEqual(layout.queryIds(QUERY)); // one user turn: the single-question layout
+    // a system message other than the server's: its own turn after the documents' turn
+    const withSystem = [{ role: "system" as const, content: "answer in one word" }, ...turns];
+    const sysFull = render([{ role: "user", content: `${PREFIX}${docsText}` }, ...withSystem]);
+    expect(Array.from(layout.conversationIds(withSystem))).toEqual(after(sysFull));
+    // a template that refuses the conversation (a system message only first) is a clear invalid-argument error
+    const strict = "{% for m in messages %}{% if m.role == 'system' and not loop.first %}{{ raise_exception('system first only') }}{% endif %}<{{ m.role }}>{{ m.content }}{% endfor %}<assistant>";
+    expect(splitConversation(strict, {}, turns).tail.filter((p) => p.content).map((p) => p.text)).toEqual(turns.map((t) => t.content));
+    expect(() => splitConversation(strict, {}, withSystem)).toThrow(expect.objectContaining({ code: "E_INVALID_ARGUMENT", message: expect.stringMatching(/refuses the conversation/) }));
+
+    const res = await post("/v1/contexts", { texts: DOCS });
+    const ids = (await res.json() as { contexts: { id: string }[] }).contexts.map((c) => ({ id: c.id }));
+    const handles = await ape.cache(DOCS);
+    expect(handles.map((h) => h.id)).toEqual(ids.map((c) => c.id));
+    for (const messages of [turns, withSystem]) {
+      const ref = await ape.generateText({ messages, contexts: handles, maxTokens: 6 });
+      expect(ref.ids.length).toBeGreaterThan(0);
+      const req = { model: "qwen2", messages, max_tokens: 6, contexts: ids };
+      const plain = await client.chat.completions.create(req as OpenAI.ChatCompletionCreateParamsNonStreaming);
+      expect(plain.choices[0].message.content).toBe(ref.text);
+      expect(plain.usage?.prompt_tokens).toBe(ref.stats.promptTokens + ref.stats.contextTokens);
+      expect(plain.usage?.prompt_tokens_details?.cached_tokens).toBe(ref.stats.contextTokens);
+      const stream = await client.chat.completions.create({ ...req, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming);
+      let text = "";
+      for await (const ch of stream) text += ch.choices[0]?.delta.content ?? "";
+      expect(text).toBe(ref.text);
+      const seq = await ape.generateText({ messages, contexts: handles, maxTokens: 6, mode: "sequential" });
+      const seqServer = await client.chat.completions.create({ ...req, ape: { mode: "sequential" } } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+      expect(seqServer.choices[0].message.content).toBe(seq.text);
+      expect(seqServer.usage?.prompt_tokens).toBe(seq.stats.promptTokens);
+    }
+    // the conversation changes the answer's prompt: more query tokens than its last question alone
+    const last = await ape.generateText({ query: turns[2].content, contexts: handles, maxTokens: 1 });
+    const conv = await ape.generateText({ messages: turns, contexts: handles, maxTokens: 1 });
+    expect(conv.stats.promptTokens).toBeGreaterThan(last.stats.promptTokens + 4);
+    // a server without a chat template (raw layout) takes one user message
+    const raw = await Ape.create(model, { prefix: PREFIX, raw: true });
+    const rawApp = createApp(raw);
+    try {
+      const r = await rawApp.app.request("/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ messages: turns, max_tokens: 2 }) });
+      expect(r.status).toBe(400);
+      expect((await r.json()).error.message).toMatch(/one user message/);
+    } finally {
+      await rawApp.close();
+      await raw.close();
+    }
+  });
+
   it("completions: the prompt is the question, plain and streamed; seeded sampling is reproducible", async () => {
     const ref = await ape.generateText({ query: "who ran", contexts: [DOCS[1]], maxTokens: 5 });
     const req = { model: "qwen2", prompt: "who ran", max_tokens: 5, contexts: [{ text: DOCS[1] }] };
@@ -221,8 +285,8 @@ describe(`ape serve (sdk/serve) on ${runtimeName()}`, () => {
       [{ messages: [{ role: "user", content: "word ".repeat(200) }] }, 400, /messages: \d+ tokens, more than this server's limit of 64/],
       [{ messages: [{ role: "user", content: "x" }], ape: { mode: "fast" } }, 400, /ape\.mode/],
       [{ messages: [{ role: "user", content: "x" }], ape: { temperature: 0 } }, 400, /ape\.temperature/],
-      [{ messages: [{ role: "system", content: "be evil" }, { role: "user", content: "x" }] }, 400, /system prompt/],
-      [{ messages: [{ role: "user", content: "a" }, { role: "assistant", content: "b" }, { role: "user", content: "c" }] }, 400, /one user turn/],
+      [{ messages: [{ role: "system", content: "be brief" }, { role: "assistant", content: "hi" }] }, 400, /messages: no user message/],
+      [{ messages: [{ role: "user", content: "word ".repeat(40) }, { role: "assistant", content: "word ".repeat(40) }] }, 400, /messages: \d+ tokens, more than this server's limit of 64/],
       ['{"__proto__": {"polluted": true}, "messages": [{"role": "user", "content": "x"}], "contexts": {"0": {"text": "a"}}}', 400, /contexts/],
       [{ prompt: "x" }, 400, /messages/],
     ];

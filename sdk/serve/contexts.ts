@@ -93,8 +93,8 @@ export class ContextRegistry {
   /**
    * Forgets a context: its sidecar goes (so later requests naming the id get 404), and the SDK evicts
    * it from every tier (store entry, host copy, GPU block; a block that running requests attend is
-   * freed when they end). False if unknown. Other servers on the store keep their own GPU / host
-   * copies until their LRU drops them, but no longer find the sidecar for ids they have not seen.
+   * freed when they end). False if unknown. Other servers on the store keep ids they have already
+   * served (their own registry, GPU and host tiers) until their LRU drops them.
    */
   async delete(id: string): Promise<boolean> {
     const known = (await this.get(id)) !== undefined;

@@ -12,7 +12,7 @@
  * // for await (const ev of run.events) ...; run.close();
  * ```
  */
-import type { GenerateEvent, GenerateRequest, GenerateStats, SamplingOptions } from "../mod.ts";
+import type { ChatTurn, GenerateEvent, GenerateRequest, GenerateStats, SamplingOptions } from "../mod.ts";
 import type { ContextRegistry } from "./contexts.ts";
 import { badRequest } from "./errors.ts";
 import type { Limits } from "./limits.ts";
@@ -31,7 +31,9 @@ export interface Deps {
 
 /** What a chat or completions body asks for, checked against the limits. */
 export interface Job {
-  query: string;
+  /** The question (completions), or the conversation (chat). */
+  query?: string;
+  messages?: ChatTurn[];
   contexts: ContextRef[];
   ape?: ApeParams;
   maxTokens: number;
@@ -50,8 +52,9 @@ interface Fields {
   ape?: ApeParams;
 }
 
-/** The job of a parsed body whose question is `query`. */
-export function jobOf(deps: Deps, body: Fields, query: string, queryParam: string): Job {
+/** The job of a parsed body whose question is `query` (or whose conversation is `messages`: their contents count against maxQueryTokens together). */
+export function jobOf(deps: Deps, body: Fields, prompt: { query: string } | { messages: ChatTurn[] }, queryParam: string): Job {
+  const query = "query" in prompt ? prompt.query : prompt.messages.map((m) => m.content).join("\n");
   const { limits } = deps;
   const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? limits.defaultMaxTokens;
   if (maxTokens > limits.maxTokens) throw badRequest(`max_tokens ${maxTokens} is over this server's limit of ${limits.maxTokens}`, "max_tokens");
@@ -63,7 +66,7 @@ export function jobOf(deps: Deps, body: Fields, query: string, queryParam: strin
   // OpenAI's temperature is the sampling temperature (absent or 0: greedy); APE's T is ape.temperature
   const sampling = body.temperature ? { temperature: body.temperature, topP: body.top_p, seed: body.seed } : undefined;
   const stop = body.stop === undefined ? undefined : typeof body.stop === "string" ? [body.stop] : body.stop;
-  return { query, contexts, ape: body.ape, maxTokens, sampling, stop };
+  return { ...prompt, contexts, ape: body.ape, maxTokens, sampling, stop };
 }
 
 export interface Generation {
@@ -93,7 +96,7 @@ export async function startGeneration(deps: Deps, job: Job, signal: AbortSignal)
   try {
     const contexts = await deps.contexts.resolve(job.contexts);
     const req: GenerateRequest = {
-      query: job.query, contexts, mode: job.ape?.mode, temperature: job.ape?.temperature, scale: job.ape?.scale,
+      query: job.query, messages: job.messages, contexts, mode: job.ape?.mode, temperature: job.ape?.temperature, scale: job.ape?.scale,
       maxTokens: job.maxTokens, sampling: job.sampling, stop: job.stop, signal,
     };
     it = deps.ape.generate(req);

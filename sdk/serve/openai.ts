@@ -3,9 +3,10 @@
  * plain (one JSON body) or streamed (server-sent events, `data: {chunk}` ... `data: [DONE]`).
  *
  * Prompt layout: the server's `Ape` builds the prompt with the model's chat template from its shared
- * prefix (system message, instruction), the request's contexts and the question. A chat request is one
- * user turn (the question), optionally after a system message equal to the server's; the completions
- * `prompt` is placed where that user turn goes. Extensions: `contexts` ([{id} | {text}]) and
+ * prefix (system message, instruction), the request's contexts and the conversation: a chat request's
+ * messages are rendered after the contexts (the first user message shares their turn), up to the
+ * generation prompt; a first system message equal to the server's is the prefix's own, any other is a
+ * turn of the conversation. The completions `prompt` is placed where that first user message goes. Extensions: `contexts` ([{id} | {text}]) and
  * `ape: {mode, temperature, scale}` (APE's T and S; OpenAI's `temperature` is the sampling one).
  *
  * @example
@@ -15,7 +16,7 @@
  * ```
  */
 import { type Context, Hono } from "hono";
-import { ApeError } from "../mod.ts";
+import { ApeError, type ChatTurn } from "../mod.ts";
 import { badRequest, HttpError } from "./errors.ts";
 import { type Deps, finishReason, type Generation, type Job, jobOf, startGeneration, usageOf } from "./generate.ts";
 import { type ChatBody, chatBody, completionBody, messageText } from "./schemas.ts";
@@ -23,30 +24,17 @@ import { CHAT, type Shape, TEXT } from "./shapes.ts";
 import { streamAnswer } from "./sse.ts";
 import { jsonBody } from "./validate.ts";
 
-/** The question of a chat request: its one user turn, after at most the server's own system message. */
-function chatQuery(deps: Deps, body: ChatBody): string {
-  const system = deps.ape.options.system;
-  let query: string | undefined;
-  for (const [i, m] of body.messages.entries()) {
-    if (m.role === "system" || m.role === "developer") {
-      if (query !== undefined || i > 0) throw badRequest(`messages[${i}]: a system message must come first`, `messages[${i}]`);
-      if (messageText(m) !== system) {
-        throw badRequest(
-          system === undefined
-            ? `messages[${i}]: this server uses its model's default system prompt (contexts are cached under it): omit the system message, or start the server with --system`
-            : `messages[${i}]: the system message differs from this server's (contexts are cached under one system prompt): omit it or send the server's`,
-          `messages[${i}].content`, "system_mismatch",
-        );
-      }
-    } else if (m.role === "user") {
-      if (query !== undefined) throw badRequest(`messages[${i}]: one user turn per request (send earlier turns' content as contexts)`, `messages[${i}]`, "multi_turn_unsupported");
-      query = messageText(m);
-    } else {
-      throw badRequest(`messages[${i}]: assistant turns are not supported: one user turn per request`, `messages[${i}].role`, "multi_turn_unsupported");
-    }
-  }
-  if (query === undefined) throw badRequest("messages: no user message", "messages");
-  return query;
+/**
+ * The conversation of a chat request, as the SDK takes it (`developer` is `system`): a first system
+ * message equal to the server's `--system` is the shared prefix's already and is dropped; any other
+ * system message is a turn of the conversation, rendered after the documents where the model's chat
+ * template allows it (else the SDK refuses it: a 400).
+ */
+function chatTurns(deps: Deps, body: ChatBody): ChatTurn[] {
+  const turns = body.messages.map((m) => ({ role: m.role === "developer" ? "system" as const : m.role, content: messageText(m) }));
+  if (turns[0].role === "system" && turns[0].content === deps.ape.options.system) turns.shift();
+  if (!turns.some((t) => t.role === "user")) throw badRequest("messages: no user message", "messages");
+  return turns;
 }
 
 /** Starts the generation; a KV pool full of other running requests is 503 + Retry-After (transient). */
@@ -90,14 +78,14 @@ export function openaiRoutes(deps: Deps, modelName: string): Hono {
 
   app.post("/chat/completions", jsonBody(chatBody), async (c) => {
     const body = c.req.valid("json");
-    const job = jobOf(deps, body, chatQuery(deps, body), "messages");
+    const job = jobOf(deps, body, { messages: chatTurns(deps, body) }, "messages");
     return await answer(c, CHAT, job, body.stream === true, body.stream_options?.include_usage === true);
   });
 
   app.post("/completions", jsonBody(completionBody), async (c) => {
     const body = c.req.valid("json");
     const prompt = typeof body.prompt === "string" ? body.prompt : body.prompt[0];
-    const job = jobOf(deps, body, prompt, "prompt");
+    const job = jobOf(deps, body, { query: prompt }, "prompt");
     return await answer(c, TEXT, job, body.stream === true, body.stream_options?.include_usage === true);
   });
 
