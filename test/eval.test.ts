@@ -113,6 +113,16 @@ describe(`ape eval / tune on ${runtimeName()}`, () => {
     expect(Object.keys(JSON.parse(readFileSync(join(out, "plots", "results.json"), "utf8")).tasks).sort()).toEqual(["fidelity", "icl", "rag"]);
   });
 
+  it("requests the KV pool cannot hold together wait for each other instead of failing", async () => {
+    const probe = await Ape.create(model);
+    const perToken = probe.stats().pool.bytesPerToken;
+    await probe.close();
+    // room for about one sequential request (a one-shot ICL prompt, ~300 tokens) at a time, four in flight
+    const r = await evalIcl(model, [1], { ...opts(4), concurrency: 4, gpuBudgetBytes: perToken * 560, variants: ablation(0.5, 0.8).slice(0, 1) });
+    expect(r.rows[0].points[0]).toMatchObject({ x: 1, total: 4 });
+    expect(r.rows[0].points[0].accuracy).not.toBeNull();
+  });
+
   it("tune: the greedy search finds a known optimum (T first at S 0.9, then S)", async () => {
     const calls: number[] = [];
     const f = (T: number, S: number) => -((T - 0.3) ** 2) - (S - 0.7) ** 2 - (T === 0.3 && S === 0.7 ? 0 : 0.001);

@@ -22,7 +22,7 @@
  */
 import { readFileSync } from "node:fs";
 import process from "node:process";
-import { InvalidArgumentError } from "../../src/errors.ts";
+import { CapacityError, InvalidArgumentError } from "../../src/errors.ts";
 import { Engine } from "../../src/engine/engine.ts";
 import { modeLogits } from "../../src/ape/ape.ts";
 import { openStore } from "../../src/cache/store.ts";
@@ -111,16 +111,39 @@ interface Item {
   ok: (answer: string) => boolean;
 }
 
-/** Runs items through `ape` `concurrency` at a time; the number answered correctly. */
+/**
+ * Runs items through `ape` `concurrency` at a time; the number answered correctly. A request the KV pool
+ * cannot hold next to the others in flight (CapacityError) waits for one of them to end and is retried;
+ * alone, its error is the answer.
+ */
 async function score(ape: Ape, v: Variant, handles: ContextHandle[], items: Item[], maxTokens: number, concurrency: number, stop: string[]): Promise<number> {
-  let next = 0, correct = 0;
+  let next = 0, correct = 0, running = 0;
+  let ended: () => void = () => {};
+  let oneEnded = new Promise<void>((r) => (ended = r));
+  const answer = async (it: Item): Promise<string> => {
+    for (;;) {
+      running++;
+      let refused = false;
+      try {
+        return (await ape.generateText({
+          query: it.query, contexts: it.contexts.map((i) => handles[i]), mode: v.mode, temperature: v.temperature, scale: v.scale, maxTokens, stop,
+        })).text;
+      } catch (e) {
+        if (!(e instanceof CapacityError) || running === 1) throw e;
+        refused = true;
+      } finally {
+        running--;
+        if (!refused) (ended(), oneEnded = new Promise<void>((r) => (ended = r)));
+      }
+      // wait for a request that got its memory to end (a refusal frees nothing), then try again
+      if (running > 0) await oneEnded;
+      await new Promise((r) => setTimeout(r, 0));
+    }
+  };
   const worker = async () => {
     while (next < items.length) {
       const it = items[next++];
-      const { text } = await ape.generateText({
-        query: it.query, contexts: it.contexts.map((i) => handles[i]), mode: v.mode, temperature: v.temperature, scale: v.scale, maxTokens, stop,
-      });
-      if (it.ok(text)) correct++;
+      if (it.ok(await answer(it))) correct++;
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
