@@ -171,6 +171,20 @@ describe(`ape serve (sdk/serve) on ${runtimeName()}`, () => {
     const last = await ape.generateText({ query: turns[2].content, contexts: handles, maxTokens: 1 });
     const conv = await ape.generateText({ messages: turns, contexts: handles, maxTokens: 1 });
     expect(conv.stats.promptTokens).toBeGreaterThan(last.stats.promptTokens + 4);
+    // a first system message equal to the server's --system is the shared prefix's own: the single-question answer
+    const sys = await Ape.create(model, { prefix: PREFIX, system: "answer from the text" });
+    const sysApp = createApp(sys);
+    try {
+      const ask = (messages: unknown) => sysApp.app.request("/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ messages, max_tokens: 4 }) });
+      const own = await (await ask([{ role: "system", content: "answer from the text" }, turns[0]])).json();
+      expect(own.choices[0].message.content).toBe((await sys.generateText({ query: QUERY, maxTokens: 4 })).text);
+      expect(own.usage.prompt_tokens).toBe((await sys.generateText({ query: QUERY, maxTokens: 1 })).stats.promptTokens);
+      const other = await (await ask([{ role: "developer", content: "be terse" }, turns[0]])).json();
+      expect(other.usage.prompt_tokens).toBe((await sys.generateText({ messages: [{ role: "system", content: "be terse" }, turns[0]], maxTokens: 1 })).stats.promptTokens);
+    } finally {
+      await sysApp.close();
+      await sys.close();
+    }
     // a server without a chat template (raw layout) takes one user message
     const raw = await Ape.create(model, { prefix: PREFIX, raw: true });
     const rawApp = createApp(raw);
