@@ -42,6 +42,7 @@ export type { AccuracyResult, EvalReport, FidelityResult, Variant } from "../../
 /** The instruction of the rag task (the demo's). */
 export const RAG_PREFIX = "Answer the question with a short phrase, using the documents below.\n\n";
 export const ICL_PREFIX = "Classify each e-mail as spam or ham. Examples:\n\n";
+const ICL_QUESTION = "E-mail to classify:\n";
 
 /** The prompt options of a task: with the shared prefix (chat layout) and without one (raw layout). */
 export function taskOptions(task: "rag" | "icl", prefix?: string): { shared: ApeOptions; alone: ApeOptions } {
@@ -54,8 +55,8 @@ export function taskOptions(task: "rag" | "icl", prefix?: string): { shared: Ape
   }
   const p = prefix ?? ICL_PREFIX;
   return {
-    shared: { prefix: p, queryTemplate: "{query}\nLabel:" },
-    alone: { raw: true, prefix: "", queryTemplate: `Classify the last e-mail as spam or ham (the examples are above).\n{query}\nLabel:` },
+    shared: { prefix: p, queryTemplate: `${ICL_QUESTION}{query}\n\nIs this e-mail spam or ham? Answer with one word.` },
+    alone: { raw: true, prefix: "", queryTemplate: `Classify e-mails as spam or ham (examples above).\n\n${ICL_QUESTION}{query}\nLabel:` },
   };
 }
 
@@ -101,7 +102,7 @@ export interface RunOptions {
   variants?: Variant[];
   log?: (s: string) => void;
   gpuBudgetBytes?: number;
-  /** Tokens per answer at most (default: rag 24, as bench quality; icl 3). */
+  /** Tokens per answer at most (default: rag 24, as bench quality; icl 8: "This e-mail is spam."). */
   maxTokens?: number;
 }
 
@@ -232,7 +233,7 @@ export async function evalIcl(model: ApeModel, shots: number[], opts: RunOptions
   const test = examples.slice(0, opts.samples);
   const itemsAt = (n: number) =>
     Promise.resolve(test.map((e) => ({ query: e.text, contexts: [...Array(n).keys()], ok: (a: string) => labelOf(a) === e.label })));
-  return await accuracy(model, "icl", documents, shots, itemsAt, opts, opts.maxTokens ?? 3, ["\n"], prefix);
+  return await accuracy(model, "icl", documents, shots, itemsAt, opts, opts.maxTokens ?? 8, ["\n"], prefix);
 }
 
 /** KL(p || q) of two logit vectors' softmax distributions (nats). */
