@@ -35,7 +35,10 @@ override BATCH: u32 = 1u;
 //#include matvec_input.wgsl
 //#include linear_store.wgsl
 
-var<workgroup> partial: array<vec4<f32>, 4u * WG_SIZE>;
+// 4 KiB for one input row, 16 KiB for a batch (its reduction rounds of 16 floats; matvec_input.wgsl's norm sums):
+// a single-row decode kernel keeps the small footprint (more of the SM's memory left to L1)
+override PARTIAL_SLOTS: u32 = select(4u, 1u, BATCH == 1u);
+var<workgroup> partial: array<vec4<f32>, PARTIAL_SLOTS * WG_SIZE>;
 
 fn step_dot(n: u32, i: u32, xi: StepIn) -> f32 { return wdot(step_weights(n, i), xi); }
 
