@@ -9,8 +9,21 @@
  *
  * @example
  * ```ts
+ * import { loadEngineModel } from "../model/load.ts";
+ * import { KvPool } from "./kv_pool.ts";
  * import { Forward } from "./forward.ts";
- * // const fwd = new Forward(model, pool, rows); fwd.record({...}); fwd.program.submit();
+ * const { model } = await loadEngineModel("fixtures/models/qwen2"); // a tiny fixture model
+ * const pool = new KvPool(model.gpu, model.config, 4 << 20);
+ * const block = pool.allocate(3, 0); // a sequence's KV slots for positions 0..2
+ * // one sequential prefill of 3 rows, causal over its own block, logits of the last row
+ * const fwd = new Forward(model, pool, 3, { groups: [{ rows: 3, write: block, writeAt: 0, plain: [block] }], logits: { from: 2, count: 1 } });
+ * fwd.setIds(Uint32Array.from([1, 2, 3]));
+ * fwd.program.submit();
+ * const logits = await fwd.readLogits();
+ * console.log(logits.length === model.config.vocabSize); // true
+ * fwd.destroy();
+ * pool.destroy();
+ * model.destroy();
  * ```
  */
 import { readBuffer, storageBuffer, uploadU32 } from "../gpu/buffers.ts";

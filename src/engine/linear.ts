@@ -15,8 +15,22 @@
  *
  * @example
  * ```ts
+ * import { getGpu } from "../gpu/device.ts";
+ * import { Kernels } from "../gpu/shaders.ts";
+ * import { readBuffer, storageBuffer, uploadF32 } from "../gpu/buffers.ts";
+ * import { uploadLinear } from "../model/weights.ts";
+ * import { Program } from "./program.ts";
  * import { recordLinear } from "./linear.ts";
- * // recordLinear(program, kernels, x, W, y, rows, gpu.isCpu ? "rows" : "lanes");
+ * const gpu = await getGpu();
+ * const kernels = new Kernels(gpu.device, gpu.hasF16);
+ * // W: 2 outputs x 4 inputs, y = x W^T for one row x = [1, 2, 3, 4]
+ * const W = uploadLinear(gpu, "w", Float32Array.from([1, 0, 0, 0, 0, 1, 1, 1]), 2, 4);
+ * const x = uploadF32(gpu.device, Float32Array.from([1, 2, 3, 4])), y = storageBuffer(gpu.device, 2 * 4);
+ * const prog = new Program(gpu.device);
+ * recordLinear(prog, kernels, x, W, y, 1, gpu.isCpu ? "rows" : "lanes");
+ * prog.submit();
+ * console.log(Array.from(new Float32Array(await readBuffer(gpu.device, y, 8)))); // [1, 9]
+ * prog.destroy();
  * ```
  */
 import type { Kernels } from "../gpu/shaders.ts";
@@ -48,7 +62,7 @@ export function kernelFormat(W: GpuLinear): string {
 }
 
 /**
- * How the one-row "lanes" matvec kernels may transform their input on the fly
+ * How the "lanes" matvec kernels (up to MATVEC_MAX_ROWS rows) may transform their input on the fly
  * (shaders/include/matvec_input.wgsl), sparing the decode step the dispatch that would produce it.
  */
 export interface LinearInput {
