@@ -27,7 +27,7 @@ import { getGpu } from "../src/gpu/device.ts";
 import { readBuffer, storageBuffer, uploadBytes, uploadF32 } from "../src/gpu/buffers.ts";
 import { Kernels } from "../src/gpu/shaders.ts";
 import { Program } from "../src/engine/program.ts";
-import { MATVEC_MAX_BATCH, MATVEC_MAX_ROWS, matvecBatch, type MatvecShape, matvecShape, recordLinear } from "../src/engine/linear.ts";
+import { dequantScratchBytes, MATVEC_MAX_BATCH, MATVEC_MAX_ROWS, matvecBatch, type MatvecShape, matvecShape, recordLinear } from "../src/engine/linear.ts";
 import { parseArgs } from "../sdk/commands/args.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
 import { FORMATS, rowBytes } from "../src/model/quant.ts";
@@ -94,9 +94,13 @@ export async function run(argv: string[]): Promise<number> {
       const byDefault = matvecShape(L.N, L.K, M);
       const variants = [byDefault, ...shapes.filter((s) => !same(s, byDefault))];
       if (M > 1) {
-        // the baseline: the prefill matmul over the M rows ("rows" layout: matvec kernels only for one row)
+        // the baseline: the prefill matmul over the M rows ("rows" layout: matvec kernels only for one row),
+        // block formats from 16 rows on through the dequantizing scratch as forward.ts records it
         const prog = new Program(dev);
-        for (const W of Ws) recordLinear(prog, k, x, W, y, M, "rows");
+        const scratchBytes = dequantScratchBytes(Ws.slice(0, 1), M, gpu.limits.maxStorageBufferBindingSize);
+        const scratch = scratchBytes > 0 ? storageBuffer(dev, scratchBytes) : undefined;
+        if (scratch) prog.owned.push(scratch);
+        for (const W of Ws) recordLinear(prog, k, x, W, y, M, "rows", scratch);
         try {
           const { ms } = await timeReplays(dev, prog, y, { trials, budgetMs: 100, maxReps: 2000, label: `matmul_${fmt} ${name}` });
           const us = (ms * 1000) / copies;
