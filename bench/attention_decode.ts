@@ -11,7 +11,7 @@
  * time) and its fraction of --peak GB/s (2000: the H200's WebGPU copy rate), and the largest error of
  * the output and lse of 4 heads against a float64 reference (relative to the values' largest magnitude).
  * Variant syntax: `keys:t=THREADS:k=KEYS_PER_THREAD:v=V_UNROLL:s=SPLITS:m=MIN_KEYS_PER_SPLIT:w=TARGET_WGS`
- * (`lanes:` takes t, s, m, w too, kt=KEYS_PER_STEP and el=ELEMENTS_PER_LANE); anything left out is the engine's choice for the adapter.
+ * (`lanes:` takes t, s, m, w too, and kt=KEYS_PER_STEP); anything left out is the engine's choice for the adapter.
  */
 import { getGpu } from "../src/gpu/device.ts";
 import { readBuffer, storageBuffer, uploadF32, uploadU32 } from "../src/gpu/buffers.ts";
@@ -48,7 +48,7 @@ function parseVariant(v: string): Variant {
   const [kernel, ...kv] = v.split(":");
   if (!["row", "lanes", "keys"].includes(kernel)) throw new InvalidArgumentError(`--variants: row, lanes or keys[:t=..:k=..:v=..:s=..:m=..:w=..] (got '${v}')`);
   const opts: DecodeOptions = {};
-  const names: Record<string, keyof DecodeOptions> = { t: "threads", k: "keysPerThread", v: "vUnroll", s: "splits", m: "minKeysPerSplit", w: "targetWorkgroups", kt: "keysPerStep", el: "elementsPerLane" };
+  const names: Record<string, keyof DecodeOptions> = { t: "threads", k: "keysPerThread", v: "vUnroll", s: "splits", m: "minKeysPerSplit", w: "targetWorkgroups", kt: "keysPerStep" };
   for (const p of kv) {
     const [k, n] = p.split("=");
     if (!names[k] || !(Number(n) > 0)) throw new InvalidArgumentError(`--variants: bad setting '${p}' in '${v}'`);
@@ -140,7 +140,7 @@ export async function run(argv: string[]): Promise<number> {
         if (v.kernel === "row") recordRowAttention(prog, model, pool, call);
         else {
           const s = recordDecodeAttention(prog, model, pool, call, v.opts);
-          shapeText = `${s.kernel} ${s.splits}x${kvHeads * s.chunks} wg${s.threads}` + (s.kernel === "keys" ? ` k${s.keysPerThread} v${s.vUnroll}` : ` kt${s.keysPerStep} el${s.elementsPerLane}`);
+          shapeText = `${s.kernel} ${s.splits}x${kvHeads * s.chunks} wg${s.threads}` + (s.kernel === "keys" ? ` k${s.keysPerThread} v${s.vUnroll}` : ` kt${s.keysPerStep}`);
         }
         const { ms, reps } = await timeReplays(dev, prog, lse, { trials, budgetMs: gpu.isCpu ? 100 : 150, maxReps: 2000, label: v.label });
         const us = ms * 1000;

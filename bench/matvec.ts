@@ -1,8 +1,7 @@
 /**
- * `ape bench matvec [--types f16,q8_0,q4_1] [--batch M] [--shapes lanes,rows[,batch];...] [--layers qkv,o,gate_up,down,lm_head] [--trials 3]`
+ * `ape bench matvec [--types f16,q8_0,q4_1] [--shapes lanes,rows;...] [--layers qkv,o,gate_up,down,lm_head] [--trials 3]`
  *
- * GPU time of the decode matvec kernels (matvec_<format>, one row of x, or with `--batch M` a batched
- * decode step of M rows, 2 .. MATVEC_MAX_ROWS) alone, on the Llama-3.2-1B layer
+ * GPU time of the decode matvec kernels (matvec_<format>, one row of x) alone, on the Llama-3.2-1B layer
  * shapes with random weights and the input stage a decode step uses (RMSNorm for qkv, gate/up and the
  * LM head; SwiGLU for down_proj; the fused residual add for o_proj and down_proj), recorded through
  * recordLinear as forward.ts records them: for each weight type and layer, the shape matvecShape picks
@@ -12,22 +11,17 @@
  * all, so that small layers are timed from memory as in a forward pass, not from the L2 cache), and each
  * variant's max difference from
  * the default's output (a variant must not change the numbers beyond rounding).
- * With `--batch M`, shapes may name the input rows per workgroup as a third number (default: matvecBatch(M)),
- * each line also gives microseconds per row, and a first line per layer times what a batched step ran
- * before the batched matvec: the prefill matmul over the M rows (matmul_<format>, its input already
- * transformed: the separate RMSNorm / SwiGLU dispatch is not counted).
  *
  * @example
  * ```sh
  * deno run -A sdk/cli.ts bench matvec --types f16 --shapes "32,1;32,2;64,4"
- * deno run -A sdk/cli.ts bench matvec --types f16 --batch 8 --shapes "32,2,8;64,2,8;128,1,8;32,4,4"
  * ```
  */
 import { getGpu } from "../src/gpu/device.ts";
 import { readBuffer, storageBuffer, uploadBytes, uploadF32 } from "../src/gpu/buffers.ts";
 import { Kernels } from "../src/gpu/shaders.ts";
 import { Program } from "../src/engine/program.ts";
-import { dequantScratchBytes, MATVEC_MAX_BATCH, MATVEC_MAX_ROWS, matvecBatch, type MatvecShape, matvecShape, recordLinear } from "../src/engine/linear.ts";
+import { type MatvecShape, matvecShape, recordLinear } from "../src/engine/linear.ts";
 import { parseArgs } from "../sdk/commands/args.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
 import { FORMATS, rowBytes } from "../src/model/quant.ts";
@@ -44,28 +38,22 @@ const LAYERS = {
 };
 const DEFAULT_SHAPES = "32,1;32,2;32,4;64,1;64,2;64,4;128,1;128,2;128,4;256,1;256,2";
 
-function parseShapes(s: string, M: number): MatvecShape[] {
+function parseShapes(s: string): MatvecShape[] {
   return s.split(";").filter((x) => x.trim()).map((x) => {
-    const [lanes, rows, batch = M > 1 ? matvecBatch(M) : 1] = x.split(",").map(Number);
-    if (![32, 64, 128, 256].includes(lanes) || ![1, 2, 4].includes(rows) || !(batch >= 1 && batch <= MATVEC_MAX_BATCH && Number.isInteger(batch))) {
-      throw new InvalidArgumentError(`--shapes: '${x}' is not lanes,rows[,batch] (lanes 32/64/128/256, rows 1/2/4, batch 1..${MATVEC_MAX_BATCH})`);
-    }
-    return M > 1 ? { lanes, rows, batch } : { lanes, rows };
+    const [lanes, rows] = x.split(",").map(Number);
+    if (![32, 64, 128, 256].includes(lanes) || ![1, 2, 4].includes(rows)) throw new InvalidArgumentError(`--shapes: '${x}' is not lanes,rows (lanes 32/64/128/256, rows 1/2/4)`);
+    return { lanes, rows };
   });
 }
 
-const same = (a: MatvecShape, b: MatvecShape) => a.lanes === b.lanes && a.rows === b.rows && (a.batch ?? 1) === (b.batch ?? 1);
-
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { string: ["types", "shapes", "layers", "trials", "batch"] });
-  const M = Number(a.string.batch ?? 1);
-  if (!Number.isInteger(M) || M < 1 || M > MATVEC_MAX_ROWS) throw new InvalidArgumentError(`--batch: '${a.string.batch}' is not a row count 1 .. ${MATVEC_MAX_ROWS}`);
+  const a = parseArgs(argv, { string: ["types", "shapes", "layers", "trials"] });
   const types = (a.string.types ?? "f16").split(",").map((t) => {
     const type = RANDOM_TYPES.find((r) => r.toLowerCase() === t.trim().toLowerCase());
     if (!type) throw new InvalidArgumentError(`--types: '${t}' has no random weights (types: ${RANDOM_TYPES.join(", ")})`);
     return type;
   });
-  const shapes = parseShapes(a.string.shapes ?? DEFAULT_SHAPES, M);
+  const shapes = parseShapes(a.string.shapes ?? DEFAULT_SHAPES);
   const layers = (a.string.layers ?? Object.keys(LAYERS).join(",")).split(",").map((l) => {
     if (!(l in LAYERS)) throw new InvalidArgumentError(`--layers: '${l}' is not one of ${Object.keys(LAYERS).join(", ")}`);
     return l as keyof typeof LAYERS;
@@ -74,10 +62,10 @@ export async function run(argv: string[]): Promise<number> {
   const gpu = await getGpu();
   const k = new Kernels(gpu.device, gpu.hasF16);
   const dev = gpu.device;
-  console.log(`adapter: ${gpu.description}; ${M} row${M > 1 ? "s" : ""} of input`);
-  const x = uploadF32(dev, Float32Array.from({ length: M * 2 * 8192 }, (_, i) => Math.sin(i)));
+  console.log(`adapter: ${gpu.description}`);
+  const x = uploadF32(dev, Float32Array.from({ length: 2 * 8192 }, (_, i) => Math.sin(i)));
   const g = uploadF32(dev, new Float32Array(8192).fill(1));
-  const y = storageBuffer(dev, M * 128256 * 4);
+  const y = storageBuffer(dev, 128256 * 4);
   for (const type of types) {
     const fmt = FORMATS[type].gpu ?? type.toLowerCase();
     for (const name of layers) {
@@ -91,48 +79,28 @@ export async function run(argv: string[]): Promise<number> {
       const copies = Math.max(1, Math.min(16, Math.ceil((256 << 20) / bytes)));
       const buffers = Array.from({ length: copies }, () => uploadBytes(dev, padded));
       const Ws: GpuLinear[] = buffers.map((buffer) => ({ format: fmt, rows: L.N, cols: L.K, chunks: [{ buffer, rowStart: 0, rows: L.N }] }));
-      const byDefault = matvecShape(L.N, L.K, M);
-      const variants = [byDefault, ...shapes.filter((s) => !same(s, byDefault))];
-      if (M > 1) {
-        // the baseline: the prefill matmul over the M rows ("rows" layout: matvec kernels only for one row),
-        // block formats from 16 rows on through the dequantizing scratch as forward.ts records it
-        const prog = new Program(dev);
-        const scratchBytes = dequantScratchBytes(Ws.slice(0, 1), M, gpu.limits.maxStorageBufferBindingSize);
-        const scratch = scratchBytes > 0 ? storageBuffer(dev, scratchBytes) : undefined;
-        if (scratch) prog.owned.push(scratch);
-        for (const W of Ws) recordLinear(prog, k, x, W, y, M, "rows", scratch);
-        try {
-          const { ms } = await timeReplays(dev, prog, y, { trials, budgetMs: 100, maxReps: 2000, label: `matmul_${fmt} ${name}` });
-          const us = (ms * 1000) / copies;
-          console.log(`${`matmul_${fmt}`.padEnd(14)} ${name.padEnd(8)}   (the prefill matmul)  ${us.toFixed(1).padStart(8)} us  ${(us / M).toFixed(2).padStart(7)} us/row  ${(bytes / us / 1e6).toFixed(2).padStart(6)} TB/s of weights`);
-        } catch (e) {
-          console.log(`matmul_${fmt} ${name}: failed: ${(e as Error).message.split("\n")[0]}`);
-        } finally {
-          prog.destroy();
-        }
-      }
+      const byDefault = matvecShape(L.N, L.K);
+      const variants = [byDefault, ...shapes.filter((s) => s.lanes !== byDefault.lanes || s.rows !== byDefault.rows)];
       let reference: Float32Array | undefined;
       for (const mv of variants) {
         const prog = new Program(dev);
         // accumulate is left off while timing (replays would grow y); the fused add costs one read of y
-        for (const W of Ws) recordLinear(prog, k, x, W, y, M, "lanes", undefined, false, { swiglu: L.swiglu, norm: L.norm ? { weight: g, eps: 1e-5 } : undefined }, mv);
-        const label = `matvec_${fmt} ${name} lanes ${mv.lanes} rows ${mv.rows} batch ${mv.batch ?? 1}`;
+        for (const W of Ws) recordLinear(prog, k, x, W, y, 1, "lanes", undefined, false, { swiglu: L.swiglu, norm: L.norm ? { weight: g, eps: 1e-5 } : undefined }, mv);
+        const label = `matvec_${fmt} ${name} lanes ${mv.lanes} rows ${mv.rows}`;
         try {
           const { ms } = await timeReplays(dev, prog, y, { trials, budgetMs: 100, maxReps: 2000, label });
           prog.submit();
-          const out = new Float32Array(await readBuffer(dev, y, M * L.N * 4));
+          const out = new Float32Array(await readBuffer(dev, y, L.N * 4));
           reference ??= out;
           let diff = 0, mag = 0;
-          for (let i = 0; i < M * L.N; i++) {
+          for (let i = 0; i < L.N; i++) {
             diff = Math.max(diff, Math.abs(out[i] - reference[i]));
             mag = Math.max(mag, Math.abs(reference[i]));
           }
           const us = (ms * 1000) / copies;
           const mark = mv === byDefault ? "*" : " ";
-          const batched = M > 1 ? ` batch ${String(mv.batch ?? 1).padStart(2)}` : "";
-          const perRow = M > 1 ? `  ${(us / M).toFixed(2).padStart(7)} us/row` : "";
           console.log(
-            `${`matvec_${fmt}`.padEnd(14)} ${name.padEnd(8)} ${mark} lanes ${String(mv.lanes).padStart(3)} rows ${mv.rows}${batched}  ${us.toFixed(1).padStart(8)} us${perRow}  ` +
+            `${`matvec_${fmt}`.padEnd(14)} ${name.padEnd(8)} ${mark} lanes ${String(mv.lanes).padStart(3)} rows ${mv.rows}  ${us.toFixed(1).padStart(8)} us  ` +
               `${(bytes / us / 1e6).toFixed(2).padStart(6)} TB/s of weights (${(bytes / 1e6).toFixed(1)} MB)  max |diff| ${diff.toExponential(1)} of ${mag.toExponential(1)}`,
           );
         } catch (e) {

@@ -8,7 +8,7 @@
 // keys [s*c, (s+1)*c) with c = ceil(total / splits).
 // Visibility: a key at position kp is visible to the row's query at qp iff kp <= qp and (window == 0
 // or qp - kp < window). Scores are q.k * scale, scale = 1/(sqrt(headDim) * T).
-// Threads: lane dq = lid % (HD/EL) holds elements dq*EL .. dq*EL+EL-1 of a key (one or two quads); lane group grp = lid / (HD/EL) takes keys
+// Threads: lane dq = lid % (HD/4) holds quad dq of a key; lane group grp = lid / (HD/4) takes keys
 // t0 + k*NG + grp (k < KT) of each step of NG*KT keys, with its own online-softmax state; the groups'
 // states merge at the end. Three barriers per step: partial dots -> scores -> probabilities -> values;
 // with PREFETCH (GPUs) the next step's keys are loaded while this step's barriers pass.
@@ -19,7 +19,7 @@
 //          + head, in the format of attention_combine.wgsl: (m, l) with m = -1e30, l = 0 and pAcc 0 for a
 //          split that sees no key.
 // Bounds:  override constants HD (head_dim, a multiple of 4, HD/4 <= WG), NH <= 8 query heads per
-//          workgroup, KT <= 8 keys per lane group and step, EL = 4 or 8 elements of a key per lane, WG threads, PREFETCH; dispatch (splits,
+//          workgroup, KT <= 4 keys per lane group and step, WG threads, PREFETCH; dispatch (splits,
 //          kvHeads * chunks, rows), chunks = ceil((heads/kvHeads) / NH) workgroups per kv head.
 @group(0) @binding(1) var<storage, read> kpool: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> vpool: array<vec4<f32>>;

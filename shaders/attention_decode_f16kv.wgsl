@@ -11,7 +11,7 @@
 //          tokens, capacity, firstPos), params.
 // Outputs: pML: array<vec2<f32>>, pAcc: array<f32> (as vec4) at i = (split*rows + row)*heads + head,
 //          the format of attention_combine.wgsl.
-// Bounds:  as attention_decode.wgsl (HD a multiple of 4, NH <= 8, KT <= 8, EL 4 or 8; dispatch (splits,
+// Bounds:  as attention_decode.wgsl (HD a multiple of 4, NH <= 8, KT <= 4; dispatch (splits,
 //          kvHeads * chunks, rows)).
 @group(0) @binding(1) var<storage, read> kpool: array<vec2<u32>>;
 @group(0) @binding(2) var<storage, read> vpool: array<vec2<u32>>;

@@ -1,19 +1,17 @@
-// matvec_q5_1: the decode-time linear layer for M rows (one, or a batched step's few),
-// y[m, colOffset + n] = sum_k x[m, k] * W[n, k]
+// matvec_q5_1: the decode-time linear layer for a single row, y[colOffset + n] = sum_k x[k] * W[n, k]
 // (+ bias[colOffset + n]), with W kept as GGUF Q5_1 blocks in GPU memory and dequantized on the fly
 // (f32 accumulation). W is HF-shaped (out x in), possibly one row chunk of a larger matrix.
-// Inputs:  x: array<vec4<f32>> [M, K/4]; w: array<u32>, the chunk's raw blocks: row n starts at byte
+// Inputs:  x: array<vec4<f32>> [K/4]; w: array<u32>, the chunk's raw blocks: row n starts at byte
 //          n * (K/32) * 24, rows contiguous, plus >= 4 bytes of padding at the end;
-//          bias: array<f32> (read only when flags bit 0 set); params (same struct as matvec_f32; M rows, ldy floats per row of y).
+//          bias: array<f32> (read only when flags bit 0 set); params (same struct as matvec_f32; M must be 1).
 //          24-byte blocks of 32: f16 d, f16 m, u32 qh (bit j = fifth bit of element j), qs[16]; x = d * q + m.
-// Outputs: y: array<f32>, entries m * ldy + colOffset .. + N-1 of rows m < M.
+// Outputs: y: array<f32>, entries colOffset .. colOffset+N-1.
 // Layout:  256 threads = 256/LANES lane groups of LANES lanes, each computing ROWS rows: R = ROWS * 256/LANES
-//          rows per workgroup (LANES 32, 64, 128 or 256, ROWS 1, 2 or 4, each for BATCH input rows,
-//          1 .. 16: pipeline constants picked by matvecShape in src/engine/linear.ts; see shaders/include/matvec_body.wgsl);
+//          rows per workgroup (LANES 32, 64, 128 or 256, ROWS 1, 2 or 4: pipeline constants picked by
+//          matvecShape in src/engine/linear.ts; see shaders/include/matvec_body.wgsl);
 //          each lane decodes 8 consecutive weights at a time
 //          (lane-strided over K), then the lanes reduce in workgroup memory.
-// Bounds:  K a multiple of 32; dispatch (min(G, 65535), ceil(G / 65535)), G = ceil(N/R) * ceil(M/BATCH); rows n >= N and m >= M
-//          are masked.
+// Bounds:  K a multiple of 32; dispatch (min(ceil(N/R), 65535), ceil(ceil(N/R)/65535)); rows n >= N are masked.
 // flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused); bits 2, 3 = SwiGLU or
 //        RMSNorm of the input on the fly (x is read through shaders/include/matvec_input.wgsl).
 const BLOCK = 32u;

@@ -26,7 +26,7 @@ import { randomModel, relError, rng, tinyConfig } from "./reference/random_model
 interface RowSpec { pos: number; list: number[] }
 
 /** How a case records: a split count, a kernel, recordAttention's own choice, the kernel shape chosen for GPUs. */
-interface How { splits?: number; kernel?: DecodeKernel; viaChoice?: boolean; gpuShape?: boolean; elementsPerLane?: number; keysPerStep?: number }
+interface How { splits?: number; kernel?: DecodeKernel; viaChoice?: boolean; gpuShape?: boolean }
 
 /** Decode rows (one query row per list), each with its own block list. */
 class AttentionCase extends KvCase {
@@ -48,7 +48,7 @@ class AttentionCase extends KvCase {
     // the GPU shape (128-256 threads, 4 keys per step, prefetch) runs on lavapipe too when asked
     const model = how.gpuShape ? { ...this.model, gpu: { ...this.model.gpu, isCpu: false } } : this.model;
     if (how.viaChoice) recordAttention(prog, model, this.pool, call);
-    else recordDecodeAttention(prog, model, this.pool, call, { splits: how.splits, kernel: how.kernel, elementsPerLane: how.elementsPerLane, keysPerStep: how.keysPerStep });
+    else recordDecodeAttention(prog, model, this.pool, call, { splits: how.splits, kernel: how.kernel });
     const run = async () => {
       const st = this.state();
       dev.queue.writeBuffer(bufs.rowInfo, 0, st.rowInfo);
@@ -108,8 +108,6 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
         await t.check(1, { gpuShape }); // as an H200 would run it (lanes: 128+ threads, 4 keys per step, prefetch)
         await t.check(1, { kernel: "lanes", splits: 37 }); // the lanes kernel, also chosen for head_dim % 8 != 0
         if (shape.headDim === 64) await t.check(1, { gpuShape, kernel: "keys" }); // keys in its GPU shape (256 threads, chunks of 1024 keys)
-        // lanes holding 8 elements of a key (two quads; 16-byte f16 loads)
-        if (shape.headDim === 64) await t.check(1, { gpuShape, kernel: "lanes", elementsPerLane: 8 });
       }
     } finally {
       t.destroy();

@@ -1,8 +1,8 @@
 /**
  * Quantized formats: the CPU dequantizers against llama.cpp's own Python package (fixtures written by
  * scripts/make_gguf_fixtures.py with gguf==0.17.1), the quantizers' round trip, and every format's GPU
- * kernels (matvec for one row and for batched decode steps of a few rows, matmul for many, row-chunked,
- * with bias) against CPU dequantize-then-multiply in float64.
+ * kernels (matvec for one row, matmul for many, row-chunked, with bias) against CPU
+ * dequantize-then-multiply in float64.
  */
 import { describe, expect, it } from "vitest";
 import { getGpu, type Gpu } from "../src/gpu/device.ts";
@@ -75,24 +75,19 @@ function cpuLinear(x: Float32Array, w: Float32Array, M: number, N: number, K: nu
   return y;
 }
 
-type Transform = { swiglu?: boolean; norm?: { weight: Float32Array; eps: number } };
-
-/**
- * Runs W on M rows through the engine's own kernel choice (recordLinear), in the given matvec layout;
- * with y0, accumulating onto it (the fused residual add).
- */
+/** Runs W on M rows through the engine's own kernel choice (recordLinear), in the given matvec layout. */
 async function gpuLinear(
   gpu: Gpu, kernels: Kernels, W: GpuLinear, x: Float32Array, M: number, layout: MatvecLayout = "lanes", scratchBytes = 0,
-  transform?: Transform, matvec?: MatvecShape, y0?: Float32Array,
+  transform?: { swiglu?: boolean; norm?: { weight: Float32Array; eps: number } }, matvec?: MatvecShape,
 ): Promise<Float32Array> {
   const dev = gpu.device;
-  const xb = uploadF32(dev, x), yb = y0 ? uploadF32(dev, y0) : storageBuffer(dev, M * W.rows * 4);
+  const xb = uploadF32(dev, x), yb = storageBuffer(dev, M * W.rows * 4);
   const prog = new Program(dev);
   const scratch = scratchBytes > 0 ? storageBuffer(dev, scratchBytes) : undefined;
   if (scratch) prog.owned.push(scratch);
   const normW = transform?.norm ? uploadF32(dev, transform.norm.weight) : undefined;
   if (normW) prog.owned.push(normW);
-  recordLinear(prog, kernels, xb, W, yb, M, layout, scratch, !!y0, {
+  recordLinear(prog, kernels, xb, W, yb, M, layout, scratch, false, {
     swiglu: transform?.swiglu, norm: normW && transform?.norm ? { weight: normW, eps: transform.norm.eps } : undefined,
   }, matvec);
   prog.submit();
@@ -101,48 +96,6 @@ async function gpuLinear(
   xb.destroy();
   yb.destroy();
   return out;
-}
-
-/**
- * M rows of input for an N x K layer and what the layer's input is after the transform: x as is, RMSNorm(x) * g
- * (eps 1e-5), or silu(gate) * up (x rows of 2K); each row of x at its own scale, so that a row read in
- * another's place shows.
- */
-function transformInputs(rand: () => number, M: number, K: number, transform: "plain" | "norm" | "swiglu") {
-  const width = transform === "swiglu" ? 2 * K : K;
-  const x = Float32Array.from({ length: M * width }, (_, i) => (rand() * 4 - 2) * (1 + Math.floor(i / width)));
-  const g = Float32Array.from({ length: K }, () => rand() + 0.5);
-  const input = new Float32Array(M * K);
-  for (let m = 0; m < M; m++) {
-    const r = x.subarray(m * width, (m + 1) * width);
-    const rms = 1 / Math.sqrt(r.subarray(0, K).reduce((a, v) => a + v * v, 0) / K + 1e-5);
-    for (let i = 0; i < K; i++) {
-      input[m * K + i] = transform === "norm" ? r[i] * rms * g[i] : transform === "swiglu" ? (r[i] / (1 + Math.exp(-r[i]))) * r[K + i] : r[i];
-    }
-  }
-  const t: Transform | undefined = transform === "norm" ? { norm: { weight: g, eps: 1e-5 } } : transform === "swiglu" ? { swiglu: true } : undefined;
-  return { x, input, transform: t };
-}
-
-/**
- * Batched decode steps through the "lanes" matvec kernels: each run's M rows (with its transform, and
- * accumulating onto random y where asked) against the float64 product of the transformed input.
- */
-async function expectBatchedMatches(
-  gpu: Gpu, kernels: Kernels, W: GpuLinear, w: Float64Array | Float32Array, bias: Float32Array | undefined, rand: () => number,
-  runs: readonly { M: number; transform: "plain" | "norm" | "swiglu"; accumulate: boolean; shape?: MatvecShape }[], tolerance = 1e-5,
-): Promise<void> {
-  const N = W.rows, K = W.cols;
-  for (const { M, transform, accumulate, shape } of runs) {
-    const { x, input, transform: t } = transformInputs(rand, M, K, transform);
-    const y0 = accumulate ? Float32Array.from({ length: M * N }, () => rand() * 2 - 1) : undefined;
-    const got = await gpuLinear(gpu, kernels, W, x, M, "lanes", 0, t, shape, y0);
-    const want = cpuLinear(input, w as Float32Array, M, N, K, bias).map((v, i) => v + (y0 ? y0[i] : 0));
-    for (let m = 0; m < M; m++) {
-      const label = `M=${M} row ${m} ${transform} accumulate=${accumulate} ${JSON.stringify(shape ?? "default")}`;
-      expect(relError(got.subarray(m * N, (m + 1) * N), want.subarray(m * N, (m + 1) * N)), label).toBeLessThan(tolerance);
-    }
-  }
 }
 
 describe(`quantized matvec / matmul kernels on ${runtimeName()}`, () => {
@@ -188,17 +141,6 @@ describe(`quantized matvec / matmul kernels on ${runtimeName()}`, () => {
       expect(relError(await gpuLinear(gpu0, kernels, W, x.subarray(0, K), 1, "lanes", 0, { norm: { weight: g, eps } }), cpuLinear(normed, wq, 1, N, K, bias1)), "norm").toBeLessThan(1e-5);
       expect(relError(await gpuLinear(gpu0, kernels, W, x, 1, "lanes", 0, { swiglu: true }), cpuLinear(gated, wq, 1, N, K, bias1)), "swiglu").toBeLessThan(1e-5);
       expect(relError(await gpuLinear(gpu0, kernels, W, x, 1, "lanes", 0, { swiglu: true }, { lanes: 128, rows: 2 }), cpuLinear(gated, wq, 1, N, K, bias1)), "swiglu, 128 lanes, 2 rows").toBeLessThan(1e-5);
-      // batched decode steps (one pipeline per format, 3 input rows per workgroup: CPU compilers take
-      // seconds per input row of a workgroup): 2 rows (one block, partial), 5 (blocks of 3 and 2),
-      // 8 (3 + 3 + 2), row-chunked with bias
-      if (chunked) {
-        const shape = { lanes: 32, rows: 2, batch: 3 };
-        await expectBatchedMatches(gpu0, kernels, W, wq, bias, rand, [
-          { M: 2, transform: "plain", accumulate: false, shape },
-          { M: 5, transform: "norm", accumulate: false, shape },
-          { M: 8, transform: "swiglu", accumulate: true, shape },
-        ]);
-      }
     } finally {
       destroyLinear(W);
     }
@@ -224,7 +166,7 @@ describe(`float matvec / matmul kernels in both matvec layouts on ${runtimeName(
     }
     try {
       const shapes = [undefined, { lanes: 64, rows: 4 }, { lanes: 32, rows: 2 }];
-      for (const [M, layout, shape] of [[1, "lanes", 0], [1, "lanes", 1], [1, "lanes", 2], [1, "rows", 0], [70, "lanes", 0]] as const) {
+      for (const [M, layout, shape] of [[1, "lanes", 0], [1, "lanes", 1], [1, "lanes", 2], [1, "rows", 0], [9, "lanes", 0]] as const) {
         const x = Float32Array.from({ length: M * K }, () => rand() * 2 - 1);
         const mv = shapes[shape];
         expect(relError(await gpuLinear(gpu, kernels, W, x, M, layout, 0, undefined, mv), cpuLinear(x, w, M, N, K, bias)), `M=${M} ${layout} ${JSON.stringify(mv)}`).toBeLessThan(1e-5);
@@ -236,21 +178,6 @@ describe(`float matvec / matmul kernels in both matvec layouts on ${runtimeName(
       const gated = Float32Array.from({ length: K }, (_, i) => (x[i] / (1 + Math.exp(-x[i]))) * x[K + i]);
       expect(relError(await gpuLinear(gpu, kernels, W, x.subarray(0, K), 1, "lanes", 0, { norm: { weight: g, eps: 1e-6 } }), cpuLinear(normed, w, 1, N, K, bias)), "norm").toBeLessThan(1e-5);
       expect(relError(await gpuLinear(gpu, kernels, W, x, 1, "lanes", 0, { swiglu: true }), cpuLinear(gated, w, 1, N, K, bias)), "swiglu").toBeLessThan(1e-5);
-      // batched decode steps: f32 the default shape for 8 rows (8 a workgroup, 32 lanes, 2 rows per lane group),
-      // 3 rows a workgroup in blocks of 3 + 2 with 4 rows per lane group, and 20 accumulators a thread (the
-      // lanes' reduction in two rounds: 16 floats, then 4); f16 5 rows a workgroup, 1 row per lane group
-      const runs = format === "f32"
-        ? [
-          { M: 8, transform: "norm", accumulate: true },
-          { M: 5, transform: "swiglu", accumulate: false, shape: { lanes: 64, rows: 4, batch: 3 } },
-          { M: 2, transform: "plain", accumulate: true, shape: { lanes: 64, rows: 4, batch: 3 } },
-          { M: 7, transform: "norm", accumulate: true, shape: { lanes: 32, rows: 4, batch: 5 } },
-        ] as const
-        : [
-          { M: 8, transform: "norm", accumulate: false, shape: { lanes: 128, rows: 1, batch: 5 } },
-          { M: 2, transform: "swiglu", accumulate: true, shape: { lanes: 128, rows: 1, batch: 5 } },
-        ] as const;
-      await expectBatchedMatches(gpu, kernels, W, w, bias, rand, runs);
     } finally {
       destroyLinear(W);
     }
@@ -258,8 +185,7 @@ describe(`float matvec / matmul kernels in both matvec layouts on ${runtimeName(
 });
 
 describe(`fused residual add (accumulate) on ${runtimeName()}`, () => {
-  // 8 rows in the lanes layout: a batched matvec (the float test's f32 pipeline); 80: the prefill matmul
-  it.each([["f32", 1, "lanes"], ["f32", 1, "rows"], ["f32", 8, "lanes"], ["q4_1", 1, "lanes"], ["q4_1", 1, "rows"], ["q4_1", 80, "lanes"]] as const)(
+  it.each([["f32", 1, "lanes"], ["f32", 1, "rows"], ["f32", 20, "lanes"], ["q4_1", 1, "lanes"], ["q4_1", 1, "rows"], ["q4_1", 20, "lanes"]] as const)(
     "%s, %i rows, %s: y += x W^T + b",
     async (format, M, layout) => {
       const gpu = await getGpu();

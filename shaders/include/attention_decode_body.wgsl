@@ -14,23 +14,19 @@ struct Params {
 
 override HD: u32 = 64u;  // head_dim (a multiple of 4)
 override NH: u32 = 4u;   // query heads per workgroup (<= GMAX)
-override KT: u32 = 4u;   // keys per lane group per step (<= KMAX = 8)
+override KT: u32 = 4u;   // keys per lane group per step (<= KMAX = 4)
 override WG: u32 = 128u; // threads per workgroup (>= HD / 4)
 override PREFETCH = true; // load the next step's keys early (GPUs; CPU adapters gain nothing and compile slower)
-override EL: u32 = 4u;    // elements of a key per lane: 4 (one quad) or 8 (two quads: 16-byte f16 loads; HD % 8 == 0)
 const GMAX = 8u;
-const KMAX = 8u;
-const EQMAX = 2u;
+const KMAX = 4u;
 const NEG = -1e30;
-override Q4 = HD / 4u;           // quads of a head
-override EQ = EL / 4u;           // quads per lane
-override LK = HD / EL;           // lanes per key: lane dq holds quads dq*EQ .. dq*EQ + EQ - 1 of the head
-override NG = WG / LK;           // lane groups (each walks its own keys with its own softmax state)
+override Q4 = HD / 4u;           // lanes per key: lane dq holds quad dq of the head
+override NG = WG / Q4;           // lane groups (each walks its own keys with its own softmax state)
 override P = KT * NH;            // (key, head) scores per group and step
-override QP = LK | 1u;           // odd row stride of the partial dot products (no bank conflicts)
+override QP = Q4 | 1u;           // odd row stride of the partial dot products (no bank conflicts)
 override TILE = NG * KT;         // keys per step of the workgroup
-override RED = max(NG * P * QP, NH * NG * HD);
-var<workgroup> red: array<f32, RED>; // [group][key * NH + head][lane] partial dot products; at the end [head][group][lane][element] outputs
+override RED = max(NG * P * QP, NH * NG * Q4 * 4u);
+var<workgroup> red: array<f32, RED>; // [group][key * NH + head][lane] partial dot products; at the end [head][group][lane] outputs
 var<workgroup> sp: array<f32, NG * P>;        // [group][key * NH + head] scores, then probabilities
 var<workgroup> st: array<vec4<f32>, NG * NH>; // [group][head] (running max, running sum, rescale, _)
 var<workgroup> scan: array<u32, WG>;
@@ -54,19 +50,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
   let G = p.heads / p.kvHeads;
   let h0 = kvh * G + (wg.y % p.chunks) * NH; // this workgroup's first query head
   let r = wg.z;
-  let dq = lid % LK;
-  let grp = lid / LK;
-  let busy = grp < NG; // lanes past NG * LK idle
+  let dq = lid % Q4;
+  let grp = lid / Q4;
+  let busy = grp < NG; // lanes past NG * Q4 idle
 
-  // this lane's quads of each query head, pre-scaled ([head * EQMAX + quad])
-  var qv: array<vec4<f32>, GMAX * EQMAX>;
-  var acc: array<vec4<f32>, GMAX * EQMAX>;
+  // this lane's quad of each query head, pre-scaled
+  var qv: array<vec4<f32>, GMAX>;
+  var acc: array<vec4<f32>, GMAX>;
   for (var g = 0u; g < NH; g++) {
-    for (var e = 0u; e < EQ; e++) {
-      acc[g * EQMAX + e] = vec4<f32>(0.0);
-      qv[g * EQMAX + e] = vec4<f32>(0.0);
-      if (busy && h0 + g < (kvh + 1u) * G) { qv[g * EQMAX + e] = q[(r * p.qStride) / 4u + (h0 + g) * Q4 + dq * EQ + e] * p.scale; }
-    }
+    acc[g] = vec4<f32>(0.0);
+    qv[g] = vec4<f32>(0.0);
+    if (busy && h0 + g < (kvh + 1u) * G) { qv[g] = q[(r * p.qStride) / 4u + (h0 + g) * Q4 + dq] * p.scale; }
   }
   for (var i = lid; i < NG * NH; i += WG) { st[i] = vec4<f32>(NEG, 0.0, 1.0, 0.0); }
   if (lid == 0u) { shared4 = rowInfo[r]; }
@@ -124,58 +118,48 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
     // keys t in [ta, tb) of this block belong to the split
     let ta = v.x + max(lo, pre) - pre;
     let tb = v.x + min(hi, pre + n) - pre;
-    let kb = (d.x * p.kvHeads + kvh * d.z) * Q4 + dq * EQ; // this lane's first quad of key 0 of this kv head
+    let kb = (d.x * p.kvHeads + kvh * d.z) * Q4 + dq; // quad dq of key 0 of this kv head
     // With PREFETCH, K of the first step here, and each step loads the next step's K once its partial
     // dots are stored (latency hidden behind the step's three barriers); else each step loads its own.
-    var kq: array<vec4<f32>, KMAX * EQMAX>; // [key * EQMAX + quad]
-    var vq: array<vec4<f32>, KMAX * EQMAX>;
+    var kq: array<vec4<f32>, KMAX>;
+    var vq: array<vec4<f32>, KMAX>;
     if (PREFETCH) {
       for (var k = 0u; k < KT; k++) {
         let t = ta + k * NG + grp;
-        for (var e = 0u; e < EQ; e++) {
-          kq[k * EQMAX + e] = vec4<f32>(0.0);
-          if (busy && t < tb) { kq[k * EQMAX + e] = kQuad(kb + t * Q4 + e); }
-        }
+        kq[k] = vec4<f32>(0.0);
+        if (busy && t < tb) { kq[k] = kQuad(kb + t * Q4); }
       }
     }
     for (var t0 = ta; t0 < tb; t0 += TILE) {
       // group grp takes keys t0 + k*NG + grp: for each k the workgroup reads NG consecutive keys
       for (var k = 0u; k < KT; k++) {
         let t = t0 + k * NG + grp;
-        for (var e = 0u; e < EQ; e++) {
-          vq[k * EQMAX + e] = vec4<f32>(0.0);
-          if (!PREFETCH) { kq[k * EQMAX + e] = vec4<f32>(0.0); }
-          if (busy && t < tb) {
-            vq[k * EQMAX + e] = vQuad(kb + t * Q4 + e);
-            if (!PREFETCH) { kq[k * EQMAX + e] = kQuad(kb + t * Q4 + e); }
-          }
+        vq[k] = vec4<f32>(0.0);
+        if (!PREFETCH) { kq[k] = vec4<f32>(0.0); }
+        if (busy && t < tb) {
+          vq[k] = vQuad(kb + t * Q4);
+          if (!PREFETCH) { kq[k] = kQuad(kb + t * Q4); }
         }
       }
       if (busy) {
         for (var k = 0u; k < KT; k++) {
-          for (var g = 0u; g < NH; g++) {
-            var d = 0.0;
-            for (var e = 0u; e < EQ; e++) { d += dot(qv[g * EQMAX + e], kq[k * EQMAX + e]); }
-            red[(grp * P + k * NH + g) * QP + dq] = d;
-          }
+          for (var g = 0u; g < NH; g++) { red[(grp * P + k * NH + g) * QP + dq] = dot(qv[g], kq[k]); }
         }
       }
       if (PREFETCH) {
         for (var k = 0u; k < KT; k++) {
           let t = t0 + TILE + k * NG + grp;
-          for (var e = 0u; e < EQ; e++) {
-            kq[k * EQMAX + e] = vec4<f32>(0.0);
-            if (busy && t < tb) { kq[k * EQMAX + e] = kQuad(kb + t * Q4 + e); }
-          }
+          kq[k] = vec4<f32>(0.0);
+          if (busy && t < tb) { kq[k] = kQuad(kb + t * Q4); }
         }
       }
       workgroupBarrier();
       // the scores: lane dq sums the partials of pairs dq, dq + Q4, ...
       if (busy) {
-        for (var j = dq; j < P; j += LK) {
+        for (var j = dq; j < P; j += Q4) {
           let o = (grp * P + j) * QP;
           var s = 0.0;
-          for (var i = 0u; i < LK; i++) { s += red[o + i]; }
+          for (var i = 0u; i < Q4; i++) { s += red[o + i]; }
           if (t0 + (j / NH) * NG + grp >= tb) { s = NEG; }
           sp[grp * P + j] = s;
         }
@@ -183,7 +167,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
       workgroupBarrier();
       // the group's softmax state: lane dq updates head dq (and dq + Q4, ...)
       if (busy) {
-        for (var g = dq; g < NH; g += LK) {
+        for (var g = dq; g < NH; g += Q4) {
           let sg = st[grp * NH + g];
           var mt = NEG;
           for (var k = 0u; k < KT; k++) { mt = max(mt, sp[grp * P + k * NH + g]); }
@@ -204,12 +188,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
       workgroupBarrier();
       if (busy) {
         for (var g = 0u; g < NH; g++) {
-          let corr = st[grp * NH + g].z;
-          for (var e = 0u; e < EQ; e++) {
-            var a = acc[g * EQMAX + e] * corr;
-            for (var k = 0u; k < KT; k++) { a += sp[grp * P + k * NH + g] * vq[k * EQMAX + e]; }
-            acc[g * EQMAX + e] = a;
-          }
+          var a = acc[g] * st[grp * NH + g].z;
+          for (var k = 0u; k < KT; k++) { a += sp[grp * P + k * NH + g] * vq[k]; }
+          acc[g] = a;
         }
       }
     }
@@ -224,15 +205,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
     var M = NEG;
     for (var i = 0u; i < NG; i++) { M = max(M, st[i * NH + g].x); }
     if (busy) {
-      let f = exp(st[grp * NH + g].x - M);
-      for (var e = 0u; e < EQ; e++) {
-        let a = acc[g * EQMAX + e] * f;
-        let o = ((g * NG + grp) * LK + dq) * EL + 4u * e; // = ((g * NG + grp) * Q4 + quad) * 4
-        red[o] = a.x;
-        red[o + 1u] = a.y;
-        red[o + 2u] = a.z;
-        red[o + 3u] = a.w;
-      }
+      let a = acc[g] * exp(st[grp * NH + g].x - M);
+      let o = ((g * NG + grp) * Q4 + dq) * 4u;
+      red[o] = a.x;
+      red[o + 1u] = a.y;
+      red[o + 2u] = a.z;
+      red[o + 3u] = a.w;
     }
   }
   workgroupBarrier();

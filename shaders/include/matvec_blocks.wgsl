@@ -5,13 +5,13 @@
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 //#include quant_bytes.wgsl
 
-// steps of 8 weights (deq8); a step's 8 inputs, read once for all of a lane's rows, and its weights,
-// decoded once for all of a workgroup's input rows
+// steps of 8 weights (deq8); a step's 8 inputs, read once for all of a lane's rows
 alias StepIn = array<vec4<f32>, 2>;
-alias StepW = V8;
 fn step_count() -> u32 { return p.K / 8u; }
-fn step_input(j: u32, i: u32, swiglu: bool) -> StepIn { return StepIn(xin4(j, 2u * i, swiglu), xin4(j, 2u * i + 1u, swiglu)); }
-fn step_weights(n: u32, i: u32) -> StepW { return deq8(n * (p.K / BLOCK) * BLOCK_BYTES, 8u * i); }
-fn wdot(v: StepW, xi: StepIn) -> f32 { return dot(v.lo, xi[0]) + dot(v.hi, xi[1]); }
+fn step_input(i: u32) -> StepIn { return StepIn(xin4(2u * i), xin4(2u * i + 1u)); }
+fn step_dot(n: u32, i: u32, xi: StepIn) -> f32 {
+  let v = deq8(n * (p.K / BLOCK) * BLOCK_BYTES, 8u * i);
+  return dot(v.lo, xi[0]) + dot(v.hi, xi[1]);
+}
 
 //#include matvec_body.wgsl

@@ -60,9 +60,8 @@ export interface DecodeShape {
   headsPerGroup: number;
   chunks: number;
   threads: number;
-  /** lanes: keys per lane group and step; elements of a key per lane; load the next step's keys during the current one (GPUs). */
+  /** lanes: keys per lane group and step; load the next step's keys during the current one (GPUs). */
   keysPerStep: number;
-  elementsPerLane: number;
   prefetch: boolean;
   /** keys: keys per thread and chunk (chunks of keysPerThread * threads keys); V rows loaded ahead. */
   keysPerThread: number;
@@ -80,10 +79,8 @@ export interface DecodeOptions {
   threads?: number;
   keysPerThread?: number;
   vUnroll?: number;
-  /** lanes: keys per lane group and step (1, 2, 4 or 8). */
+  /** lanes: keys per lane group and step (1, 2 or 4). */
   keysPerStep?: number;
-  /** lanes: elements of a key per lane (4, or 8 where head_dim % 8 == 0). */
-  elementsPerLane?: number;
 }
 
 /**
@@ -104,19 +101,13 @@ export function decodeShape(model: Model, rows: number, keys: number, opts: Deco
   const kernel = o.kernel ?? (!gpu.isCpu || c.headDim % 8 !== 0 ? "lanes" : "keys");
   if (kernel === "keys" && c.headDim % 8 !== 0) throw new Error(`decode attention: the keys kernel needs head_dim % 8 == 0 (got ${c.headDim})`);
   let threads: number, keysPerStep = 1, keysPerThread = 1;
-  const elementsPerLane = o.elementsPerLane ?? 4;
-  if (![4, 8].includes(elementsPerLane) || c.headDim % elementsPerLane !== 0) {
-    throw new Error(`decode attention: ${elementsPerLane} elements per lane for head_dim ${c.headDim} (4, or 8 with head_dim % 8 == 0)`);
-  }
   if (kernel === "lanes") {
     // GPU: 8+ lane groups (128 threads at head_dim 64, 256 from 128 on); CPU: 64 (fewer barrier rounds)
     threads = o.threads ?? (gpu.isCpu ? Math.max(64, c.headDim / 4) : Math.min(256, Math.max(128, 2 * c.headDim)));
     // 4 keys per lane group and step on GPUs (16-32 scores per group between barriers), 2 on CPU adapters
     // (as fast there, and quicker to compile); fewer where workgroup memory is short (tiny head_dim)
-    keysPerStep = Math.min(8, o.keysPerStep ?? (gpu.isCpu ? 2 : 4));
-    while (keysPerStep > 1 && workgroupBytes(c.headDim, headsPerGroup, keysPerStep, threads, elementsPerLane) > wgBytes) keysPerStep >>= 1;
-    const bytes = workgroupBytes(c.headDim, headsPerGroup, keysPerStep, threads, elementsPerLane);
-    if (bytes > wgBytes) throw new Error(`decode attention: lanes with ${threads} threads and ${elementsPerLane} elements per lane need ${bytes} bytes of workgroup memory (the device has ${wgBytes})`);
+    keysPerStep = Math.min(4, o.keysPerStep ?? (gpu.isCpu ? 2 : 4));
+    while (keysPerStep > 1 && workgroupBytes(c.headDim, headsPerGroup, keysPerStep, threads) > wgBytes) keysPerStep >>= 1;
   } else {
     // a multiple of head_dim/8 (the value pass's lanes per key) and of 16, at least 16 per head (reductions)
     const step = Math.max(16, c.headDim / 8);
@@ -131,13 +122,13 @@ export function decodeShape(model: Model, rows: number, keys: number, opts: Deco
   const [target, minKeys] = gpu.isCpu ? [8, 512] : [2048, kernel === "keys" ? 256 : lanesMin];
   const wanted = Math.ceil((o.targetWorkgroups ?? target) / (c.kvHeads * chunks * rows));
   const n = o.splits ?? Math.max(1, Math.min(wanted, Math.ceil(keys / (o.minKeysPerSplit ?? minKeys)), 65535));
-  return { kernel, splits: n, headsPerGroup, chunks, threads, keysPerStep, elementsPerLane, prefetch: !gpu.isCpu, keysPerThread, vUnroll: Math.min(8, o.vUnroll ?? 4) };
+  return { kernel, splits: n, headsPerGroup, chunks, threads, keysPerStep, prefetch: !gpu.isCpu, keysPerThread, vUnroll: Math.min(8, o.vUnroll ?? 4) };
 }
 
 /** Workgroup memory of the lanes kernel (its arrays red, sp, st, scan; see attention_decode_body.wgsl). */
-export function workgroupBytes(headDim: number, heads: number, keysPerStep: number, threads: number, elementsPerLane = 4): number {
-  const lk = headDim / elementsPerLane, groups = Math.floor(threads / lk), pairs = keysPerStep * heads;
-  return 4 * Math.max(groups * pairs * (lk | 1), heads * groups * headDim) + 4 * groups * pairs + 16 * groups * heads + 4 * threads + 16;
+export function workgroupBytes(headDim: number, heads: number, keysPerStep: number, threads: number): number {
+  const q4 = headDim / 4, groups = Math.floor(threads / q4), pairs = keysPerStep * heads;
+  return 4 * Math.max(groups * pairs * (q4 | 1), heads * groups * q4 * 4) + 4 * groups * pairs + 16 * groups * heads + 4 * threads + 16;
 }
 
 /** Workgroup memory of the keys kernel (sc, qs, red, red2, scan; see attention_decode_keys_body.wgsl). */
@@ -235,7 +226,7 @@ function decodePipeline(model: Model, pool: KvPool, s: DecodeShape, direct: bool
       HD: c.headDim, NH: s.headsPerGroup, WG: s.threads, KPT: s.keysPerThread, VU: s.vUnroll, DIRECT: direct ? 1 : 0,
     })
     : k.pipeline(f16 ? "attention_decode_f16kv" : "attention_decode", {
-      HD: c.headDim, NH: s.headsPerGroup, KT: s.keysPerStep, EL: s.elementsPerLane, WG: s.threads, PREFETCH: s.prefetch ? 1 : 0,
+      HD: c.headDim, NH: s.headsPerGroup, KT: s.keysPerStep, WG: s.threads, PREFETCH: s.prefetch ? 1 : 0,
     });
 }
 

@@ -124,11 +124,10 @@ export class Forward {
     dev.queue.writeBuffer(this.dest, 0, state.dest);
 
     const layout = model.matvecLayout ?? (gpu.isCpu ? "rows" : "lanes");
-    // decode on a GPU (up to MATVEC_MAX_ROWS rows: a batched step): RMSNorm and SwiGLU ride in the next
-    // projection's input stage (fewer dispatches)
+    // decode on a GPU: RMSNorm and SwiGLU ride in the next projection's input stage (fewer dispatches)
     const fused = fusesInput(n, layout);
     const linears = [...model.layers.flatMap((L) => [L.qkv, L.o, L.gateUp, L.down]), ...(input.logits.count > 1 ? [model.lmHead] : [])];
-    const scratchBytes = dequantScratchBytes(linears, n, gpu.limits.maxStorageBufferBindingSize, layout);
+    const scratchBytes = dequantScratchBytes(linears, n, gpu.limits.maxStorageBufferBindingSize);
     const scratch = scratchBytes > 0 ? buf(scratchBytes / 4, "dequant") : undefined;
     const linear = (inp: GPUBuffer, W: GpuLinear, out: GPUBuffer, rows: number, accumulate = false, transform?: LinearInput) =>
       recordLinear(prog, k, inp, W, out, rows, layout, scratch, accumulate, transform);
@@ -139,7 +138,7 @@ export class Forward {
     };
     // W applied to RMSNorm(x) * normW, for `rows` rows of x from `fromRow`
     const normedLinear = (normW: GPUBuffer, W: GpuLinear, out: GPUBuffer, rows = n, fromRow = 0) => {
-      if (fused && fromRow === 0) return linear(x, W, out, rows, false, { norm: { weight: normW, eps: c.rmsEps } });
+      if (fused) return linear(x, W, out, rows, false, { norm: { weight: normW, eps: c.rmsEps } });
       rmsnormCopy(x, normW, xn, rows, fromRow);
       linear(xn, W, out, rows);
     };

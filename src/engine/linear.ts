@@ -1,11 +1,9 @@
 /**
  * Records one linear layer, y = x W^T (+ bias) or, accumulating, y += x W^T (+ bias), choosing the kernel by W's storage format and the
  * number of rows: matmul_<format> for many rows (prefill; for the float formats a register-blocked kernel
- * whose tiling, MatmulTile, is chosen per adapter and layer shape by matmulTile), and for decode either
- * matvec_<format> (GPUs, up to MATVEC_MAX_ROWS rows: 32-256 lanes per row, 1-4 rows per lane group, 1-16
- * input rows per workgroup, matvecShape: coalesced reads, each weight loaded once for a batch of rows) or,
- * for one row, matvec_rows_<format> (one row per invocation, no barriers: what CPU adapters such as
- * lavapipe run several times faster).
+ * whose tiling, MatmulTile, is chosen per adapter and layer shape by matmulTile), and for one row (decode) either
+ * matvec_<format> (32-256 lanes per row, 1-4 rows per lane group, matvecShape: coalesced reads, what GPUs want) or matvec_rows_<format> (one
+ * row per invocation, no barriers: what CPU adapters such as lavapipe run several times faster).
  * Block-quantized weights (GGUF) in a prefill of DEQUANT_MIN_ROWS rows or more are first expanded to f32
  * into a scratch buffer, slab by slab (shaders/dequant_<format>.wgsl), and multiplied by matmul_f32:
  * one pass over the weights instead of decoding each block in every output tile (decoding tile by tile
@@ -49,9 +47,9 @@ export function isBlockFormat(format: string): boolean {
   return format !== "f32" && format !== "f16";
 }
 
-/** Bytes of f32 scratch a forward of `rows` rows needs for `linears` (0 when none is needed: few rows, or rows the matvec kernels take in `layout`). */
-export function dequantScratchBytes(linears: GpuLinear[], rows: number, maxBinding: number, layout?: MatvecLayout): number {
-  if (rows < DEQUANT_MIN_ROWS || (layout && fusesInput(rows, layout))) return 0;
+/** Bytes of f32 scratch a forward of `rows` rows needs for `linears` (0 when none is needed). */
+export function dequantScratchBytes(linears: GpuLinear[], rows: number, maxBinding: number): number {
+  if (rows < DEQUANT_MIN_ROWS) return 0;
   const widest = Math.max(0, ...linears.filter((l) => isBlockFormat(l.format)).map((l) => Math.max(...l.chunks.map((c) => c.rows)) * l.cols * 4));
   return Math.min(widest, maxBinding, 256 * 1024 * 1024);
 }
@@ -62,7 +60,7 @@ export function kernelFormat(W: GpuLinear): string {
 }
 
 /**
- * How the "lanes" matvec kernels (up to MATVEC_MAX_ROWS rows) may transform their input on the fly
+ * How the one-row "lanes" matvec kernels may transform their input on the fly
  * (shaders/include/matvec_input.wgsl), sparing the decode step the dispatch that would produce it.
  */
 export interface LinearInput {
@@ -72,76 +70,43 @@ export interface LinearInput {
   norm?: { weight: GPUBuffer; eps: number };
 }
 
-/**
- * Most rows a linear layer runs through the "lanes" matvec kernels (a batched decode step of that many
- * sequences; more rows take the prefill matmul).
- */
-export const MATVEC_MAX_ROWS = 64;
-
-/** Input rows one matvec workgroup takes at most (matvec_body.wgsl's MAX_BATCH: its accumulators). */
-export const MATVEC_MAX_BATCH = 16;
-
-/**
- * Whether a linear layer over `rows` rows in this layout runs the "lanes" matvec kernels (GPUs, up to
- * MATVEC_MAX_ROWS rows), which can take a LinearInput transform.
- */
+/** Whether a linear layer over `rows` rows in this layout can take a LinearInput transform. */
 export function fusesInput(rows: number, layout: MatvecLayout): boolean {
-  return rows >= 1 && rows <= MATVEC_MAX_ROWS && layout === "lanes";
+  return rows === 1 && layout === "lanes";
 }
 
 /**
- * The shape of a "lanes" matvec dispatch (shaders/include/matvec_body.wgsl's override constants):
+ * The shape of a one-row "lanes" matvec dispatch (shaders/include/matvec_body.wgsl's override constants):
  * `lanes` lanes share each output row (32, 64, 128 or 256) and each lane group computes `rows` rows
  * (1, 2 or 4), reading every input value once for all of them; a workgroup of 256 threads covers
- * rows * 256 / lanes output rows for `batch` input rows (1 .. 16, default 1), loading every weight once
- * for all of them; a step of M rows runs ceil(M / batch) such row blocks side by side.
+ * rows * 256 / lanes output rows.
  */
 export interface MatvecShape {
   lanes: number;
   rows: number;
-  batch?: number;
-}
-
-/** The default input rows per matvec workgroup, until swept on the H200 (8 keeps 8-16 accumulators). */
-export const MATVEC_BATCH_ROWS = 8;
-
-/**
- * Input rows per matvec workgroup for M rows: as many as fit MATVEC_BATCH_ROWS (8), balanced over the
- * row blocks (12 rows: 2 blocks of 6, not 8 + 4), so that no block computes rows it does not store.
- */
-export function matvecBatch(M: number): number {
-  return Math.ceil(M / Math.ceil(M / MATVEC_BATCH_ROWS));
 }
 
 /**
- * The matvec shape for an N x K layer over M rows, from `ape bench matvec` on the H200 (Bun + Dawn, f16 weights,
+ * The matvec shape for an N x K layer, from `ape bench matvec` on the H200 (Bun + Dawn, f16 weights,
  * 1B layers, each dispatch reading its own copy of the weights from memory; us per call, 1 row per lane
  * group before -> now): wide layers (16K rows on) take 4 rows per lane group of 32 lanes (gate_up 32.3 ->
  * 25.2 us, 2.7 TB/s; LM head 201 -> 142 us, 3.7 TB/s), the others 2 rows of 128 lanes (qkv 11.1 -> 10.5,
  * o_proj 7.5 -> 7.2, down_proj 18.3 -> 15.4 us). Reading each input once for several rows is what pays: the
  * input stage (RMSNorm / SwiGLU on the fly) and the loads of x cost as much as a row's weights at 1 row
  * per lane group. Lanes are halved while a lane would get fewer than 2 steps of 8 weights.
- * Batched steps (M > 1; not swept yet: `ape bench matvec --batch M`): matvecBatch(M) input rows per
- * workgroup, the same lanes, and rows per lane group halved while batch * rows > 16 (the accumulators,
- * batch * rows floats a thread, stay in registers without cutting the occupancy a memory-bound kernel
- * needs): 8 rows of a batch take 2 rows per lane group, 2-4 keep 4.
  */
-export function matvecShape(N: number, K: number, M = 1): MatvecShape {
+export function matvecShape(N: number, K: number): MatvecShape {
   const shape = N >= 16384 ? { lanes: 32, rows: 4 } : { lanes: 128, rows: 2 };
   while (shape.lanes > 32 && K / 8 / shape.lanes < 2) shape.lanes /= 2;
-  if (M <= 1) return shape;
-  const batch = matvecBatch(M);
-  while (shape.rows > 1 && batch * shape.rows > 16) shape.rows /= 2;
-  return { ...shape, batch };
+  return shape;
 }
 
 /** A matvec shape's override constants, after checking it against the kernels' limits. */
 export function matvecConstants(m: MatvecShape): Record<string, number> {
-  const batch = m.batch ?? 1;
-  if (![32, 64, 128, 256].includes(m.lanes) || ![1, 2, 4].includes(m.rows) || !Number.isInteger(batch) || batch < 1 || batch > MATVEC_MAX_BATCH) {
-    throw new Error(`recordLinear: unsupported matvec shape ${JSON.stringify(m)} (lanes 32, 64, 128 or 256; rows 1, 2 or 4; batch 1 .. ${MATVEC_MAX_BATCH})`);
+  if (![32, 64, 128, 256].includes(m.lanes) || ![1, 2, 4].includes(m.rows)) {
+    throw new Error(`recordLinear: unsupported matvec shape ${JSON.stringify(m)} (lanes 32, 64, 128 or 256; rows 1, 2 or 4)`);
   }
-  return { LANES: m.lanes, ROWS: m.rows, BATCH: batch };
+  return { LANES: m.lanes, ROWS: m.rows };
 }
 
 /**
@@ -213,12 +178,12 @@ export function recordLinear(
   const flags = (W.bias ? 1 : 0) | (accumulate ? 2 : 0) | (input.swiglu ? 4 : 0) | (input.norm ? 8 : 0);
   const lanes = fusesInput(rows, layout); // the matvec_<fmt> kernels: input stage, norm weight at binding 5
   if (W.cols % 4 !== 0) throw new ModelFormatError(`a linear layer has ${W.cols} input features; apekit needs a multiple of 4`);
-  if ((input.swiglu || input.norm) && !lanes) throw new Error(`recordLinear: input transforms need at most ${MATVEC_MAX_ROWS} rows in the lanes layout`);
+  if ((input.swiglu || input.norm) && !lanes) throw new Error(`recordLinear: input transforms need one row in the lanes layout`);
   if (lanes && W.format === "f16" && W.cols % 8 !== 0) {
     throw new ModelFormatError(`an f16 linear layer has ${W.cols} input features; apekit's f16 kernels need a multiple of 8`);
   }
   if (rows > 1 && ceil(rows, 32) > 65535) throw new Error(`recordLinear: ${rows} rows exceed one dispatch of the matmul kernels`);
-  if (scratch && !lanes && rows >= DEQUANT_MIN_ROWS && isBlockFormat(W.format)) {
+  if (scratch && rows >= DEQUANT_MIN_ROWS && isBlockFormat(W.format)) {
     const dq = k.pipeline(`dequant_${W.format}`);
     const slab = Math.max(1, Math.floor(scratch.size / (W.cols * 4)));
     for (const ch of W.chunks) {
@@ -235,21 +200,18 @@ export function recordLinear(
     return;
   }
   const fmt = kernelFormat(W);
-  const matmul = rows > 1 && !lanes;
-  const name = matmul ? `matmul_${fmt}` : lanes ? `matvec_${fmt}` : `matvec_rows_${fmt}`;
+  const name = rows > 1 ? `matmul_${fmt}` : lanes ? `matvec_${fmt}` : `matvec_rows_${fmt}`;
   for (const ch of W.chunks) {
-    // an explicit shape without `batch` takes the default batch for these rows
-    const mv = lanes ? (matvec ? { batch: rows > 1 ? matvecBatch(rows) : 1, ...matvec } : matvecShape(ch.rows, W.cols, rows)) : undefined;
+    const mv = lanes ? matvec ?? matvecShape(ch.rows, W.cols) : undefined;
     // the float formats' prefill kernels take their tiling as override constants; the block formats' tiles are fixed (64 x 64)
-    const t = matmul && !isBlockFormat(W.format) ? tile ?? matmulTile(k.device, rows, ch.rows, W.cols, fmt) : undefined;
+    const t = rows > 1 && !isBlockFormat(W.format) ? tile ?? matmulTile(k.device, rows, ch.rows, W.cols, fmt) : undefined;
     const pipe = mv ? k.pipeline(name, matvecConstants(mv)) : t ? k.pipeline(name, tileConstants(k.device, t, fmt)) : k.pipeline(name);
     const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, flags).f(input.norm?.eps ?? 0).bytes());
     const buffers = [x, ch.buffer, y, params, W.bias ?? ch.buffer];
     const bind = k.bind(pipe, lanes ? [...buffers, input.norm?.weight ?? x] : buffers);
-    if (matmul) prog.dispatch(pipe, bind, ceil(ch.rows, t?.BN ?? 64), ceil(rows, t?.BM ?? 64));
+    if (rows > 1) prog.dispatch(pipe, bind, ceil(ch.rows, t?.BN ?? 64), ceil(rows, t?.BM ?? 64));
     else {
-      // matvec: tiles of output rows x blocks of input rows (matvec_body.wgsl's grid); matvec_rows: 64 rows a workgroup
-      const groups = mv ? ceil(ch.rows, (mv.rows * 256) / mv.lanes) * ceil(rows, mv.batch ?? 1) : ceil(ch.rows, 64);
+      const groups = ceil(ch.rows, mv ? (mv.rows * 256) / mv.lanes : 64);
       prog.dispatch(pipe, bind, Math.min(groups, 65535), ceil(groups, 65535));
     }
   }
