@@ -112,7 +112,7 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
     } finally {
       t.destroy();
     }
-  });
+  }, 400_000); // several kernel variants compiled per shape: minutes on a fresh machine's cold lavapipe cache
 
   it("a sliding window: keys more than `window` positions back are invisible", async () => {
     const model = await modelFor({ heads: 8, kvHeads: 2, headDim: 16, slidingWindow: 1500 });
@@ -126,7 +126,7 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
         t.destroy();
       }
     }
-  });
+  }, 400_000);
 
   it("several rows with their own lists: an empty list, a row that sees nothing, a causal row", async () => {
     const model = await modelFor({ heads: 8, kvHeads: 2, headDim: 16 });

@@ -96,7 +96,7 @@ describe(`tiled attention kernel vs float64 on ${runtimeName()}`, () => {
     } finally {
       t.destroy();
     }
-  });
+  }, 400_000); // kernel variants compiled per shape: minutes on a fresh machine's cold lavapipe cache
 
   it.each(SHAPES)("context encoding, 23 groups of odd sizes: $heads heads / $kvHeads kv heads, head_dim $headDim, $dtype KV, $kernel kernel", async ({ dtype, kernel, ...shape }) => {
     const model = await modelFor(shape);

@@ -1,6 +1,6 @@
 // combine_body: merging the per-split partial results of a split-K attention kernel (attention_decode*,
-// attention_tiled*: any kernel writing these partials), shared by attention_combine.wgsl (one attention
-// part) and ape_combine.wgsl (APE's two parts, merged). The including file binds the partials and
+// attention_tiled*: any kernel writing these partials), for ape_combine.wgsl (APE's two parts, merged;
+// attention_combine.wgsl, one part, keeps its own inline copy of the same math). The including file binds the partials and
 // defines partML(part, i) -> vec2<f32> and partAcc(part, i) -> vec4<f32> (part 0 or 1: which partials).
 // A split s of (row r, query head h) of a part holds, at i = (s * rows + r) * heads + h:
 //   partML(i)  = (m, l): m the split's largest scaled score (-1e30 when it saw no visible key),
