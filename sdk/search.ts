@@ -47,6 +47,11 @@ export function searchKey(scope: { modelFingerprint: string; tokenizerFingerprin
   return `search-${h.digest("hex").slice(0, 40)}`;
 }
 
+/** Whether a store key is a search index's (from `searchKey`) rather than a context's. */
+export function isSearchKey(key: string): boolean {
+  return /^search-[0-9a-f]{40}$/.test(key);
+}
+
 /** Checks a `k` (how many contexts to retrieve): an integer >= 1. */
 export function checkK(k: unknown): number {
   if (typeof k !== "number" || !Number.isInteger(k) || k < 1) throw new InvalidArgumentError(`k must be a positive integer (got ${String(k)})`);

@@ -1,22 +1,19 @@
-// matvec_rows_f32: the decode-time linear layer for a single row, for CPU adapters,
-// y[colOffset + n] = sum_k x[k] * W[n, k] (+ bias[colOffset + n]); W stored f32 as in HF (out x in).
-// Inputs:  x: array<vec4<f32>> [K/4]; w: array<vec4<f32>> [N, K/4] (this chunk; K a multiple of 4);
-//          bias: array<f32> (read only when flags bit 0 set); params (same struct as matvec_f32).
-// Outputs: y: array<f32>, entries colOffset .. colOffset+N-1.
-// Layout:  one output row per invocation, no workgroup memory or barriers: CPU adapters (lavapipe)
-//          run an invocation's loop SIMD-wide across rows, several times faster there than the
-//          lane-split matvec_f32 (which GPUs prefer: it coalesces reads).
-// Bounds:  dispatch (min(ceil(N/64), 65535), ceil(ceil(N/64)/65535)); rows n >= N return at once.
+// matvec_rows_f32: the linear layer for CPU adapters, any number of rows (decode and prefill),
+// y[m, colOffset + n] = sum_k x[m, k] * W[n, k] (+ bias[colOffset + n]); W stored f32 as in HF (out x in).
+// Inputs:  x: array<vec4<f32>> [M, K/4]; w: array<vec4<f32>> [N, K/4] (this chunk; K a multiple of 4);
+//          bias: array<f32> (read only when flags bit 0 set); params (same struct as matmul_f32).
+// Outputs: y: array<f32> [M, ldy], columns colOffset .. colOffset+N-1.
+// Layout:  each invocation a TM x TN block of outputs from global memory, no workgroup memory or barriers
+//          (shaders/include/matvec_rows_body.wgsl: what lavapipe runs fastest; GPUs prefer the lane-split
+//          matvec_f32 and the tiled matmul_f32, which coalesce reads).
+// Bounds:  dispatch (ceil(ceil(N/TN)/WG), ceil(M/TM)); rows past M and columns past N are not stored.
 // flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused).
 @group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
 
-// row n . x
-fn row_sum(n: u32) -> f32 {
-  let k4 = p.K / 4u;
-  let base = n * k4;
-  var s = vec4<f32>(0.0);
-  for (var k = 0u; k < k4; k++) { s += x[k] * w[base + k]; }
-  return s.x + s.y + s.z + s.w;
-}
+struct W8 { lo: vec4<f32>, hi: vec4<f32> }
+fn row_base(n: u32) -> u32 { return n * (p.K / 4u); }
+fn load8(rb: u32, k: u32) -> W8 { return W8(w[rb + k / 4u], w[rb + k / 4u + 1u]); }
+alias M4 = mat4x4<f32>;
+fn xdot(xa: vec4<f32>, xb: vec4<f32>, lo: M4, hi: M4) -> vec4<f32> { return xa * lo + xb * hi; }
 
 //#include matvec_rows_body.wgsl

@@ -1,16 +1,17 @@
-// matvec_rows_q5_0: the decode-time linear layer for a single row, for CPU adapters, y[colOffset + n] = sum_k x[k] * W[n, k]
+// matvec_rows_q5_0: the linear layer for CPU adapters, any number of rows (decode and prefill),
+// y[m, colOffset + n] = sum_k x[m, k] * W[n, k]
 // (+ bias[colOffset + n]), with W kept as GGUF Q5_0 blocks in GPU memory and dequantized on the fly
 // (f32 accumulation). W is HF-shaped (out x in), possibly one row chunk of a larger matrix.
-// Inputs:  x: array<vec4<f32>> [K/4]; w: array<u32>, the chunk's raw blocks: row n starts at byte
+// Inputs:  x: array<vec4<f32>> [M, K/4]; w: array<u32>, the chunk's raw blocks: row n starts at byte
 //          n * (K/32) * 22, rows contiguous, plus >= 4 bytes of padding at the end;
-//          bias: array<f32> (read only when flags bit 0 set); params (same struct as matvec_f32; M must be 1).
+//          bias: array<f32> (read only when flags bit 0 set); params (same struct as matmul_f32).
 //          22-byte blocks of 32: f16 d, u32 qh (bit j = fifth bit of element j), qs[16] (low nibbles as Q4_0); x = d * (q - 16).
-// Outputs: y: array<f32>, entries colOffset .. colOffset+N-1.
-// Layout:  one output row per invocation, no workgroup memory or barriers: CPU adapters (lavapipe)
-//          run an invocation's loop SIMD-wide across rows, several times faster there than the
-//          lane-split matvec_q5_0 (which GPUs prefer: it coalesces reads).
-// Bounds:  K a multiple of 32; dispatch (min(ceil(N/64), 65535), ceil(ceil(N/64)/65535)); rows n >= N
-//          return at once.
+// Outputs: y: array<f32> [M, ldy], columns colOffset .. colOffset+N-1.
+// Layout:  each invocation a TM x TN block of outputs from global memory, blocks decoded in place, no
+//          workgroup memory or barriers (shaders/include/matvec_rows_body.wgsl: what lavapipe runs fastest;
+//          GPUs prefer the lane-split matvec and the tiled matmul, which coalesce reads).
+// Bounds:  K a multiple of 32; dispatch (ceil(ceil(N/TN)/WG), ceil(M/TM)); rows past M and columns past N
+//          are not stored.
 // flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused).
 const BLOCK = 32u;
 const BLOCK_BYTES = 22u;

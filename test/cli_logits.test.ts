@@ -77,7 +77,11 @@ describe(`ape generate / cache / logits from text (spawned from ${runtimeName()}
     const ids = add.out.trim().split("\n").map((l) => l.split("\t")[0]);
     expect(ids).toHaveLength(2);
     const ls = ape(["cache", "ls", "--store", store, "--json"]);
-    expect(JSON.parse(ls.out).entries.map((e: { key: string }) => e.key).sort()).toEqual([...ids].sort());
+    const entries: { key: string; bytes: number; kind: string }[] = JSON.parse(ls.out).entries;
+    expect(entries.filter((e) => e.kind === "context").map((e) => e.key).sort()).toEqual([...ids].sort());
+    // the BM25 index of the two documents sits beside them (one entry for the prefix and model)
+    expect(entries.filter((e) => e.kind === "search-index")).toHaveLength(1);
+    expect(entries.every((e) => e.bytes > 0)).toBe(true);
     const gen = ape(["generate", "--model", MODEL, "--store", store, "--prefix", "use the text\n", "--context", "the cat sat on the mat",
       "--context", "a dog ran in the park", "--query", "who sat", "--max-tokens", "5", "--json"]);
     expect(gen.code, gen.err).toBe(0);

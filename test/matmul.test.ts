@@ -9,7 +9,7 @@ import { getGpu, type Gpu } from "../src/gpu/device.ts";
 import { readBuffer, storageBuffer, uploadF32 } from "../src/gpu/buffers.ts";
 import { Kernels } from "../src/gpu/shaders.ts";
 import { Program } from "../src/engine/program.ts";
-import { kernelFormat, type MatmulTile, matmulTile, recordLinear, tileConstants, tileStorageBytes } from "../src/engine/linear.ts";
+import { kernelFormat, type MatmulTile, matmulTile, type MatvecLayout, recordLinear, tileConstants, tileStorageBytes } from "../src/engine/linear.ts";
 import { dequantize, f16ToF32, f32ToF16, quantize, rowBytes } from "../src/model/quant.ts";
 import { destroyLinear, type GpuLinear, uploadQuantLinear } from "../src/model/weights.ts";
 import { runtimeName } from "../src/runtime.ts";
@@ -52,12 +52,13 @@ function makeLayer(fmt: string, N: number, K: number, seed: number, bias: boolea
   return { W, w, b };
 }
 
-async function run(k: Kernels, W: GpuLinear, x: Float32Array, M: number, y0?: Float32Array, tile?: MatmulTile, scratchBytes = 0): Promise<Float32Array> {
+/** W over M rows of x through recordLinear: the GPU kernels ("lanes": matmul_<fmt>, matvec_<fmt>) or the CPU ones ("rows": matvec_rows_<fmt>). */
+async function run(k: Kernels, W: GpuLinear, x: Float32Array, M: number, y0?: Float32Array, tile?: MatmulTile, scratchBytes = 0, layout: MatvecLayout = "lanes"): Promise<Float32Array> {
   const dev = gpu.device;
   const xb = uploadF32(dev, x), yb = y0 ? uploadF32(dev, y0) : storageBuffer(dev, M * W.rows * 4);
   const scratch = scratchBytes ? storageBuffer(dev, scratchBytes) : undefined;
   const prog = new Program(dev);
-  recordLinear(prog, k, xb, W, yb, M, gpu.isCpu ? "rows" : "lanes", scratch, !!y0, {}, undefined, tile);
+  recordLinear(prog, k, xb, W, yb, M, layout, scratch, !!y0, {}, undefined, tile);
   prog.submit();
   const out = new Float32Array(await readBuffer(dev, yb, M * W.rows * 4));
   prog.destroy();
@@ -98,14 +99,16 @@ describe(`prefill matmul (matmul_f32 / matmul_f16 / matmul_f16c) on ${runtimeNam
       const rand = rng(7 + i);
       const x = Float32Array.from({ length: c.M * c.K }, () => rand() * 2 - 1);
       const y0 = c.accumulate ? Float32Array.from({ length: c.M * c.N }, () => rand() * 2 - 1) : undefined;
-      const got = await run(k, W, x, c.M, y0);
       const want = cpuLinear(x, w, c.M, c.N, c.K, b, y0);
-      const e = relError(got, want);
-      expect(e, `${fmt} ${JSON.stringify(c)}`).toBeLessThan(bound(fmt));
-      if (fmt === "f16c") expect(e, "f16 arithmetic really ran").toBeGreaterThan(1e-6);
+      // the GPU kernels (tiled matmul) and the CPU-shaped one (matvec_rows: TM x 8 blocks, K % 8 = 4 for some)
+      for (const layout of ["lanes", "rows"] as const) {
+        const e = relError(await run(k, W, x, c.M, y0, undefined, 0, layout), want);
+        expect(e, `${fmt} ${layout} ${JSON.stringify(c)}`).toBeLessThan(bound(fmt));
+        if (fmt === "f16c") expect(e, "f16 arithmetic really ran").toBeGreaterThan(1e-6);
+      }
       destroyLinear(W);
     }
-    expect(k.has(`matmul_${fmt}`)).toBe(true);
+    expect(k.has(`matmul_${fmt}`) && k.has(`matvec_rows_${fmt}`)).toBe(true);
   });
 
   it.each(FORMATS.flatMap((fmt) => TILES.map((t) => ({ fmt, t, name: tileName(t) }))))("$fmt, tiling $name", async ({ fmt, t }) => {

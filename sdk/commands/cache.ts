@@ -17,6 +17,7 @@
 import { InvalidArgumentError } from "../../src/errors.ts";
 import { openStore } from "../../src/cache/store.ts";
 import { Ape } from "../ape.ts";
+import { isSearchKey } from "../search.ts";
 import { type ArgSpec, HelpRequested, helpText, parseArgs, readTextFile } from "./args.ts";
 import { SCOPE_HELP, scopeOptions } from "./generate.ts";
 import { MODEL_HELP, openModel } from "./model_arg.ts";
@@ -32,8 +33,8 @@ const ADD: ArgSpec = {
 };
 
 const LS: ArgSpec = {
-  usage: "ape cache ls --store URL [--json]\n\nLists the store's entries: `ID<TAB>BYTES`.",
-  help: { ...STORE_HELP, json: 'print {"entries": [{key, bytes}]}' },
+  usage: "ape cache ls --store URL [--json]\n\nLists the store's entries: `ID<TAB>BYTES<TAB>KIND` (KIND: context, or search-index: the\nBM25 index of the documents cached under one prefix and model).",
+  help: { ...STORE_HELP, json: 'print {"entries": [{key, bytes, kind}]}' },
   string: ["store"],
   boolean: ["json"],
 };
@@ -53,9 +54,9 @@ export async function run(argv: string[]): Promise<number> {
   if (sub === "ls") {
     const s = await openStore(store);
     try {
-      const entries = await s.list();
+      const entries = (await s.list()).map((e) => ({ ...e, kind: isSearchKey(e.key) ? "search-index" : "context" }));
       if (a.boolean.json) console.log(JSON.stringify({ entries }));
-      else for (const e of entries) console.log(`${e.key}\t${e.bytes}`);
+      else for (const e of entries) console.log(`${e.key}\t${e.bytes}\t${e.kind}`);
     } finally {
       await s.close();
     }

@@ -1,18 +1,15 @@
-// matvec_rows_blocks: row_sum for every matvec_rows_<format> kernel of the GGUF block formats (the body is
-// matvec_rows_body.wgsl). A format's file declares BLOCK (weights per block) and BLOCK_BYTES and includes
-// its block decoder (block_<format>.wgsl: deq8); its header comment states the inputs, outputs, layout
-// and bounds.
+// matvec_rows_blocks: the weight side of every matvec_rows_<format> kernel of the GGUF block formats (the
+// body is matvec_rows_body.wgsl). A format's file declares BLOCK (weights per block) and BLOCK_BYTES and
+// includes its block decoder (block_<format>.wgsl: deq8) before this; its header comment states the
+// inputs, outputs, layout and bounds.
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 //#include quant_bytes.wgsl
 
-fn row_sum(n: u32) -> f32 {
-  let rb = n * (p.K / BLOCK) * BLOCK_BYTES;
-  var s = 0.0;
-  for (var k = 0u; k < p.K; k += 8u) {
-    let v = deq8(rb, k);
-    s += dot(v.lo, x[k / 4u]) + dot(v.hi, x[k / 4u + 1u]);
-  }
-  return s;
-}
+alias W8 = V8;
+// row n's first byte
+fn row_base(n: u32) -> u32 { return n * (p.K / BLOCK) * BLOCK_BYTES; }
+fn load8(rb: u32, k: u32) -> W8 { return deq8(rb, k); }
+alias M4 = mat4x4<f32>;
+fn xdot(xa: vec4<f32>, xb: vec4<f32>, lo: M4, hi: M4) -> vec4<f32> { return xa * lo + xb * hi; }
 
 //#include matvec_rows_body.wgsl

@@ -1,14 +1,93 @@
-// matvec_rows_body: main() of every matvec_rows_<format> kernel (decode, one row of x; CPU adapters): one
-// output row per invocation, no workgroup memory or barriers. The format's file binds w (binding 1) and
-// defines row_sum(n): row n . x. Writes y[colOffset + n] (+ bias with flags bit 0, + the old y with
-// bit 1: the fused residual add).
+// matvec_rows_body: main() of every matvec_rows_<format> kernel: the linear layer shaped for CPU adapters
+// (lavapipe), for any number of rows (decode's one row and prefill's many), y[m, colOffset + n] =
+// sum_k x[m, k] * W[n, k] (+ bias[colOffset + n], + the old y with flags bit 1: the fused residual add).
+// lavapipe runs a workgroup's invocations as 8-wide SIMD lanes on one CPU thread, and every load from a
+// buffer (global or workgroup memory alike) is a per-lane gather costing about a nanosecond per value,
+// while the FMAs cost a small fraction of that: what counts is FMAs per loaded value. So each invocation
+// computes a TM x TN block of outputs (TM rows of x, TN = 4 or 8 rows of W) straight from global memory,
+// no workgroup memory or barriers: per step of 8 along k it loads 2 vec4 of each of its TM x rows and 8
+// weights of each of its TN W rows (decoded in place from the block format: no f32 scratch), for
+// 8 * TM * TN FMAs, as vector-matrix products: row i's accumulator a_i (columns n0..n0+3) += xa * Wlo +
+// xb * Whi, Wlo / Whi the 4 x 4 matrices of the 4 columns' weights. Accumulators are named variables and
+// every TM / TN branch folds away with the constants (an array indexed in a loop stays in memory on
+// lavapipe, where each access is a gather: 3x slower).
+// The format's file binds w (binding 1) and defines
+//   W8                      8 weights as loaded (fields lo, hi: two vec4 of f32, or of f16 for f16c),
+//   row_base(n) -> u32      where W's row n starts, in the unit load8 takes,
+//   load8(rb, k) -> W8      weights k..k+7 of the row at rb (k a multiple of 8),
+//   M4                      the 4 x 4 matrix type of 4 columns' weights (mat4x4<f32>, or <f16>),
+//   xdot(xa, xb, lo, hi) -> vec4<f32>   xa * lo + xb * hi (the products of 4 columns, as f32).
+// Override constants (chosen by src/engine/linear.ts rowsShape): TM in 1..8 rows, TN 4 or 8 columns, WG
+// invocations per workgroup.
+// Bounds: dispatch (ceil(ceil(N / TN) / WG), ceil(M / TM)); rows past M and columns past N read row M - 1 /
+// N - 1 (in bounds) and are not stored. K a multiple of 4 (a last half-step of 4 reads zeros for the other 4).
 struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32 }
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 //#include linear_store.wgsl
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let n = gid.x + gid.y * nwg.x * 64u;
-  if (n >= p.N) { return; }
-  store_y(0u, n, row_sum(n));
+override TM: u32 = 1u;
+override TN: u32 = 4u;
+override WG: u32 = 8u;
+
+struct W4 { lo: M4, hi: M4 }
+// 4 columns' weights k..k+7 (rows at rb.x .. rb.w) as two matrices, a column per W row
+fn load_w4(rb: vec4<u32>, k: u32) -> W4 {
+  let a = load8(rb.x, k);
+  let b = load8(rb.y, k);
+  let c = load8(rb.z, k);
+  let d = load8(rb.w, k);
+  return W4(M4(a.lo, b.lo, c.lo, d.lo), M4(a.hi, b.hi, c.hi, d.hi));
+}
+fn col_bases(n: u32) -> vec4<u32> {
+  let last = p.N - 1u;
+  return vec4<u32>(row_base(min(n, last)), row_base(min(n + 1u, last)), row_base(min(n + 2u, last)), row_base(min(n + 3u, last)));
+}
+// x row m's values k..k+7 as two vec4 (zeros past K), accumulated into a (columns n0..+3) and b (n0+4..+7)
+struct Acc { a: vec4<f32>, b: vec4<f32> }
+fn step(acc: Acc, m: u32, k: u32, wa: W4, wb: W4) -> Acc {
+  let o = min(m, p.M - 1u) * (p.K / 4u) + k / 4u;
+  let xa = x[o];
+  let xb = select(vec4<f32>(0.0), x[o + 1u], k + 4u < p.K);
+  var r = acc;
+  r.a += xdot(xa, xb, wa.lo, wa.hi);
+  if (TN > 4u) { r.b += xdot(xa, xb, wb.lo, wb.hi); }
+  return r;
+}
+fn store_row(m: u32, n0: u32, acc: Acc) {
+  if (m >= p.M) { return; }
+  for (var j = 0u; j < TN; j++) {
+    if (n0 + j < p.N) { store_y(m, n0 + j, select(acc.a[j & 3u], acc.b[j & 3u], j >= 4u)); }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let n0 = gid.x * TN;
+  let m0 = gid.y * TM;
+  if (n0 >= p.N) { return; }
+  let ra = col_bases(n0);
+  let rbs = col_bases(n0 + 4u);
+  let z = Acc(vec4<f32>(0.0), vec4<f32>(0.0));
+  var a0 = z; var a1 = z; var a2 = z; var a3 = z; var a4 = z; var a5 = z; var a6 = z; var a7 = z;
+  for (var k = 0u; k < p.K; k += 8u) {
+    let wa = load_w4(ra, k);
+    var wb = wa;
+    if (TN > 4u) { wb = load_w4(rbs, k); }
+    a0 = step(a0, m0, k, wa, wb);
+    if (TM > 1u) { a1 = step(a1, m0 + 1u, k, wa, wb); }
+    if (TM > 2u) { a2 = step(a2, m0 + 2u, k, wa, wb); }
+    if (TM > 3u) { a3 = step(a3, m0 + 3u, k, wa, wb); }
+    if (TM > 4u) { a4 = step(a4, m0 + 4u, k, wa, wb); }
+    if (TM > 5u) { a5 = step(a5, m0 + 5u, k, wa, wb); }
+    if (TM > 6u) { a6 = step(a6, m0 + 6u, k, wa, wb); }
+    if (TM > 7u) { a7 = step(a7, m0 + 7u, k, wa, wb); }
+  }
+  store_row(m0, n0, a0);
+  if (TM > 1u) { store_row(m0 + 1u, n0, a1); }
+  if (TM > 2u) { store_row(m0 + 2u, n0, a2); }
+  if (TM > 3u) { store_row(m0 + 3u, n0, a3); }
+  if (TM > 4u) { store_row(m0 + 4u, n0, a4); }
+  if (TM > 5u) { store_row(m0 + 5u, n0, a5); }
+  if (TM > 6u) { store_row(m0 + 6u, n0, a6); }
+  if (TM > 7u) { store_row(m0 + 7u, n0, a7); }
 }

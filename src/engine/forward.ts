@@ -127,7 +127,7 @@ export class Forward {
     // decode on a GPU: RMSNorm and SwiGLU ride in the next projection's input stage (fewer dispatches)
     const fused = fusesInput(n, layout);
     const linears = [...model.layers.flatMap((L) => [L.qkv, L.o, L.gateUp, L.down]), ...(input.logits.count > 1 ? [model.lmHead] : [])];
-    const scratchBytes = dequantScratchBytes(linears, n, gpu.limits.maxStorageBufferBindingSize);
+    const scratchBytes = layout === "lanes" ? dequantScratchBytes(linears, n, gpu.limits.maxStorageBufferBindingSize) : 0;
     const scratch = scratchBytes > 0 ? buf(scratchBytes / 4, "dequant") : undefined;
     const linear = (inp: GPUBuffer, W: GpuLinear, out: GPUBuffer, rows: number, accumulate = false, transform?: LinearInput) =>
       recordLinear(prog, k, inp, W, out, rows, layout, scratch, accumulate, transform);

@@ -110,6 +110,38 @@ export function matvecConstants(m: MatvecShape): Record<string, number> {
 }
 
 /**
+ * The shape of a "rows" layout dispatch (CPU adapters; shaders/include/matvec_rows_body.wgsl's override
+ * constants): each invocation computes `tm` rows of x (1..8) times `tn` rows of W (4 or 8), `wg` invocations
+ * per workgroup.
+ */
+export interface RowsShape {
+  tm: number;
+  tn: number;
+  wg: number;
+}
+
+/**
+ * The rows-layout shape for `rows` rows of x: 8 W rows per invocation, and up to 8 x rows. Measured on
+ * lavapipe (2 cores, Deno, the default model's 30 q4_1 layers, whole forward passes): 8 x 8 blocks took
+ * a 64-row prefill from 3.0 s (dequantize + the tiled matmul_f32) to 1.8-2.0 s and a 12-row one from 1.8 s
+ * (matmul_q4_1's 64 x 64 tiles) to 0.5 s; 4 x 4 or 8 x 4 blocks were 15-50% slower, 1 x 8 the best of
+ * 1 x 4 / 1 x 8 for one row.
+ */
+export function rowsShape(rows: number): RowsShape {
+  // tm a power of two: at most four variants of each kernel to compile (seconds each on lavapipe)
+  return { tm: rows >= 8 ? 8 : rows >= 4 ? 4 : rows >= 2 ? 2 : 1, tn: 8, wg: 8 };
+}
+
+/** A rows shape's override constants, after checking it against the kernels' limits. */
+export function rowsConstants(s: RowsShape): Record<string, number> {
+  const ok = (v: number) => Number.isInteger(v) && v >= 1 && v <= 8;
+  if (!ok(s.tm) || ![4, 8].includes(s.tn) || ![8, 16, 32, 64].includes(s.wg)) {
+    throw new Error(`recordLinear: unsupported rows shape ${JSON.stringify(s)} (tm 1..8; tn 4 or 8; wg 8, 16, 32 or 64)`);
+  }
+  return { TM: s.tm, TN: s.tn, WG: s.wg };
+}
+
+/**
  * The tiling of a float format's prefill matmul (matmul_f32, matmul_f16, matmul_f16c): its pipeline override
  * constants. A workgroup computes a BM x BN tile of y with (BM / TM) * (BN / TN) invocations, each a TM x TN
  * block of outputs in registers; K advances BK at a time through workgroup memory, double-buffered when
@@ -171,7 +203,7 @@ export function tileConstants(device: GPUDevice, t: MatmulTile, fmt: string): Re
 
 export function recordLinear(
   prog: Program, k: Kernels, x: GPUBuffer, W: GpuLinear, y: GPUBuffer, rows: number, layout: MatvecLayout, scratch?: GPUBuffer,
-  accumulate = false, input: LinearInput = {}, matvec?: MatvecShape, tile?: MatmulTile,
+  accumulate = false, input: LinearInput = {}, matvec?: MatvecShape | RowsShape, tile?: MatmulTile,
 ): void {
   // kernel flags: bit 0 adds the bias, bit 1 adds the result to y (the residual add, fused), bits 2 and 3
   // transform the input (SwiGLU, RMSNorm)
@@ -183,7 +215,7 @@ export function recordLinear(
     throw new ModelFormatError(`an f16 linear layer has ${W.cols} input features; apekit's f16 kernels need a multiple of 8`);
   }
   if (rows > 1 && ceil(rows, 32) > 65535) throw new Error(`recordLinear: ${rows} rows exceed one dispatch of the matmul kernels`);
-  if (scratch && rows >= DEQUANT_MIN_ROWS && isBlockFormat(W.format)) {
+  if (scratch && layout === "lanes" && rows >= DEQUANT_MIN_ROWS && isBlockFormat(W.format)) {
     const dq = k.pipeline(`dequant_${W.format}`);
     const slab = Math.max(1, Math.floor(scratch.size / (W.cols * 4)));
     for (const ch of W.chunks) {
@@ -200,9 +232,18 @@ export function recordLinear(
     return;
   }
   const fmt = kernelFormat(W);
-  const name = rows > 1 ? `matmul_${fmt}` : lanes ? `matvec_${fmt}` : `matvec_rows_${fmt}`;
+  if (layout === "rows") { // CPU adapters: one kernel for any number of rows, blocks decoded in place
+    const shape = matvec && "tm" in matvec ? matvec : rowsShape(rows);
+    const pipe = k.pipeline(`matvec_rows_${fmt}`, rowsConstants(shape));
+    for (const ch of W.chunks) {
+      const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, flags).bytes());
+      prog.dispatch(pipe, k.bind(pipe, [x, ch.buffer, y, params, W.bias ?? ch.buffer]), ceil(ceil(ch.rows, shape.tn), shape.wg), ceil(rows, shape.tm));
+    }
+    return;
+  }
+  const name = rows > 1 ? `matmul_${fmt}` : `matvec_${fmt}`;
   for (const ch of W.chunks) {
-    const mv = lanes ? matvec ?? matvecShape(ch.rows, W.cols) : undefined;
+    const mv = lanes ? (matvec && "lanes" in matvec ? matvec : matvecShape(ch.rows, W.cols)) : undefined;
     // the float formats' prefill kernels take their tiling as override constants; the block formats' tiles are fixed (64 x 64)
     const t = rows > 1 && !isBlockFormat(W.format) ? tile ?? matmulTile(k.device, rows, ch.rows, W.cols, fmt) : undefined;
     const pipe = mv ? k.pipeline(name, matvecConstants(mv)) : t ? k.pipeline(name, tileConstants(k.device, t, fmt)) : k.pipeline(name);
@@ -211,7 +252,7 @@ export function recordLinear(
     const bind = k.bind(pipe, lanes ? [...buffers, input.norm?.weight ?? x] : buffers);
     if (rows > 1) prog.dispatch(pipe, bind, ceil(ch.rows, t?.BN ?? 64), ceil(rows, t?.BM ?? 64));
     else {
-      const groups = ceil(ch.rows, mv ? (mv.rows * 256) / mv.lanes : 64);
+      const groups = ceil(ch.rows, (mv!.rows * 256) / mv!.lanes);
       prog.dispatch(pipe, bind, Math.min(groups, 65535), ceil(groups, 65535));
     }
   }
