@@ -281,7 +281,9 @@ export class Batcher {
         if (joined.length) outstanding.push(this.#read(joined));
         // nobody else is decoding: hand out the first tokens before queueing steps (on CPU adapters a
         // submit runs its work before returning, which would hold them back by a chunk of steps)
-        const firstOnly = joined.length > 0 && outstanding.length === 1 && this.#live.length === joined.length;
+        const cpu = this.engine.model.gpu.isCpu; // there every submit runs its work before returning
+        const firstOnly = joined.length > 0 && (cpu || (outstanding.length === 1 && this.#live.length === joined.length));
+        if (firstOnly && cpu) while (outstanding.length > 1) await this.#deliver(outstanding.shift()!);
         const stepped = firstOnly ? 0 : this.#enqueueChunk();
         if (stepped > 0) outstanding.push(this.#read(this.#live));
         if (outstanding.length === 0) {
@@ -294,6 +296,9 @@ export class Batcher {
         // keep one chunk queued behind the one being read: the GPU never waits on the host
         if (stepped === 0) await this.#deliver(outstanding.shift()!);
         else while (outstanding.length >= 2) await this.#deliver(outstanding.shift()!);
+        // on CPU adapters every submit runs its steps before it returns, so the next chunk would hold the
+        // tokens just delivered back from their consumers (the first token by two chunks): let them run
+        if (cpu) await new Promise((r) => setTimeout(r, 0));
       }
     } catch (e) {
       for (const s of [...this.#pending, ...this.#live]) s.end(e);
