@@ -21,5 +21,6 @@ fn load8(rb: u32, k: u32) -> W8 { return W8(w[rb + k / 4u], w[rb + k / 4u + 1u])
 alias M4 = mat4x4<f16>;
 // each column's 4 products of a half-step in f16, promoted to f32
 fn xdot(xa: vec4<f32>, xb: vec4<f32>, lo: M4, hi: M4) -> vec4<f32> { return vec4<f32>(vec4<f16>(xa) * lo) + vec4<f32>(vec4<f16>(xb) * hi); }
+fn xpos(k: u32) -> vec2<u32> { return vec2<u32>(k / 4u, k / 4u + 1u); }
 
 //#include matvec_rows_body.wgsl

@@ -15,5 +15,6 @@ fn row_base(n: u32) -> u32 { return n * (p.K / 4u); }
 fn load8(rb: u32, k: u32) -> W8 { return W8(w[rb + k / 4u], w[rb + k / 4u + 1u]); }
 alias M4 = mat4x4<f32>;
 fn xdot(xa: vec4<f32>, xb: vec4<f32>, lo: M4, hi: M4) -> vec4<f32> { return xa * lo + xb * hi; }
+fn xpos(k: u32) -> vec2<u32> { return vec2<u32>(k / 4u, k / 4u + 1u); }
 
 //#include matvec_rows_body.wgsl

@@ -16,4 +16,23 @@
 const BLOCK = 32u;
 const BLOCK_BYTES = 20u;
 //#include block_q4_1.wgsl
-//#include matvec_rows_blocks.wgsl
+// (not matvec_rows_blocks.wgsl's in-order weights: a step takes the low and the high nibbles of one word,
+// weights 4j..4j+3 and 16+4j..16+4j+3 of a block, two loads per 8 weights where deq8 takes three)
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+//#include quant_bytes.wgsl
+
+alias W8 = V8;
+// row n's first word (rows of 20-byte blocks are whole words)
+fn row_base(n: u32) -> u32 { return n * (p.K / BLOCK) * (BLOCK_BYTES / 4u); }
+// step k (k / 8 = 4 b + j): block b's word j of nibbles, against x's vec4 8b + j (low nibbles) and 8b + 4 + j (high)
+fn xpos(k: u32) -> vec2<u32> { return vec2<u32>((k >> 5u) * 8u + ((k >> 3u) & 3u), (k >> 5u) * 8u + 4u + ((k >> 3u) & 3u)); }
+fn load8(rb: u32, k: u32) -> W8 {
+  let bo = rb + (k >> 5u) * 5u;
+  let dm = unpack2x16float(w[bo]);
+  let q = w[bo + 1u + ((k >> 3u) & 3u)];
+  return V8(nib4(q) * dm.x + dm.y, nib4(q >> 4u) * dm.x + dm.y);
+}
+alias M4 = mat4x4<f32>;
+fn xdot(xa: vec4<f32>, xb: vec4<f32>, lo: M4, hi: M4) -> vec4<f32> { return xa * lo + xb * hi; }
+
+//#include matvec_rows_body.wgsl

@@ -121,22 +121,22 @@ export interface RowsShape {
 }
 
 /**
- * The rows-layout shape for `rows` rows of x: 8 W rows per invocation, and up to 8 x rows. Measured on
- * lavapipe (2 cores, Deno, the default model's 30 q4_1 layers, whole forward passes): 8 x 8 blocks took
- * a 64-row prefill from 3.0 s (dequantize + the tiled matmul_f32) to 1.8-2.0 s and a 12-row one from 1.8 s
- * (matmul_q4_1's 64 x 64 tiles) to 0.5 s; 4 x 4 or 8 x 4 blocks were 15-50% slower, 1 x 8 the best of
- * 1 x 4 / 1 x 8 for one row.
+ * The rows-layout shape for `rows` rows of x: 16 W rows per invocation, and up to 8 x rows. Measured on
+ * lavapipe (2 cores, Deno, the default model's 30 q4_1 layers, whole forward passes, bench/.prof_fwd.ts
+ * kind of runs): 8 x 16 blocks took a 64-row prefill from 3.0 s (dequantize + the tiled matmul_f32) to
+ * 1.25-1.35 s, a 12-row one from 1.8 s (matmul_q4_1's 64 x 64 tiles) to 0.35-0.4 s, one row from 170 to
+ * 100 ms; 8 x 8 blocks were 10-40% slower, 4 x 4 / 8 x 4 / 4 x 16 slower still.
  */
 export function rowsShape(rows: number): RowsShape {
   // tm a power of two: at most four variants of each kernel to compile (seconds each on lavapipe)
-  return { tm: rows >= 8 ? 8 : rows >= 4 ? 4 : rows >= 2 ? 2 : 1, tn: 8, wg: 8 };
+  return { tm: rows >= 8 ? 8 : rows >= 4 ? 4 : rows >= 2 ? 2 : 1, tn: 16, wg: 8 };
 }
 
 /** A rows shape's override constants, after checking it against the kernels' limits. */
 export function rowsConstants(s: RowsShape): Record<string, number> {
   const ok = (v: number) => Number.isInteger(v) && v >= 1 && v <= 8;
-  if (!ok(s.tm) || ![4, 8].includes(s.tn) || ![8, 16, 32, 64].includes(s.wg)) {
-    throw new Error(`recordLinear: unsupported rows shape ${JSON.stringify(s)} (tm 1..8; tn 4 or 8; wg 8, 16, 32 or 64)`);
+  if (!ok(s.tm) || ![4, 8, 16].includes(s.tn) || ![8, 16, 32, 64].includes(s.wg)) {
+    throw new Error(`recordLinear: unsupported rows shape ${JSON.stringify(s)} (tm 1..8; tn 4, 8 or 16; wg 8, 16, 32 or 64)`);
   }
   return { TM: s.tm, TN: s.tn, WG: s.wg };
 }
