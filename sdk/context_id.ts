@@ -4,9 +4,18 @@
  *
  * @example
  * ```ts
+ * import { loadModel } from "./load.ts";
+ * import { promptLayout } from "./prompt.ts";
  * import { cacheScope, contextHandle } from "./context_id.ts";
- * // const scope = cacheScope(model, layout.prefixIds, prefix);
- * // const h = contextHandle(scope, "f16", ids); // { id, tokens, ids }
+ * const model = await loadModel("fixtures/models/qwen2");
+ * const layout = promptLayout(model, { raw: true }); // no template, and this model has no BOS: no prefix ids
+ * const scope = cacheScope(model, layout.prefixIds, { length: 0 }); // the EncodedPrefix of no ids (encodePrefix's)
+ * const ids = layout.documentIds("The capital of Vermont is Montpelier.");
+ * const h = contextHandle(scope, "f16", ids); // { id, tokens, ids }
+ * console.log(h.id.length, h.tokens === ids.length); // 40 true
+ * // the same ids give the same id on every machine; their KV stored as f32 is another context
+ * console.log(contextHandle(scope, "f16", ids.slice()).id === h.id, contextHandle(scope, "f32", ids).id === h.id); // true false
+ * model.destroy();
  * ```
  */
 import { contextId, prefixHash } from "../src/cache/context_cache.ts";

@@ -4,9 +4,28 @@
  *
  * @example
  * ```ts
+ * import { loadModel } from "./load.ts";
+ * import { Engine } from "../src/engine/engine.ts";
+ * import { encodePrefix } from "../src/ape/ape.ts";
+ * import { ContextCache } from "../src/cache/context_cache.ts";
+ * import { kvCodec } from "../src/cache/kv_codec.ts";
+ * import { openStore } from "../src/cache/store.ts";
+ * import { promptLayout } from "./prompt.ts";
+ * import { cacheScope } from "./context_id.ts";
  * import { Contexts } from "./contexts.ts";
- * // const contexts = new Contexts(cache, layout.documentIds, "f32");
- * // const handles = await contexts.cache(["The capital of Vermont is Montpelier."]);
+ * const model = await loadModel("fixtures/models/qwen2");
+ * const engine = new Engine(model.model, { kvBudgetBytes: 4 << 20 });
+ * const layout = promptLayout(model, { prefix: "Answer from the documents.\n\n" });
+ * const scope = cacheScope(model, layout.prefixIds, await encodePrefix(engine, layout.prefixIds));
+ * const store = await openStore("memory:");
+ * const contexts = new Contexts(new ContextCache(engine, store, kvCodec(model.model), scope), layout.documentIds, "f32");
+ * const handles = await contexts.cacheTexts(["The capital of Vermont is Montpelier."]); // encoded: a miss
+ * const lease = await contexts.lease([contexts.resolve("The capital of Vermont is Montpelier.")]); // a GPU hit
+ * console.log(lease.blocks[0].tokens === handles[0].tokens, lease.stats.hits.gpu, contexts.stats().misses); // true 1 1
+ * lease.release();
+ * await store.close();
+ * engine.destroy();
+ * model.destroy();
  * ```
  */
 import type { CacheStats, ContextCache, ContextLease, EvictResult } from "../src/cache/context_cache.ts";

@@ -7,9 +7,16 @@
  *
  * @example
  * ```ts
+ * import { loadModel } from "./load.ts";
  * import { promptLayout } from "./prompt.ts";
- * // const layout = promptLayout(model, { prefix: "Answer from the documents.\n\n" });
- * // const ids = [layout.prefixIds, layout.documentIds("Montpelier is ..."), layout.queryIds("Capital?")];
+ * const model = await loadModel("fixtures/models/qwen2"); // a tiny fixture model with a ChatML template
+ * const layout = promptLayout(model, { prefix: "Answer from the documents.\n\n" });
+ * const doc = layout.documentIds("Montpelier is the capital of Vermont.");
+ * const query = layout.queryIds("Capital?");
+ * console.log(JSON.stringify(model.tokenizer.decode(layout.prefixIds))); // "<|im_start|>user\nAnswer from the documents.\n\n"
+ * console.log(JSON.stringify(model.tokenizer.decode(query))); // "Question: Capital?<|im_end|>\n<|im_start|>assistant\n"
+ * console.log(layout.prefixIds.length, doc.length, query.length); // 15 23 18
+ * model.destroy();
  * ```
  */
 import { type ChatTurn, splitChatTemplate, splitConversation } from "../src/chat/template.ts";

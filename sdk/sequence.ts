@@ -6,9 +6,40 @@
  *
  * @example
  * ```ts
+ * import { loadModel } from "./load.ts";
+ * import { Engine } from "../src/engine/engine.ts";
+ * import { Batcher } from "../src/engine/batch.ts";
+ * import { encodePrefix } from "../src/ape/ape.ts";
+ * import { ContextCache } from "../src/cache/context_cache.ts";
+ * import { kvCodec } from "../src/cache/kv_codec.ts";
+ * import { openStore } from "../src/cache/store.ts";
+ * import { promptLayout } from "./prompt.ts";
+ * import { cacheScope } from "./context_id.ts";
+ * import { Contexts } from "./contexts.ts";
+ * import type { GenerateStats } from "./options.ts";
  * import { openSequence } from "./sequence.ts";
- * // const seq = await openSequence(engine, batcher, contexts, prefix, { mode: "ape", handles, query, temperature: 0.9, scale: 0.9, maxTokens: 16 }, stats);
- * // try { for await (const ids of seq.decode({ stopIds })) ...; } finally { seq.release(); }
+ * const model = await loadModel("fixtures/models/qwen2");
+ * const engine = new Engine(model.model, { kvBudgetBytes: 4 << 20 });
+ * const batcher = new Batcher(engine);
+ * const layout = promptLayout(model, { prefix: "Answer from the documents.\n\n" });
+ * const prefix = await encodePrefix(engine, layout.prefixIds);
+ * const store = await openStore("memory:");
+ * const cache = new ContextCache(engine, store, kvCodec(model.model, engine.pool.dtype), cacheScope(model, layout.prefixIds, prefix));
+ * const contexts = new Contexts(cache, layout.documentIds, engine.pool.dtype);
+ * const handles = [contexts.handle("The capital of Vermont is Montpelier.")];
+ * const stats = {} as GenerateStats; // openSequence fills the prompt and cache fields
+ * const seq = await openSequence(engine, batcher, contexts, prefix, { mode: "ape", prefixIds: layout.prefixIds, handles, query: layout.queryIds("Capital?"), temperature: 0.9, scale: 0.9, maxTokens: 4 }, stats);
+ * const out: number[] = [];
+ * try {
+ *   for await (const ids of seq.decode({ stopIds: [model.tokenizer.eosId!] })) out.push(...ids);
+ * } finally {
+ *   seq.release();
+ * }
+ * console.log(stats.promptTokens === seq.prompt.length, stats.cacheMisses, out.length <= seq.maxTokens); // true 1 true
+ * await batcher.close();
+ * await store.close();
+ * engine.destroy();
+ * model.destroy();
  * ```
  */
 import type { Engine } from "../src/engine/engine.ts";

@@ -5,9 +5,19 @@
  *
  * @example
  * ```ts
- * import { streamText } from "./stream.ts";
- * // const out = { text: "", ids: [] as number[], stopReason: "length" };
- * // for await (const ev of streamText(seq.decode({ stopIds }), tokenizer, { stopIds, stops: ["\n"] }, out)) ...
+ * import { Tokenizer } from "../src/tokenizer/tokenizer.ts";
+ * import { type StreamResult, streamText } from "./stream.ts";
+ * const tokenizer = Tokenizer.fromFile("fixtures/models/qwen2"); // the tiny fixture model's tokenizer
+ * // generated ids, as a sequence's decode() yields them: in chunks (here of two)
+ * const ids = Array.from(tokenizer.encode("Montpelier.\nAnd more.", { addSpecialTokens: false }));
+ * async function* chunks() {
+ *   for (let i = 0; i < ids.length; i += 2) yield ids.slice(i, i + 2);
+ * }
+ * const out: StreamResult = { text: "", ids: [], stopReason: "length" };
+ * const events: string[] = [];
+ * for await (const ev of streamText(chunks(), tokenizer, { stopIds: [tokenizer.eosId!], stops: ["\n"] }, out)) events.push(ev.text);
+ * console.log(JSON.stringify(out.text), out.stopReason, events.join("") === out.text); // "Montpelier." stop true
+ * tokenizer.free();
  * ```
  */
 import type { Tokenizer } from "../src/tokenizer/tokenizer.ts";
