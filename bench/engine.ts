@@ -1,5 +1,5 @@
 /**
- * `ape bench engine [--dtype f16|f32|q8_0|q4_1|q4_0] [--compute f32|f16] [--layers N] [--prefill 512] [--decode 128] [--shape llama-3.2-1b|tiny]`
+ * `ape bench engine [--dtype f16|f32|q8_0|q4_1|q4_0] [--compute f32|f16] [--layers N] [--prefill 512] [--decode 128] [--shape llama-3.2-1b|tiny|smollm2-135m]`
  *
  * Prefill tokens/s and batch-1 decode tokens/s for a model of the given shape with random weights,
  * and the fraction of the memory-bandwidth floor that decode reaches: (bytes of weights + KV read per
@@ -25,6 +25,8 @@ import { randomWeightBytes, randomWords } from "./random_weights.ts";
 export const SHAPES: Record<string, Partial<ModelConfig>> = {
   "llama-3.2-1b": { hidden: 2048, intermediate: 8192, layers: 16, heads: 32, kvHeads: 8, headDim: 64, vocabSize: 128256, tieEmbeddings: false },
   tiny: { hidden: 256, intermediate: 512, layers: 4, heads: 8, kvHeads: 2, headDim: 32, vocabSize: 4096, tieEmbeddings: false },
+  // the default model's shape (SmolLM2-135M), for CPU adapters
+  "smollm2-135m": { hidden: 576, intermediate: 1536, layers: 30, heads: 9, kvHeads: 3, headDim: 64, vocabSize: 49152, tieEmbeddings: false },
 };
 
 /** `--dtype` values and the GGML storage type each one benchmarks. */

@@ -1,10 +1,12 @@
 /**
  * Records one linear layer, y = x W^T (+ bias) or, accumulating, y += x W^T (+ bias), choosing the kernel by W's storage format and the
  * number of rows: matmul_<format> for many rows (prefill; for the float formats a register-blocked kernel
- * whose tiling, MatmulTile, is chosen per adapter and layer shape by matmulTile), and for one row (decode) either
- * matvec_<format> (32-256 lanes per row, 1-4 rows per lane group, matvecShape: coalesced reads, what GPUs want) or matvec_rows_<format> (one
- * row per invocation, no barriers: what CPU adapters such as lavapipe run several times faster).
- * Block-quantized weights (GGUF) in a prefill of DEQUANT_MIN_ROWS rows or more are first expanded to f32
+ * whose tiling, MatmulTile, is chosen per adapter and layer shape by matmulTile), and for one row (decode)
+ * matvec_<format> (32-256 lanes per row, 1-4 rows per lane group, matvecShape: coalesced reads, what GPUs want).
+ * CPU adapters (the "rows" layout) run matvec_rows_<format> for any number of rows instead: 8 x 16 output blocks
+ * per invocation from global memory, blocks decoded in place (rowsShape; lavapipe turns every load into a
+ * per-lane gather, so FMAs per loaded value are what count there).
+ * On GPUs, block-quantized weights (GGUF) in a prefill of DEQUANT_MIN_ROWS rows or more are first expanded to f32
  * into a scratch buffer, slab by slab (shaders/dequant_<format>.wgsl), and multiplied by matmul_f32:
  * one pass over the weights instead of decoding each block in every output tile (decoding tile by tile
  * inside the tiled kernel is not done yet); fewer rows run the block formats' own matmul_<format> (64 x 64 tiles).

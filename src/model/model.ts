@@ -47,7 +47,7 @@ export interface Model {
   config: ModelConfig;
   gpu: Gpu;
   kernels: Kernels;
-  /** Decode matvec kernels: "rows" (one row per invocation: CPU adapters, the default there) or "lanes". */
+  /** Linear kernels: "rows" (matvec_rows_<fmt> for any number of rows: CPU adapters, the default there) or "lanes" (the GPU kernels). */
   matvecLayout?: "lanes" | "rows";
   /** Arithmetic of the f16 linear layers: "f32" (default) or "f16" (shader-f16; see buildModel). */
   compute: ModelCompute;
