@@ -229,6 +229,9 @@ export class Ape {
     this.#running.clear();
     this.#contexts.cache.clearGpu();
     if (this.#prefix.block) this.#engine.pool.release(this.#prefix.block);
+    // steps the batcher queued past a sequence's end may still run: the GPU finishes them before the
+    // buffers go (a device dropped with long work in flight panics Deno's wgpu)
+    await this.#engine.model.gpu.device.queue.onSubmittedWorkDone();
     this.#engine.destroy();
     if (typeof this.options.store !== "object") await this.#contexts.cache.store.close();
   }

@@ -257,6 +257,7 @@ export class Batcher {
     for (const s of [...this.#pending, ...this.#live]) s.end(this.#closed);
     this.#kick();
     await this.#driver;
+    await this.engine.model.gpu.device.queue.onSubmittedWorkDone(); // the steps still queued
   }
 
   #kick(): void {

@@ -123,15 +123,17 @@ export interface RowsShape {
 }
 
 /**
- * The rows-layout shape for `rows` rows of x: 16 W rows per invocation, and up to 8 x rows. Measured on
- * lavapipe (2 cores, Deno, the default model's 30 q4_1 layers, whole forward passes, bench/.prof_fwd.ts
- * kind of runs): 8 x 16 blocks took a 64-row prefill from 3.0 s (dequantize + the tiled matmul_f32) to
- * 1.25-1.35 s, a 12-row one from 1.8 s (matmul_q4_1's 64 x 64 tiles) to 0.35-0.4 s, one row from 170 to
- * 100 ms; 8 x 8 blocks were 10-40% slower, 4 x 4 / 8 x 4 / 4 x 16 slower still.
+ * The rows-layout shape for `rows` rows of x: 8 W rows per invocation, and up to 4 x rows. Measured on
+ * lavapipe (2 cores, Deno, the default model's 30 q4_1 layers, whole forward passes): 4 x 8 blocks took a
+ * 64-row prefill from 3.0 s (dequantize + the tiled matmul_f32) to 2.0-2.2 s, a 12-row one from 1.8 s
+ * (matmul_q4_1's 64 x 64 tiles) to 0.45 s, one row from 170 to 125 ms. 8 x 16 blocks ran 1.2-1.6x faster still
+ * but take 14-30 s to compile per variant on a cold shader cache (LLVM on the unrolled block); 4 x 4 were
+ * 10-20% slower than 4 x 8.
  */
 export function rowsShape(rows: number): RowsShape {
-  // tm a power of two: at most four variants of each kernel to compile (seconds each on lavapipe)
-  return { tm: rows >= 8 ? 8 : rows >= 4 ? 4 : rows >= 2 ? 2 : 1, tn: 16, wg: 8 };
+  // at most three variants of each kernel to compile: lavapipe compiles a variant at its first dispatch,
+  // in 0.6-2 s (1 x 8) and 1.7-4.5 s (4 x 8) on 2 cores, but 14-30 s for 8 x 16 blocks
+  return { tm: rows >= 4 ? 4 : rows >= 2 ? 2 : 1, tn: 8, wg: 8 };
 }
 
 /** A rows shape's override constants, after checking it against the kernels' limits. */
