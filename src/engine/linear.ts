@@ -3,7 +3,7 @@
  * number of rows: matmul_<format> for many rows (prefill; for the float formats a register-blocked kernel
  * whose tiling, MatmulTile, is chosen per adapter and layer shape by matmulTile), and for one row (decode)
  * matvec_<format> (32-256 lanes per row, 1-4 rows per lane group, matvecShape: coalesced reads, what GPUs want).
- * CPU adapters (the "rows" layout) run matvec_rows_<format> for any number of rows instead: 8 x 16 output blocks
+ * CPU adapters (the "rows" layout) run matvec_rows_<format> for any number of rows instead: 4 x 8 output blocks
  * per invocation from global memory, blocks decoded in place (rowsShape; lavapipe turns every load into a
  * per-lane gather, so FMAs per loaded value are what count there).
  * On GPUs, block-quantized weights (GGUF) in a prefill of DEQUANT_MIN_ROWS rows or more are first expanded to f32
@@ -113,7 +113,7 @@ export function matvecConstants(m: MatvecShape): Record<string, number> {
 
 /**
  * The shape of a "rows" layout dispatch (CPU adapters; shaders/include/matvec_rows_body.wgsl's override
- * constants): each invocation computes `tm` rows of x (1..8) times `tn` rows of W (4 or 8), `wg` invocations
+ * constants): each invocation computes `tm` rows of x (1..8) times `tn` rows of W (4, 8 or 16), `wg` invocations
  * per workgroup.
  */
 export interface RowsShape {
