@@ -1,5 +1,5 @@
 /**
- * `ape bench matvec [--types f16,q8_0,q4_1] [--shapes lanes,rows;...] [--layers qkv,o,gate_up,down,lm_head] [--trials 3]`
+ * `ape bench matvec [--types f16,q8_0,q4_1] [--shapes lanes,rows;...] [--layers qkv,o,gate_up,down,lm_head] [--trials 3] [--batch M]`
  *
  * GPU time of the decode matvec kernels (matvec_<format>, one row of x) alone, on the Llama-3.2-1B layer
  * shapes with random weights and the input stage a decode step uses (RMSNorm for qkv, gate/up and the
@@ -11,6 +11,9 @@
  * all, so that small layers are timed from memory as in a forward pass, not from the L2 cache), and each
  * variant's max difference from
  * the default's output (a variant must not change the numbers beyond rounding).
+ * With `--batch M` (2..32) it times the batched matvec (matvec_batch_<format>, M rows of x, no input stage)
+ * instead: `--shapes` then lists lanes,rows,batch triples, batchShape's pick is marked *, and the tiled
+ * prefill matmul the batched kernel replaces is timed beside them (us per call and per row of x).
  *
  * @example
  * ```sh
@@ -21,7 +24,7 @@ import { getGpu } from "../src/gpu/device.ts";
 import { readBuffer, storageBuffer, uploadBytes, uploadF32 } from "../src/gpu/buffers.ts";
 import { Kernels } from "../src/gpu/shaders.ts";
 import { Program } from "../src/engine/program.ts";
-import { type MatvecShape, matvecShape, recordLinear } from "../src/engine/linear.ts";
+import { type BatchShape, batchShape, type MatvecShape, matvecShape, recordLinear } from "../src/engine/linear.ts";
 import { parseArgs } from "../sdk/commands/args.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
 import { FORMATS, rowBytes } from "../src/model/quant.ts";
@@ -46,8 +49,23 @@ function parseShapes(s: string): MatvecShape[] {
   });
 }
 
+const DEFAULT_BATCH_SHAPES = "16,2,8;32,1,8;32,2,8;32,4,8;64,2,8;64,4,8;128,2,8;32,2,4;32,4,4;64,4,4";
+
+function parseBatchShapes(s: string): BatchShape[] {
+  return s.split(";").filter((x) => x.trim()).map((x) => {
+    const [lanes, rows, batch] = x.split(",").map(Number);
+    if (![8, 16, 32, 64, 128, 256].includes(lanes) || ![1, 2, 4].includes(rows) || !(batch >= 1 && batch <= 8)) {
+      throw new InvalidArgumentError(`--shapes: '${x}' is not lanes,rows,batch (lanes 8..256, rows 1/2/4, batch 1..8)`);
+    }
+    return { lanes, rows, batch };
+  });
+}
+
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { string: ["types", "shapes", "layers", "trials"] });
+  const a = parseArgs(argv, { string: ["types", "shapes", "layers", "trials", "batch"] });
+  const M = Number(a.string.batch ?? 1);
+  if (!Number.isInteger(M) || M < 1 || M > 32) throw new InvalidArgumentError(`--batch: '${a.string.batch}' is not a row count 1..32`);
+  if (M > 1) return runBatch(a.string, M);
   const types = (a.string.types ?? "f16").split(",").map((t) => {
     const type = RANDOM_TYPES.find((r) => r.toLowerCase() === t.trim().toLowerCase());
     if (!type) throw new InvalidArgumentError(`--types: '${t}' has no random weights (types: ${RANDOM_TYPES.join(", ")})`);
@@ -113,5 +131,76 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   for (const b of [x, g, y]) b.destroy();
+  return 0;
+}
+
+/** `--batch M`: the batched matvec variants and the tiled matmul on M rows of x, per layer. */
+async function runBatch(opts: Record<string, string | undefined>, M: number): Promise<number> {
+  const types = (opts.types ?? "f16").split(",").map((t) => {
+    const type = RANDOM_TYPES.find((r) => r.toLowerCase() === t.trim().toLowerCase());
+    if (!type) throw new InvalidArgumentError(`--types: '${t}' has no random weights (types: ${RANDOM_TYPES.join(", ")})`);
+    return type;
+  });
+  const shapes = parseBatchShapes(opts.shapes ?? DEFAULT_BATCH_SHAPES);
+  const layers = (opts.layers ?? Object.keys(LAYERS).join(",")).split(",").map((l) => {
+    if (!(l in LAYERS)) throw new InvalidArgumentError(`--layers: '${l}' is not one of ${Object.keys(LAYERS).join(", ")}`);
+    return l as keyof typeof LAYERS;
+  });
+  const trials = Number(opts.trials ?? 3);
+  const gpu = await getGpu();
+  const k = new Kernels(gpu.device, gpu.hasF16);
+  const dev = gpu.device;
+  console.log(`adapter: ${gpu.description}; ${M} rows of x`);
+  const x = uploadF32(dev, Float32Array.from({ length: 33 * 8192 }, (_, i) => Math.sin(i))); // 33 rows: the matmul's call
+  const y = storageBuffer(dev, 33 * 128256 * 4);
+  for (const type of types) {
+    const fmt = FORMATS[type].gpu ?? type.toLowerCase();
+    for (const name of layers) {
+      const L = LAYERS[name];
+      const rb = rowBytes(type, L.K);
+      const padded = new Uint8Array(L.N * rb + 4);
+      padded.set(randomWeightBytes(type, L.N * L.K));
+      const bytes = L.N * rb;
+      const copies = Math.max(1, Math.min(16, Math.ceil((256 << 20) / bytes)));
+      const buffers = Array.from({ length: copies }, () => uploadBytes(dev, padded));
+      const Ws: GpuLinear[] = buffers.map((buffer) => ({ format: fmt, rows: L.N, cols: L.K, chunks: [{ buffer, rowStart: 0, rows: L.N }] }));
+      const byDefault = batchShape(L.N, L.K, M);
+      const same = (s: BatchShape) => s.lanes === byDefault.lanes && s.rows === byDefault.rows && s.batch === byDefault.batch;
+      // "matmul": the tiled prefill kernel (the lanes layout past BATCH_MAX_ROWS), through the rows it would get
+      const variants: (BatchShape | "matmul")[] = [byDefault, ...shapes.filter((s) => !same(s)), "matmul"];
+      let reference: Float32Array | undefined;
+      for (const v of variants) {
+        const prog = new Program(dev);
+        if (v === "matmul") {
+          // recordLinear sends <= BATCH_MAX_ROWS rows to the batched kernel: pad the call to 33 rows of which M are read back
+          for (const W of Ws) recordLinear(prog, k, x, W, y, Math.max(M, 33), "lanes");
+        } else for (const W of Ws) recordLinear(prog, k, x, W, y, M, "lanes", undefined, false, {}, v);
+        const label = v === "matmul" ? `matmul_${fmt} ${name} (33 rows)` : `matvec_batch_${fmt} ${name} ${v.lanes},${v.rows},${v.batch}`;
+        try {
+          const { ms } = await timeReplays(dev, prog, y, { trials, budgetMs: 100, maxReps: 2000, label });
+          prog.submit();
+          const out = new Float32Array(await readBuffer(dev, y, M * L.N * 4));
+          reference ??= out;
+          let diff = 0, mag = 0;
+          for (let i = 0; i < M * L.N; i++) {
+            diff = Math.max(diff, Math.abs(out[i] - reference[i]));
+            mag = Math.max(mag, Math.abs(reference[i]));
+          }
+          const us = (ms * 1000) / copies;
+          const what = v === "matmul" ? "matmul (33 rows)   " : `${v === byDefault ? "*" : " "} lanes ${String(v.lanes).padStart(3)} rows ${v.rows} batch ${v.batch}`;
+          console.log(
+            `${`${v === "matmul" ? "matmul" : "batch"}_${fmt}`.padEnd(12)} ${name.padEnd(8)} ${what}  ${us.toFixed(1).padStart(8)} us  ${(us / M).toFixed(2).padStart(7)} us/row  ` +
+              `${(bytes / us / 1e6).toFixed(2).padStart(6)} TB/s of weights  max |diff| ${diff.toExponential(1)} of ${mag.toExponential(1)}`,
+          );
+        } catch (e) {
+          console.log(`${label}: failed: ${(e as Error).message.split("\n")[0]}`);
+        } finally {
+          prog.destroy();
+        }
+      }
+      for (const b of buffers) b.destroy();
+    }
+  }
+  for (const b of [x, y]) b.destroy();
   return 0;
 }

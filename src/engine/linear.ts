@@ -2,7 +2,9 @@
  * Records one linear layer, y = x W^T (+ bias) or, accumulating, y += x W^T (+ bias), choosing the kernel by W's storage format and the
  * number of rows: matmul_<format> for many rows (prefill; for the float formats a register-blocked kernel
  * whose tiling, MatmulTile, is chosen per adapter and layer shape by matmulTile), and for one row (decode)
- * matvec_<format> (32-256 lanes per row, 1-4 rows per lane group, matvecShape: coalesced reads, what GPUs want).
+ * matvec_<format> (32-256 lanes per row, 1-4 rows per lane group, matvecShape: coalesced reads, what GPUs want);
+ * between them, 2..BATCH_MAX_ROWS rows (a batched decode step, a short query) run matvec_batch_<format>: the
+ * matvec's lane groups with up to 8 rows of x per workgroup, each weight read once for all of them (batchShape).
  * CPU adapters (the "rows" layout) run matvec_rows_<format> for any number of rows instead: 4 x 8 output blocks
  * per invocation from global memory, blocks decoded in place (rowsShape; lavapipe turns every load into a
  * per-lane gather, so FMAs per loaded value are what count there).
@@ -42,8 +44,19 @@ export type MatvecLayout = "lanes" | "rows";
 
 const ceil = (a: number, b: number) => Math.ceil(a / b);
 
-/** Prefills of at least this many rows dequantize block formats first. */
+/** Prefills of at least this many rows dequantize block formats first (those past BATCH_MAX_ROWS on GPUs). */
 export const DEQUANT_MIN_ROWS = 16;
+
+/**
+ * At most this many rows take the batched matvec (matvec_batch_<format>) in the lanes layout; more go through
+ * the tiled matmul. Each 8 rows of x re-read the weights (through L2 when their workgroups run together).
+ */
+export const BATCH_MAX_ROWS = 32;
+
+/** Whether `rows` rows of x through W take the batched matvec kernels (lanes layout, 2..BATCH_MAX_ROWS rows, K % 8 == 0). */
+export function batchesRows(W: GpuLinear, rows: number, layout: MatvecLayout): boolean {
+  return layout === "lanes" && rows >= 2 && rows <= BATCH_MAX_ROWS && W.cols % 8 === 0;
+}
 
 export function isBlockFormat(format: string): boolean {
   return format !== "f32" && format !== "f16";
@@ -52,7 +65,8 @@ export function isBlockFormat(format: string): boolean {
 /** Bytes of f32 scratch a forward of `rows` rows needs for `linears` (0 when none is needed). */
 export function dequantScratchBytes(linears: GpuLinear[], rows: number, maxBinding: number): number {
   if (rows < DEQUANT_MIN_ROWS) return 0;
-  const widest = Math.max(0, ...linears.filter((l) => isBlockFormat(l.format)).map((l) => Math.max(...l.chunks.map((c) => c.rows)) * l.cols * 4));
+  const dequantized = linears.filter((l) => isBlockFormat(l.format) && !batchesRows(l, rows, "lanes"));
+  const widest = Math.max(0, ...dequantized.map((l) => Math.max(...l.chunks.map((c) => c.rows)) * l.cols * 4));
   return Math.min(widest, maxBinding, 256 * 1024 * 1024);
 }
 
@@ -109,6 +123,36 @@ export function matvecConstants(m: MatvecShape): Record<string, number> {
     throw new Error(`recordLinear: unsupported matvec shape ${JSON.stringify(m)} (lanes 32, 64, 128 or 256; rows 1, 2 or 4)`);
   }
   return { LANES: m.lanes, ROWS: m.rows };
+}
+
+/**
+ * The shape of a batched matvec dispatch (shaders/include/matvec_batch_body.wgsl's override constants): `lanes`
+ * lanes share each W row (8..256), each lane group computes `rows` W rows (1, 2 or 4) against `batch` rows of x
+ * (1..8); a workgroup of 256 threads covers rows * 256 / lanes W rows of `batch` x rows.
+ */
+export interface BatchShape {
+  lanes: number;
+  rows: number;
+  batch: number;
+}
+
+/**
+ * The batched matvec shape for M rows of x through an N x K layer: x rows in balanced blocks of at most 8, 4 W
+ * rows per lane group for wide layers (N >= 16384, as matvecShape), else 2; 32 lanes, halved while a lane would
+ * get fewer than 2 steps of 8 weights. Not swept on the H200 yet (bench matvec --batch M).
+ */
+export function batchShape(N: number, K: number, M: number): BatchShape {
+  const shape = { lanes: 32, rows: N >= 16384 ? 4 : 2, batch: Math.ceil(M / Math.ceil(M / 8)) };
+  while (shape.lanes > 8 && K / 8 / shape.lanes < 2) shape.lanes /= 2;
+  return shape;
+}
+
+/** A batch shape's override constants, after checking it against the kernels' limits. */
+export function batchConstants(s: BatchShape): Record<string, number> {
+  if (![8, 16, 32, 64, 128, 256].includes(s.lanes) || ![1, 2, 4].includes(s.rows) || !Number.isInteger(s.batch) || s.batch < 1 || s.batch > 8) {
+    throw new Error(`recordLinear: unsupported batch shape ${JSON.stringify(s)} (lanes 8..256, a power of two; rows 1, 2 or 4; batch 1..8)`);
+  }
+  return { LANES: s.lanes, ROWS: s.rows, BATCH: s.batch };
 }
 
 /**
@@ -207,7 +251,7 @@ export function tileConstants(device: GPUDevice, t: MatmulTile, fmt: string): Re
 
 export function recordLinear(
   prog: Program, k: Kernels, x: GPUBuffer, W: GpuLinear, y: GPUBuffer, rows: number, layout: MatvecLayout, scratch?: GPUBuffer,
-  accumulate = false, input: LinearInput = {}, matvec?: MatvecShape | RowsShape, tile?: MatmulTile,
+  accumulate = false, input: LinearInput = {}, matvec?: MatvecShape | RowsShape | BatchShape, tile?: MatmulTile,
 ): void {
   // kernel flags: bit 0 adds the bias, bit 1 adds the result to y (the residual add, fused), bits 2 and 3
   // transform the input (SwiGLU, RMSNorm)
@@ -219,6 +263,16 @@ export function recordLinear(
     throw new ModelFormatError(`an f16 linear layer has ${W.cols} input features; apekit's f16 kernels need a multiple of 8`);
   }
   if (rows > 1 && ceil(rows, 32) > 65535) throw new Error(`recordLinear: ${rows} rows exceed one dispatch of the matmul kernels`);
+  if (batchesRows(W, rows, layout)) { // a few rows on a GPU: each weight read once for all of them
+    for (const ch of W.chunks) {
+      const shape = matvec && "batch" in matvec ? matvec : batchShape(ch.rows, W.cols, rows);
+      const pipe = k.pipeline(`matvec_batch_${W.format}`, batchConstants(shape)); // f16 compute too: f32 products
+      const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, flags).bytes());
+      const groups = ceil(ch.rows, (shape.rows * 256) / shape.lanes) * ceil(rows, shape.batch);
+      prog.dispatch(pipe, k.bind(pipe, [x, ch.buffer, y, params, W.bias ?? ch.buffer]), Math.min(groups, 65535), ceil(groups, 65535));
+    }
+    return;
+  }
   if (scratch && layout === "lanes" && rows >= DEQUANT_MIN_ROWS && isBlockFormat(W.format)) {
     const dq = k.pipeline(`dequant_${W.format}`);
     const slab = Math.max(1, Math.floor(scratch.size / (W.cols * 4)));
@@ -247,7 +301,7 @@ export function recordLinear(
   }
   const name = rows > 1 ? `matmul_${fmt}` : `matvec_${fmt}`;
   for (const ch of W.chunks) {
-    const mv = lanes ? (matvec && "lanes" in matvec ? matvec : matvecShape(ch.rows, W.cols)) : undefined;
+    const mv = lanes ? (matvec && "lanes" in matvec && !("batch" in matvec) ? matvec : matvecShape(ch.rows, W.cols)) : undefined;
     // the float formats' prefill kernels take their tiling as override constants; the block formats' tiles are fixed (64 x 64)
     const t = rows > 1 && !isBlockFormat(W.format) ? tile ?? matmulTile(k.device, rows, ch.rows, W.cols, fmt) : undefined;
     const pipe = mv ? k.pipeline(name, matvecConstants(mv)) : t ? k.pipeline(name, tileConstants(k.device, t, fmt)) : k.pipeline(name);

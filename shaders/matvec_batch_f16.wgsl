@@ -1,0 +1,20 @@
+// matvec_batch_f16: the batched decode linear layer on GPUs, a few rows of x (M <= 8 per workgroup row block),
+// y[m, colOffset + n] = sum_k x[m, k] * W[n, k] (+ bias[colOffset + n]); W stored as IEEE half floats
+// (out x in, as in HF), each weight read once for all the rows, computed in f32 (also for f16-compute
+// layers: the batched step is bound by the weights' bytes, not by arithmetic).
+// Inputs:  x: array<vec4<f32>> [M, K/4]; w: array<vec4<u32>> [N, K/8], 8 packed halves per vec4 (this chunk; K a
+//          multiple of 8); bias: array<f32> (read only when flags bit 0 set); params (same struct as matmul_f32).
+// Outputs: y: array<f32> [M, ldy], columns colOffset .. colOffset+N-1.
+// Layout:  shaders/include/matvec_batch_body.wgsl (lane groups of LANES lanes, ROWS W rows x BATCH x rows each).
+// Bounds:  dispatch ceil(N / (ROWS * 256 / LANES)) * ceil(M / BATCH) workgroups, folded at 65535 into y;
+//          rows past M and columns past N are not stored.
+// flags: bit 0 = add bias, bit 1 = accumulate (y += result: the residual add, fused).
+@group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
+
+alias W8 = array<vec4<f32>, 2>;
+fn w8(n: u32, i: u32) -> W8 {
+  let h = w[n * (p.K / 8u) + i];
+  return W8(vec4<f32>(unpack2x16float(h.x), unpack2x16float(h.y)), vec4<f32>(unpack2x16float(h.z), unpack2x16float(h.w)));
+}
+
+//#include matvec_batch_body.wgsl

@@ -1,0 +1,116 @@
+// The batched decode matvec (matvec_batch_<format>: shaders/include/matvec_batch_body.wgsl), the GPU path for
+// 2..BATCH_MAX_ROWS rows of x (a batched decode step, a short query), against a float64 CPU product through
+// recordLinear: every weight format (f32, f16, f16 weights of an f16-compute model, the GGUF block formats),
+// with bias, the fused residual add and W split into row chunks whose row counts are not multiples of the
+// rows a workgroup covers; x rows in one block and in several (M = 13: two blocks of 7; M = 32: four of 8);
+// the shapes batchShape picks and explicit ones (8..128 lanes, 1..4 W rows per lane group, 1..8 x rows).
+import { describe, expect, it } from "vitest";
+import { getGpu, type Gpu } from "../src/gpu/device.ts";
+import { readBuffer, storageBuffer, uploadF32 } from "../src/gpu/buffers.ts";
+import { Kernels } from "../src/gpu/shaders.ts";
+import { Program } from "../src/engine/program.ts";
+import { BATCH_MAX_ROWS, type BatchShape, batchConstants, batchesRows, batchShape, recordLinear } from "../src/engine/linear.ts";
+import { dequantize, f16ToF32, f32ToF16, FORMATS as QFORMATS, quantize, rowBytes } from "../src/model/quant.ts";
+import { destroyLinear, type GpuLinear, uploadQuantLinear } from "../src/model/weights.ts";
+import { runtimeName } from "../src/runtime.ts";
+import { relError, rng } from "./reference/random_model.ts";
+
+const gpu = await getGpu();
+const kernels = new Kernels(gpu.device, gpu.hasF16);
+
+function cpuLinear(x: Float32Array, w: Float32Array, M: number, N: number, K: number, bias?: Float32Array, y0?: Float32Array): Float64Array {
+  const y = new Float64Array(M * N);
+  for (let m = 0; m < M; m++) {
+    for (let n = 0; n < N; n++) {
+      let s = (bias ? bias[n] : 0) + (y0 ? y0[m * N + n] : 0);
+      for (let k = 0; k < K; k++) s += x[m * K + k] * w[n * K + k];
+      y[m * N + n] = s;
+    }
+  }
+  return y;
+}
+
+/** A random N x K layer stored as `type` (f32, f16, f16c or a GGUF block type), with the float values it holds. */
+function makeLayer(type: string, N: number, K: number, seed: number, chunkRows: number): { W: GpuLinear; w: Float32Array; b: Float32Array } {
+  const rand = rng(seed);
+  let w = Float32Array.from({ length: N * K }, () => (rand() * 2 - 1) * 0.5);
+  const b = Float32Array.from({ length: N }, () => rand() - 0.5);
+  let bytes: Uint8Array, format: string, rb: number;
+  if (type === "f32") [bytes, format, rb] = [new Uint8Array(w.slice().buffer), "f32", K * 4];
+  else if (type === "f16" || type === "f16c") {
+    const h = Uint16Array.from(w, (v) => f32ToF16(v));
+    w = Float32Array.from(h, (v) => f16ToF32(v));
+    [bytes, format, rb] = [new Uint8Array(h.buffer), "f16", K * 2];
+  } else {
+    const raw = quantize(type, w);
+    w = dequantize(type, raw, N * K);
+    [bytes, format, rb] = [raw, QFORMATS[type].gpu!, rowBytes(type, K)];
+  }
+  const g: Gpu = { ...gpu, limits: { ...gpu.limits, maxStorageBufferBindingSize: chunkRows * rb + 4 } };
+  const W = uploadQuantLinear(g, "w", format, bytes, N, K, rb, b);
+  if (type === "f16c") W.compute = "f16";
+  expect(W.chunks.length).toBe(Math.ceil(N / chunkRows));
+  return { W, w, b };
+}
+
+/** W over M rows of x (+ y0) through recordLinear in the lanes layout, optionally with a given batch shape. */
+async function run(W: GpuLinear, x: Float32Array, M: number, y0: Float32Array, shape?: BatchShape): Promise<Float32Array> {
+  const dev = gpu.device;
+  const xb = uploadF32(dev, x), yb = uploadF32(dev, y0);
+  const prog = new Program(dev);
+  try {
+    recordLinear(prog, kernels, xb, W, yb, M, "lanes", undefined, true, {}, shape);
+    prog.submit();
+    return new Float32Array(await readBuffer(dev, yb, M * W.rows * 4));
+  } finally {
+    prog.destroy();
+    xb.destroy();
+    yb.destroy();
+  }
+}
+
+async function expectMatches(type: string, M: number, N: number, K: number, chunkRows: number, seed: number, shape?: BatchShape) {
+  const { W, w, b } = makeLayer(type, N, K, seed, chunkRows);
+  try {
+    expect(batchesRows(W, M, "lanes")).toBe(true);
+    const rand = rng(seed + 1);
+    const x = Float32Array.from({ length: M * K }, () => rand() * 2 - 1);
+    const y0 = Float32Array.from({ length: M * N }, () => rand() * 2 - 1);
+    const e = relError(await run(W, x, M, y0, shape), cpuLinear(x, w, M, N, K, b, y0));
+    expect(e, `${type} M=${M} N=${N} K=${K} ${JSON.stringify(shape ?? batchShape(chunkRows, K, M))}`).toBeLessThan(2e-6);
+  } finally {
+    destroyLinear(W);
+  }
+}
+
+const TYPES = ["f32", "f16", ...(gpu.hasF16 ? ["f16c"] : []), "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q6_K"];
+
+describe(`batched decode matvec (matvec_batch_<format>) on ${runtimeName()}`, () => {
+  it.each(TYPES)("%s: 5 rows, bias, accumulate, 3 row chunks, batchShape's pick", async (type) => {
+    const K = type.endsWith("_K") ? 512 : 160;
+    await expectMatches(type, 5, 70, K, 30, 11 + type.length);
+  });
+
+  it("f16: one, two and four blocks of x rows; explicit shapes", async () => {
+    for (const M of [2, 13, BATCH_MAX_ROWS]) await expectMatches("f16", M, 70, 256, 40, M);
+    await expectMatches("f16", 13, 70, 256, 40, 5, { lanes: 128, rows: 1, batch: 3 });
+    await expectMatches("f16", 13, 70, 256, 40, 6, { lanes: 32, rows: 4, batch: 8 });
+  });
+
+  it("Q4_1: x rows in two blocks, 4 W rows per lane group", async () => {
+    await expectMatches("Q4_1", 9, 45, 1312, 45, 9, { lanes: 64, rows: 4, batch: 5 });
+  });
+
+  it("shapes: batchShape balances x rows in blocks of <= 8; who takes the batched path; rejected shapes", () => {
+    expect([2, 8, 9, 13, 32].map((M) => batchShape(2048, 2048, M).batch)).toEqual([2, 8, 5, 7, 8]);
+    expect(batchShape(16384, 2048, 8).rows).toBe(4);
+    expect(batchShape(70, 96, 4).lanes).toBe(8); // 12 steps of 8 weights: lanes halved to 8
+    const W = { format: "f16", rows: 4, cols: 96, chunks: [] } as unknown as GpuLinear;
+    expect([1, 2, BATCH_MAX_ROWS, BATCH_MAX_ROWS + 1].map((M) => batchesRows(W, M, "lanes"))).toEqual([false, true, true, false]);
+    expect(batchesRows(W, 8, "rows")).toBe(false); // CPU adapters keep their own kernel
+    expect(batchesRows({ ...W, cols: 100 }, 8, "lanes")).toBe(false); // K % 8 = 4: the tiled matmul
+    expect(() => batchConstants({ lanes: 24, rows: 2, batch: 4 })).toThrow(/unsupported batch shape/);
+    expect(() => batchConstants({ lanes: 32, rows: 3, batch: 4 })).toThrow(/unsupported batch shape/);
+    expect(() => batchConstants({ lanes: 32, rows: 2, batch: 9 })).toThrow(/unsupported batch shape/);
+  });
+});
