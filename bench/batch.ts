@@ -1,6 +1,6 @@
 /**
  * `ape bench batch [--shape llama-3.2-1b|tiny] [--dtype f16|f32|q8_0|q4_1|q4_0] [--compute f32|f16] [--streams 1,8,32]
- *   [--prompt 32] [--decode 64] [--kv f32|f16] [--steps 16] [--rows N]`
+ *   [--prompt 32] [--decode 64] [--kv f32|f16] [--steps 16] [--rows N] [--breakdown]`
  *
  * Continuous batching: aggregate decode tokens/s of N concurrent greedy streams sharing the engine's
  * batched steps (src/engine/batch.ts), for each N, and the ratio to 1 stream. A model of the given
@@ -9,6 +9,9 @@
  * Every stream has its own prompt (sequential layout, --prompt tokens) and KV block. `--rows` caps the
  * rows of one forward pass (default: the most streams; `--rows 1` is the unbatched baseline, every
  * stream its own pass within the shared submit).
+ * `--breakdown` then prints, for each N > 1, where a batched step's GPU time goes: the step as the Batcher
+ * records it (one Forward of N rows, each attending its own block of --prompt + 16 keys, and each row's
+ * logits copied to its sampler), replayed in one submit, kernel by kernel (bench/decode_breakdown.ts).
  */
 import { getGpu } from "../src/gpu/device.ts";
 import { buildModel } from "../src/model/model.ts";
@@ -17,9 +20,14 @@ import { Batcher } from "../src/engine/batch.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
 import { parseArgs } from "../sdk/commands/args.ts";
 import { DTYPES, modelArgs, randomSource, shapeConfig } from "./engine.ts";
+import { Forward } from "../src/engine/forward.ts";
+import { Sampler } from "../src/engine/sampler.ts";
+import { Program } from "../src/engine/program.ts";
+import { readBuffer, storageBuffer } from "../src/gpu/buffers.ts";
+import { replayBreakdown } from "./decode_breakdown.ts";
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { string: ["shape", "dtype", "compute", "streams", "prompt", "decode", "kv", "steps", "rows"] });
+  const a = parseArgs(argv, { string: ["shape", "dtype", "compute", "streams", "prompt", "decode", "kv", "steps", "rows"], boolean: ["breakdown"] });
   const { shapeName, shape, dtype, compute } = modelArgs(a.string);
   const streams = (a.string.streams ?? "1,8,32").split(",").map(Number);
   if (!streams.every((n) => Number.isInteger(n) && n >= 1)) throw new InvalidArgumentError(`--streams must be positive integers, e.g. 1,8,32 (got '${a.string.streams}')`);
@@ -78,7 +86,47 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`ratio to 1 stream: ${streams.map((n, i) => `${n}: ${(rates[i] / rates[one]).toFixed(2)}x`).join(", ")}`);
   }
   await batcher.close();
+  if (a.boolean.breakdown) for (const n of streams.filter((n) => n > 1)) await stepBreakdown(engine, n, promptN + 16);
   engine.destroy();
   model.destroy();
   return 0;
+}
+
+/** GPU time of one batched step of n rows (forward pass, logit copies, n samplers), kernel by kernel. */
+async function stepBreakdown(engine: Engine, n: number, keys: number): Promise<void> {
+  const { model, pool } = engine;
+  const dev = model.gpu.device, V = model.config.vocabSize;
+  const blocks = Array.from({ length: n }, () => pool.allocate(keys + 1, 0));
+  for (const b of blocks) b.tokens = keys;
+  const fwd = new Forward(model, pool, n, { groups: blocks.map((b) => ({ rows: 1, write: b, writeAt: keys, plain: [b] })), logits: { from: 0, count: n } });
+  const samplers = blocks.map(() => new Sampler(model, {}, 4, []));
+  const logits = blocks.map(() => storageBuffer(dev, V * 4, "bench.logits"));
+  const sprog = new Program(dev);
+  samplers.forEach((s, i) => s.record(sprog, logits[i]));
+  try {
+    fwd.setIds(Uint32Array.from({ length: n }, (_, i) => i + 1));
+    const f = await replayBreakdown(dev, fwd.program, fwd.logits);
+    const sm = await replayBreakdown(dev, sprog, samplers[0].next);
+    // the logit copies between the forward pass and the samplers (copyBufferToBuffer, outside any pass)
+    const copies = async (reps: number) => {
+      const enc = dev.createCommandEncoder();
+      for (let r = 0; r < reps; r++) logits.forEach((l, i) => enc.copyBufferToBuffer(fwd.logits, i * V * 4, l, 0, V * 4));
+      const t0 = performance.now();
+      dev.queue.submit([enc.finish()]);
+      await readBuffer(dev, logits[0], 4);
+      return performance.now() - t0;
+    };
+    await copies(1);
+    const copyMs = ((await copies(9)) - (await copies(1))) / 8;
+    console.log(`step of ${n} rows: forward ${f.gpuMs.toFixed(3)} ms (${f.dispatches} dispatches), ${n} logit copies ${copyMs.toFixed(3)} ms, ${n} samplers ${sm.gpuMs.toFixed(3)} ms`);
+    for (const k of [...f.kernels, ...sm.kernels].sort((a, b) => b.ms - a.ms)) {
+      console.log(`  ${k.name.padEnd(44)} x${String(k.dispatches).padStart(3)}  ${(k.ms * 1000).toFixed(1).padStart(8)} us  ${((k.ms * 1000) / k.dispatches).toFixed(1).padStart(7)} us each`);
+    }
+  } finally {
+    fwd.destroy();
+    sprog.destroy();
+    for (const s of samplers) s.destroy();
+    for (const l of logits) l.destroy();
+    for (const b of blocks) pool.release(b);
+  }
 }

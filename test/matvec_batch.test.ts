@@ -2,7 +2,7 @@
 // 2..BATCH_MAX_ROWS rows of x (a batched decode step, a short query), against a float64 CPU product through
 // recordLinear: every weight format (f32, f16, f16 weights of an f16-compute model, the GGUF block formats),
 // with bias, the fused residual add and W split into row chunks whose row counts are not multiples of the
-// rows a workgroup covers; x rows in one block and in several (M = 13: two blocks of 7; M = 32: four of 8);
+// rows a workgroup covers; x rows in one block and in several (M = 13: four blocks of 4 and fewer; M = 32: eight of 4);
 // the shapes batchShape picks and explicit ones (8..128 lanes, 1..4 W rows per lane group, 1..8 x rows).
 import { describe, expect, it } from "vitest";
 import { getGpu, type Gpu } from "../src/gpu/device.ts";
@@ -101,9 +101,9 @@ describe(`batched decode matvec (matvec_batch_<format>) on ${runtimeName()}`, ()
     await expectMatches("Q4_1", 9, 45, 1312, 45, 9, { lanes: 64, rows: 4, batch: 5 });
   });
 
-  it("shapes: batchShape balances x rows in blocks of <= 8; who takes the batched path; rejected shapes", () => {
-    expect([2, 8, 9, 13, 32].map((M) => batchShape(2048, 2048, M).batch)).toEqual([2, 8, 5, 7, 8]);
-    expect(batchShape(16384, 2048, 8).rows).toBe(4);
+  it("shapes: batchShape balances x rows in blocks of <= 4; who takes the batched path; rejected shapes", () => {
+    expect([2, 8, 9, 13, 32].map((M) => batchShape(2048, 2048, M).batch)).toEqual([2, 4, 3, 4, 4]);
+    expect([batchShape(2048, 2048, 8).lanes, batchShape(16384, 2048, 8).lanes]).toEqual([64, 32]);
     expect(batchShape(70, 96, 4).lanes).toBe(8); // 12 steps of 8 weights: lanes halved to 8
     const W = { format: "f16", rows: 4, cols: 96, chunks: [] } as unknown as GpuLinear;
     expect([1, 2, BATCH_MAX_ROWS, BATCH_MAX_ROWS + 1].map((M) => batchesRows(W, M, "lanes"))).toEqual([false, true, true, false]);

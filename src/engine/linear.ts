@@ -137,12 +137,15 @@ export interface BatchShape {
 }
 
 /**
- * The batched matvec shape for M rows of x through an N x K layer: x rows in balanced blocks of at most 8, 4 W
- * rows per lane group for wide layers (N >= 16384, as matvecShape), else 2; 32 lanes, halved while a lane would
- * get fewer than 2 steps of 8 weights. Not swept on the H200 yet (bench matvec --batch M).
+ * The batched matvec shape for M rows of x through an N x K layer: x rows in balanced blocks of at most 4, 4 W
+ * rows per lane group, 64 lanes for layers of <= 2048 rows (more workgroups), else 32; lanes halved while a lane
+ * would get fewer than 2 steps of 8 weights. From `ape bench matvec --batch 8` on the H200 (Bun + Dawn, f16, 1B
+ * layers, us per call, 32 lanes x 2 rows x 8 x rows before -> now): qkv 23.3 -> 14.4, o_proj 18.3 -> 11.1,
+ * gate_up 54.0 -> 45.7, down_proj 53.0 -> 22.8, LM head 314 -> 318 (bench/results-h200-batch.txt): blocks of 8
+ * x rows hold too many registers for the weights' loads to overlap; two blocks of 4 re-read W through L2.
  */
 export function batchShape(N: number, K: number, M: number): BatchShape {
-  const shape = { lanes: 32, rows: N >= 16384 ? 4 : 2, batch: Math.ceil(M / Math.ceil(M / 8)) };
+  const shape = { lanes: N <= 2048 ? 64 : 32, rows: 4, batch: Math.ceil(M / Math.ceil(M / 4)) };
   while (shape.lanes > 8 && K / 8 / shape.lanes < 2) shape.lanes /= 2;
   return shape;
 }
