@@ -57,10 +57,23 @@ export class Contexts {
     return c;
   }
 
-  /** Encodes the documents that are not cached yet (in batched passes), stores them, returns handles. */
+  /**
+   * Encodes the documents that are not cached yet (in batched passes), stores them, returns handles. A corpus
+   * larger than the GPU's KV pool is leased in groups of at most half the pool's token slots, each released
+   * before the next (released contexts stay cached on the host and in the store, and on the GPU until evicted):
+   * caching never needs the whole corpus resident at once.
+   */
   async cacheTexts(texts: string[], onProgress?: (done: number, total: number) => void): Promise<ContextHandle[]> {
     const handles = texts.map((t) => this.handle(t));
-    (await this.cache.lease(handles, onProgress)).release();
+    const room = Math.max(1, Math.floor(this.cache.engine.pool.capacity / 2));
+    let from = 0;
+    while (from < handles.length) {
+      let to = from + 1, tokens = handles[from].tokens;
+      while (to < handles.length && tokens + handles[to].tokens <= room) tokens += handles[to++].tokens;
+      const done = from;
+      (await this.cache.lease(handles.slice(from, to), onProgress && ((d) => onProgress(done + d, handles.length)))).release();
+      from = to;
+    }
     return handles;
   }
 

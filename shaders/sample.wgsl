@@ -68,6 +68,16 @@ fn sumU(lid: u32, v: u32) -> u32 {
   return workgroupUniformLoad(&redU[0]);
 }
 
+fn nonfinite(l: f32) -> bool { return (bitcast<u32>(l) & 0x7f800000u) == 0x7f800000u; }
+
+// a row with a non-finite logit is not sampled (see the header)
+fn refuse(lid: u32, step: u32) {
+  if (lid == 0u) {
+    tokens[step] = NONFINITE;
+    next[0] = 0u;
+  }
+}
+
 // PCG-style hash: a uniform float in [0, 1) from (seed, step).
 fn random01(seed: u32, step: u32) -> f32 {
   var x = seed * 747796405u + step * 2891336453u + 1u;
@@ -98,15 +108,16 @@ fn mass(lid: u32, threshold: f32, mx: f32) -> f32 {
 fn main(@builtin(local_invocation_id) lid3: vec3<u32>) {
   let lid = lid3.x;
   let step = state[0];
-  // 0. non-finite logits (exponent bits all ones: NaN or +-inf; a bit test, as WGSL may assume no NaN)
+  // 0. non-finite logits (exponent bits all ones: NaN or +-inf; a bit test, as WGSL may assume no NaN);
+  // greedy decoding tests them in its argmax pass instead (one pass over the logits, not two: below)
+  let greedy = p.temperature <= 0.0;
   var bad = 0u;
-  for (var i = lid; i < p.vocab; i += WG) { if ((bitcast<u32>(logits[i]) & 0x7f800000u) == 0x7f800000u) { bad = 1u; } }
-  if (sumU(lid, bad) > 0u) {
-    if (lid == 0u) {
-      tokens[step] = NONFINITE;
-      next[0] = 0u;
+  if (!greedy) {
+    for (var i = lid; i < p.vocab; i += WG) { if (nonfinite(logits[i])) { bad = 1u; } }
+    if (sumU(lid, bad) > 0u) {
+      refuse(lid, step);
+      return;
     }
-    return;
   }
   // 1. repetition penalty
   // (walks the bitmask's words and touches only the seen ids)
@@ -125,16 +136,22 @@ fn main(@builtin(local_invocation_id) lid3: vec3<u32>) {
   }
   storageBarrier();
   workgroupBarrier();
-  // 2. greedy: argmax, lowest id on ties
-  if (p.temperature <= 0.0) {
+  // 2. greedy: argmax, lowest id on ties (and the non-finite test: the penalty keeps a finite logit finite
+  // unless it overflows, which then counts as non-finite too)
+  if (greedy) {
     var best = -3.4e38;
     var bestI = 0xffffffffu;
     // four consecutive ids per thread per trip: independent loads in flight, 16 contiguous bytes per lane
     for (var i = lid * 4u; i < p.vocab; i += WG * 4u) {
       for (var j = 0u; j < 4u; j++) {
         let l = logits[min(i + j, p.vocab - 1u)];
+        if (nonfinite(l)) { bad = 1u; }
         if (l > best) { best = l; bestI = min(i + j, p.vocab - 1u); }
       }
+    }
+    if (sumU(lid, bad) > 0u) {
+      refuse(lid, step);
+      return;
     }
     let mx = maxF(lid, best);
     var cand = 0xffffffffu;

@@ -11,6 +11,7 @@ import { ContextCache, contextId, prefixHash } from "../src/cache/context_cache.
 import { kvCodec } from "../src/cache/kv_codec.ts";
 import { openStore, type KvStore } from "../src/cache/store.ts";
 import { runtimeName } from "../src/runtime.ts";
+import { Contexts } from "../sdk/contexts.ts";
 import { CpuReference } from "./reference/cpu_model.ts";
 import { randomModel, relError, tinyConfig } from "./reference/random_model.ts";
 
@@ -146,6 +147,42 @@ describe(`context cache eviction on ${runtimeName()}`, () => {
     await logitsOk(lease.blocks, [[34, 35, 36]]);
     lease.release();
     cache.clearGpu();
+    expect(baseline()).toEqual(base);
+  });
+
+  it("a corpus three times the GPU pool caches in groups (sdk Contexts.cacheTexts): evicted to the host, every context still answers", async () => {
+    const base = baseline();
+    const cache = new ContextCache(engine, await heldStore(), kvCodec(model), scopeOf());
+    // documents as token ids: "d<i>" names document i, 20 tokens each (the block a context takes: its tokens)
+    const V = cfg.vocabSize - 4; // (ids 4.. : the first two tokens spell i, so no two documents are alike)
+    const docIds = (text: string) => {
+      const i = Number(text.slice(1));
+      return Uint32Array.from({ length: 20 }, (_, j) => 4 + (j === 0 ? i % V : j === 1 ? Math.floor(i / V) % V : (i * 7 + j) % V));
+    };
+    const contexts = new Contexts(cache, docIds, "f32");
+    const n = Math.ceil((3 * engine.pool.capacity) / 20);
+    const texts = Array.from({ length: n }, (_, i) => `d${i}`);
+    const seen: number[] = [];
+    const handles = await contexts.cacheTexts(texts, (done, total) => {
+      expect(total).toBe(n);
+      seen.push(done);
+    });
+    expect(handles.length).toBe(n);
+    expect(seen.at(-1)).toBe(n); // progress runs over the whole corpus, in order
+    expect(seen.every((d, i) => i === 0 || d >= seen[i - 1])).toBe(true);
+    expect(cache.stats.misses).toBe(n);
+    expect(cache.stats.evictions.gpu).toBeGreaterThan(0);
+    expect(cache.stats.entries.host).toBe(n);
+    // the first documents left the GPU long ago: a lease brings them back from the host, and they are right
+    const pick = [0, 1, n - 1].map((i) => ({ id: handles[i].id, ids: docIds(texts[i]) }));
+    const lease = await cache.lease(pick);
+    try {
+      expect(cache.stats.misses).toBe(n); // no re-encode
+      await logitsOk(lease.blocks, pick.map((p) => [...p.ids]));
+    } finally {
+      lease.release();
+    }
+    await cache.clearGpu();
     expect(baseline()).toEqual(base);
   });
 });

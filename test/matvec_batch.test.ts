@@ -103,7 +103,7 @@ describe(`batched decode matvec (matvec_batch_<format>) on ${runtimeName()}`, ()
 
   it("shapes: batchShape balances x rows in blocks of <= 4; who takes the batched path; rejected shapes", () => {
     expect([2, 8, 9, 13, 32].map((M) => batchShape(2048, 2048, M).batch)).toEqual([2, 4, 3, 4, 4]);
-    expect([batchShape(2048, 2048, 8).lanes, batchShape(16384, 2048, 8).lanes]).toEqual([64, 32]);
+    expect([batchShape(2048, 2048, 8).lanes, batchShape(16384, 2048, 8).lanes, batchShape(16384, 2048, 32).lanes, batchShape(3072, 2048, 32).lanes]).toEqual([64, 32, 16, 32]);
     expect(batchShape(70, 96, 4).lanes).toBe(8); // 12 steps of 8 weights: lanes halved to 8
     const W = { format: "f16", rows: 4, cols: 96, chunks: [] } as unknown as GpuLinear;
     expect([1, 2, BATCH_MAX_ROWS, BATCH_MAX_ROWS + 1].map((M) => batchesRows(W, M, "lanes"))).toEqual([false, true, true, false]);

@@ -138,14 +138,17 @@ export interface BatchShape {
 
 /**
  * The batched matvec shape for M rows of x through an N x K layer: x rows in balanced blocks of at most 4, 4 W
- * rows per lane group, 64 lanes for layers of <= 2048 rows (more workgroups), else 32; lanes halved while a lane
- * would get fewer than 2 steps of 8 weights. From `ape bench matvec --batch 8` on the H200 (Bun + Dawn, f16, 1B
- * layers, us per call, 32 lanes x 2 rows x 8 x rows before -> now): qkv 23.3 -> 14.4, o_proj 18.3 -> 11.1,
- * gate_up 54.0 -> 45.7, down_proj 53.0 -> 22.8, LM head 314 -> 318 (bench/results-h200-batch.txt): blocks of 8
- * x rows hold too many registers for the weights' loads to overlap; two blocks of 4 re-read W through L2.
+ * rows per lane group; up to 8 rows of x, 64 lanes for layers of <= 2048 rows (more workgroups) else 32; more
+ * rows, 16 lanes for wide layers (N >= 16384) else 32; lanes halved while a lane would get fewer than 2 steps of
+ * 8 weights. From `ape bench matvec --batch 8|16|32` on the H200 (Bun + Dawn, f16, 1B layers, us per call;
+ * bench/results-h200-batch.txt): at 8 rows (32 lanes x 2 W rows x 8 x rows before -> now) qkv 23.3 -> 14.4,
+ * o_proj 18.3 -> 11.1, gate_up 54.0 -> 45.7, down_proj 53.0 -> 22.8, LM head 314 -> 318; at 32 rows gate_up 136
+ * and the LM head 999 with 16 lanes (165 / 1220 with 32). Blocks of 8 x rows hold too many registers for the
+ * weights' loads to overlap; blocks of 4 re-read W through L2.
  */
 export function batchShape(N: number, K: number, M: number): BatchShape {
-  const shape = { lanes: N <= 2048 ? 64 : 32, rows: 4, batch: Math.ceil(M / Math.ceil(M / 4)) };
+  const lanes = M <= 8 ? (N <= 2048 ? 64 : 32) : N >= 16384 ? 16 : 32;
+  const shape = { lanes, rows: 4, batch: Math.ceil(M / Math.ceil(M / 4)) };
   while (shape.lanes > 8 && K / 8 / shape.lanes < 2) shape.lanes /= 2;
   return shape;
 }
