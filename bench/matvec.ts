@@ -12,7 +12,7 @@
  * variant's max difference from
  * the default's output (a variant must not change the numbers beyond rounding).
  * With `--batch M` (2..32) it times the batched matvec (matvec_batch_<format>, M rows of x, no input stage)
- * instead: `--shapes` then lists lanes,rows,batch triples, batchShape's pick is marked *, and the tiled
+ * instead: `--shapes` then lists lanes,rows,batch[,unroll] shapes, batchShape's pick is marked *, and the tiled
  * prefill matmul the batched kernel replaces is timed beside them (us per call and per row of x).
  *
  * @example
@@ -53,11 +53,11 @@ const DEFAULT_BATCH_SHAPES = "16,2,8;32,1,8;32,2,8;32,4,8;64,2,8;64,4,8;128,2,8;
 
 function parseBatchShapes(s: string): BatchShape[] {
   return s.split(";").filter((x) => x.trim()).map((x) => {
-    const [lanes, rows, batch] = x.split(",").map(Number);
-    if (![8, 16, 32, 64, 128, 256].includes(lanes) || ![1, 2, 4].includes(rows) || !(batch >= 1 && batch <= 8)) {
-      throw new InvalidArgumentError(`--shapes: '${x}' is not lanes,rows,batch (lanes 8..256, rows 1/2/4, batch 1..8)`);
+    const [lanes, rows, batch, unroll = 2] = x.split(",").map(Number);
+    if (![8, 16, 32, 64, 128, 256].includes(lanes) || ![1, 2, 4].includes(rows) || !(batch >= 1 && batch <= 8) || ![1, 2].includes(unroll)) {
+      throw new InvalidArgumentError(`--shapes: '${x}' is not lanes,rows,batch[,unroll] (lanes 8..256, rows 1/2/4, batch 1..8, unroll 1/2)`);
     }
-    return { lanes, rows, batch };
+    return { lanes, rows, batch, unroll };
   });
 }
 
@@ -165,7 +165,7 @@ async function runBatch(opts: Record<string, string | undefined>, M: number): Pr
       const buffers = Array.from({ length: copies }, () => uploadBytes(dev, padded));
       const Ws: GpuLinear[] = buffers.map((buffer) => ({ format: fmt, rows: L.N, cols: L.K, chunks: [{ buffer, rowStart: 0, rows: L.N }] }));
       const byDefault = batchShape(L.N, L.K, M);
-      const same = (s: BatchShape) => s.lanes === byDefault.lanes && s.rows === byDefault.rows && s.batch === byDefault.batch;
+      const same = (s: BatchShape) => s.lanes === byDefault.lanes && s.rows === byDefault.rows && s.batch === byDefault.batch && (s.unroll ?? 2) === (byDefault.unroll ?? 2);
       // "matmul": the tiled prefill kernel (the lanes layout past BATCH_MAX_ROWS), through the rows it would get
       const variants: (BatchShape | "matmul")[] = [byDefault, ...shapes.filter((s) => !same(s)), "matmul"];
       let reference: Float32Array | undefined;
@@ -175,7 +175,7 @@ async function runBatch(opts: Record<string, string | undefined>, M: number): Pr
           // recordLinear sends <= BATCH_MAX_ROWS rows to the batched kernel: pad the call to 33 rows of which M are read back
           for (const W of Ws) recordLinear(prog, k, x, W, y, Math.max(M, 33), "lanes");
         } else for (const W of Ws) recordLinear(prog, k, x, W, y, M, "lanes", undefined, false, {}, v);
-        const label = v === "matmul" ? `matmul_${fmt} ${name} (33 rows)` : `matvec_batch_${fmt} ${name} ${v.lanes},${v.rows},${v.batch}`;
+        const label = v === "matmul" ? `matmul_${fmt} ${name} (33 rows)` : `matvec_batch_${fmt} ${name} ${v.lanes},${v.rows},${v.batch},${v.unroll ?? 2}`;
         try {
           const { ms } = await timeReplays(dev, prog, y, { trials, budgetMs: 100, maxReps: 2000, label });
           prog.submit();
@@ -187,7 +187,7 @@ async function runBatch(opts: Record<string, string | undefined>, M: number): Pr
             mag = Math.max(mag, Math.abs(reference[i]));
           }
           const us = (ms * 1000) / copies;
-          const what = v === "matmul" ? "matmul (33 rows)   " : `${v === byDefault ? "*" : " "} lanes ${String(v.lanes).padStart(3)} rows ${v.rows} batch ${v.batch}`;
+          const what = v === "matmul" ? "matmul (33 rows)   " : `${v === byDefault ? "*" : " "} lanes ${String(v.lanes).padStart(3)} rows ${v.rows} batch ${v.batch} unroll ${v.unroll ?? 2}`;
           console.log(
             `${`${v === "matmul" ? "matmul" : "batch"}_${fmt}`.padEnd(12)} ${name.padEnd(8)} ${what}  ${us.toFixed(1).padStart(8)} us  ${(us / M).toFixed(2).padStart(7)} us/row  ` +
               `${(bytes / us / 1e6).toFixed(2).padStart(6)} TB/s of weights  max |diff| ${diff.toExponential(1)} of ${mag.toExponential(1)}`,

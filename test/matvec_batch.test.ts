@@ -3,7 +3,8 @@
 // recordLinear: every weight format (f32, f16, f16 weights of an f16-compute model, the GGUF block formats),
 // with bias, the fused residual add and W split into row chunks whose row counts are not multiples of the
 // rows a workgroup covers; x rows in one block and in several (M = 13: four blocks of 4 and fewer; M = 32: eight of 4);
-// the shapes batchShape picks and explicit ones (8..128 lanes, 1..4 W rows per lane group, 1..8 x rows).
+// the shapes batchShape picks and explicit ones (8..128 lanes, 1..4 W rows per lane group, 1..8 x rows, 1 or 2
+// weight steps per trip).
 import { describe, expect, it } from "vitest";
 import { getGpu, type Gpu } from "../src/gpu/device.ts";
 import { readBuffer, storageBuffer, uploadF32 } from "../src/gpu/buffers.ts";
@@ -94,16 +95,18 @@ describe(`batched decode matvec (matvec_batch_<format>) on ${runtimeName()}`, ()
   it("f16: one, two and four blocks of x rows; explicit shapes", async () => {
     for (const M of [2, 13, BATCH_MAX_ROWS]) await expectMatches("f16", M, 70, 256, 40, M);
     await expectMatches("f16", 13, 70, 256, 40, 5, { lanes: 128, rows: 1, batch: 3 });
-    await expectMatches("f16", 13, 70, 256, 40, 6, { lanes: 32, rows: 4, batch: 8 });
+    await expectMatches("f16", 13, 70, 256, 40, 6, { lanes: 32, rows: 4, batch: 8, unroll: 1 });
   });
 
   it("Q4_1: x rows in two blocks, 4 W rows per lane group", async () => {
     await expectMatches("Q4_1", 9, 45, 1312, 45, 9, { lanes: 64, rows: 4, batch: 5 });
   });
 
-  it("shapes: batchShape balances x rows in blocks of <= 4; who takes the batched path; rejected shapes", () => {
-    expect([2, 8, 9, 13, 32].map((M) => batchShape(2048, 2048, M).batch)).toEqual([2, 4, 3, 4, 4]);
-    expect([batchShape(2048, 2048, 8).lanes, batchShape(16384, 2048, 8).lanes, batchShape(16384, 2048, 32).lanes, batchShape(3072, 2048, 32).lanes]).toEqual([64, 32, 16, 32]);
+  it("shapes: batchShape balances x rows in blocks; who takes the batched path; rejected shapes", () => {
+    expect([2, 8, 9, 13, 32].map((M) => batchShape(2048, 2048, M).batch)).toEqual([2, 4, 5, 7, 8]);
+    expect([2, 8, 9, 13, 32].map((M) => batchShape(3072, 2048, M).batch)).toEqual([2, 4, 3, 4, 4]);
+    expect(batchShape(128256, 2048, 8)).toEqual({ lanes: 16, rows: 4, batch: 8, unroll: 1 });
+    expect([batchShape(2048, 2048, 8).lanes, batchShape(16384, 2048, 8).lanes, batchShape(16384, 2048, 32).lanes, batchShape(2048, 8192, 32).lanes]).toEqual([64, 32, 16, 32]);
     expect(batchShape(70, 96, 4).lanes).toBe(8); // 12 steps of 8 weights: lanes halved to 8
     const W = { format: "f16", rows: 4, cols: 96, chunks: [] } as unknown as GpuLinear;
     expect([1, 2, BATCH_MAX_ROWS, BATCH_MAX_ROWS + 1].map((M) => batchesRows(W, M, "lanes"))).toEqual([false, true, true, false]);
@@ -112,5 +115,6 @@ describe(`batched decode matvec (matvec_batch_<format>) on ${runtimeName()}`, ()
     expect(() => batchConstants({ lanes: 24, rows: 2, batch: 4 })).toThrow(/unsupported batch shape/);
     expect(() => batchConstants({ lanes: 32, rows: 3, batch: 4 })).toThrow(/unsupported batch shape/);
     expect(() => batchConstants({ lanes: 32, rows: 2, batch: 9 })).toThrow(/unsupported batch shape/);
+    expect(() => batchConstants({ lanes: 32, rows: 2, batch: 4, unroll: 3 })).toThrow(/unsupported batch shape/);
   });
 });

@@ -4,8 +4,8 @@
 // (1..8): ROWS * BATCH sums per thread, held in acc[b] (one vec4 per x row, a component per W row).
 // Pipeline-overridable constants, chosen per layer shape and row count by batchShape in src/engine/linear.ts.
 // The format's file binds w (binding 1) and defines W8 (8 weights as two vec4<f32>) and w8(n, i): step i
-// (weights 8i .. 8i + 7) of row n, decoded to f32. Lane l takes steps l, l + LANES, ..., two per trip so
-// that several loads are in flight; each step's weights are decoded once and multiplied by BATCH x rows
+// (weights 8i .. 8i + 7) of row n, decoded to f32. Lane l takes steps l, l + LANES, ..., UNROLL (1 or 2) per
+// trip (2: more loads in flight, 1: fewer registers); each step's weights are decoded once and multiplied by BATCH x rows
 // (x values come through L1: every lane group of the workgroup reads the same ones).
 // Grid: workgroup id = tile * blocks + block (blocks = ceil(M / BATCH)), so the workgroups sharing a tile
 // of W rows run together and share its bytes through L2; ids fold x/y at 65535.
@@ -18,6 +18,7 @@ const WG_SIZE = 256u;
 override LANES: u32 = 32u;
 override ROWS: u32 = 2u;
 override BATCH: u32 = 8u;
+override UNROLL: u32 = 2u;
 
 var<workgroup> red: array<vec4<f32>, 128u * BATCH>;
 
@@ -50,16 +51,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let steps = p.K / 8u;
   var w1: W8; var w2: W8; var w3: W8; var v1: W8; var v2: W8; var v3: W8;
   var i = lane;
-  for (; i + LANES < steps; i += 2u * LANES) {
-    let j = i + LANES;
-    let w0 = w8(r.x, i);
-    let v0 = w8(r.x, j);
-    if (ROWS >= 2u) { w1 = w8(r.y, i); v1 = w8(r.y, j); }
-    if (ROWS == 4u) { w2 = w8(r.z, i); v2 = w8(r.z, j); w3 = w8(r.w, i); v3 = w8(r.w, j); }
-    step_fma(&acc, &xr, i, w0, w1, w2, w3);
-    step_fma(&acc, &xr, j, v0, v1, v2, v3);
+  if (UNROLL == 2u) {
+    for (; i + LANES < steps; i += 2u * LANES) {
+      let j = i + LANES;
+      let w0 = w8(r.x, i);
+      let v0 = w8(r.x, j);
+      if (ROWS >= 2u) { w1 = w8(r.y, i); v1 = w8(r.y, j); }
+      if (ROWS == 4u) { w2 = w8(r.z, i); v2 = w8(r.z, j); w3 = w8(r.w, i); v3 = w8(r.w, j); }
+      step_fma(&acc, &xr, i, w0, w1, w2, w3);
+      step_fma(&acc, &xr, j, v0, v1, v2, v3);
+    }
   }
-  if (i < steps) {
+  for (; i < steps; i += LANES) {
     let w0 = w8(r.x, i);
     if (ROWS >= 2u) { w1 = w8(r.y, i); }
     if (ROWS == 4u) { w2 = w8(r.z, i); w3 = w8(r.w, i); }

@@ -134,31 +134,39 @@ export interface BatchShape {
   lanes: number;
   rows: number;
   batch: number;
+  /** Weight steps per trip of a lane's loop, 1 or 2 (default 2). */
+  unroll?: number;
 }
 
 /**
- * The batched matvec shape for M rows of x through an N x K layer: x rows in balanced blocks of at most 4, 4 W
- * rows per lane group; up to 8 rows of x, 64 lanes for layers of <= 2048 rows (more workgroups) else 32; more
- * rows, 16 lanes for wide layers (N >= 16384) else 32; lanes halved while a lane would get fewer than 2 steps of
- * 8 weights. From `ape bench matvec --batch 8|16|32` on the H200 (Bun + Dawn, f16, 1B layers, us per call;
- * bench/results-h200-batch.txt): at 8 rows (32 lanes x 2 W rows x 8 x rows before -> now) qkv 23.3 -> 14.4,
- * o_proj 18.3 -> 11.1, gate_up 54.0 -> 45.7, down_proj 53.0 -> 22.8, LM head 314 -> 318; at 32 rows gate_up 136
- * and the LM head 999 with 16 lanes (165 / 1220 with 32). Blocks of 8 x rows hold too many registers for the
- * weights' loads to overlap; blocks of 4 re-read W through L2.
+ * The batched matvec shape for M rows of x through an N x K layer, 4 W rows per lane group, from `ape bench matvec
+ * --batch 8|16|32` on the H200 (Bun + Dawn, f16, 1B layers; us per call in bench/results-h200-batch.txt):
+ * - up to 8 rows: the LM head (N >= 65536) one block of x rows, 16 lanes, one step per trip (8 rows: 253 us against
+ *   318 as the others); the others blocks of <= 4 x rows re-reading W through L2, 64 lanes for layers of <= 2048 rows
+ *   (more workgroups) else 32, two steps per trip (qkv 14.4, o_proj 11.1, gate_up 45.7, down_proj 22.8 us; blocks of
+ *   8 hold too many registers for the weights' loads to overlap: 22.1 / 21.5 / 54.1 / 63.5 us);
+ * - more rows: blocks of <= 8 x rows, one step per trip; 16 lanes for wide layers (N >= 16384; 32 rows: gate_up 129,
+ *   LM head 937 us) and 32 for the 2048-row ones (o_proj 24.7, down_proj 64.9); qkv 16 lanes and blocks of <= 4 (29.6).
+ * Lanes are halved while a lane would get fewer than 2 steps of 8 weights.
  */
 export function batchShape(N: number, K: number, M: number): BatchShape {
-  const lanes = M <= 8 ? (N <= 2048 ? 64 : 32) : N >= 16384 ? 16 : 32;
-  const shape = { lanes, rows: 4, batch: Math.ceil(M / Math.ceil(M / 4)) };
+  const blocks = (most: number) => Math.ceil(M / Math.ceil(M / most)); // balanced blocks of at most `most` x rows
+  const shape = M <= 8
+    ? N >= 65536 ? { lanes: 16, rows: 4, batch: M, unroll: 1 } : { lanes: N <= 2048 ? 64 : 32, rows: 4, batch: blocks(4), unroll: 2 }
+    : N >= 16384 ? { lanes: 16, rows: 4, batch: blocks(8), unroll: 1 }
+    : N <= 2048 ? { lanes: 32, rows: 4, batch: blocks(8), unroll: 1 }
+    : { lanes: 16, rows: 4, batch: blocks(4), unroll: 1 };
   while (shape.lanes > 8 && K / 8 / shape.lanes < 2) shape.lanes /= 2;
   return shape;
 }
 
 /** A batch shape's override constants, after checking it against the kernels' limits. */
 export function batchConstants(s: BatchShape): Record<string, number> {
-  if (![8, 16, 32, 64, 128, 256].includes(s.lanes) || ![1, 2, 4].includes(s.rows) || !Number.isInteger(s.batch) || s.batch < 1 || s.batch > 8) {
-    throw new Error(`recordLinear: unsupported batch shape ${JSON.stringify(s)} (lanes 8..256, a power of two; rows 1, 2 or 4; batch 1..8)`);
+  const unroll = s.unroll ?? 2;
+  if (![8, 16, 32, 64, 128, 256].includes(s.lanes) || ![1, 2, 4].includes(s.rows) || !Number.isInteger(s.batch) || s.batch < 1 || s.batch > 8 || ![1, 2].includes(unroll)) {
+    throw new Error(`recordLinear: unsupported batch shape ${JSON.stringify(s)} (lanes 8..256, a power of two; rows 1, 2 or 4; batch 1..8; unroll 1 or 2)`);
   }
-  return { LANES: s.lanes, ROWS: s.rows, BATCH: s.batch };
+  return { LANES: s.lanes, ROWS: s.rows, BATCH: s.batch, UNROLL: unroll };
 }
 
 /**
