@@ -1,7 +1,7 @@
 // matvec_batch_f16: the batched decode linear layer on GPUs, a few rows of x (M <= 8 per workgroup row block),
 // y[m, colOffset + n] = sum_k x[m, k] * W[n, k] (+ bias[colOffset + n]); W stored as IEEE half floats
-// (out x in, as in HF), each weight read once for all the rows, computed in f32 (also for f16-compute
-// layers: the batched step is bound by the weights' bytes, not by arithmetic).
+// (out x in, as in HF), each weight read once for all the rows, computed in f32 (f16-compute layers keep
+// matmul_f16c: src/engine/linear.ts batchesRows).
 // Inputs:  x: array<vec4<f32>> [M, K/4]; w: array<vec4<u32>> [N, K/8], 8 packed halves per vec4 (this chunk; K a
 //          multiple of 8); bias: array<f32> (read only when flags bit 0 set); params (same struct as matmul_f32).
 // Outputs: y: array<f32> [M, ldy], columns colOffset .. colOffset+N-1.

@@ -1,6 +1,6 @@
 // The batched decode matvec (matvec_batch_<format>: shaders/include/matvec_batch_body.wgsl), the GPU path for
 // 2..BATCH_MAX_ROWS rows of x (a batched decode step, a short query), against a float64 CPU product through
-// recordLinear: every weight format (f32, f16, f16 weights of an f16-compute model, the GGUF block formats),
+// recordLinear: every weight format (f32, f16, the GGUF block formats; f16-compute layers keep matmul_f16c),
 // with bias, the fused residual add and W split into row chunks whose row counts are not multiples of the
 // rows a workgroup covers; x rows in one block and in several (M = 13: four blocks of 4 and fewer; M = 32: eight of 4);
 // the shapes batchShape picks and explicit ones (8..128 lanes, 1..4 W rows per lane group, 1..8 x rows, 1 or 2
@@ -31,14 +31,14 @@ function cpuLinear(x: Float32Array, w: Float32Array, M: number, N: number, K: nu
   return y;
 }
 
-/** A random N x K layer stored as `type` (f32, f16, f16c or a GGUF block type), with the float values it holds. */
+/** A random N x K layer stored as `type` (f32, f16 or a GGUF block type), with the float values it holds. */
 function makeLayer(type: string, N: number, K: number, seed: number, chunkRows: number): { W: GpuLinear; w: Float32Array; b: Float32Array } {
   const rand = rng(seed);
   let w = Float32Array.from({ length: N * K }, () => (rand() * 2 - 1) * 0.5);
   const b = Float32Array.from({ length: N }, () => rand() - 0.5);
   let bytes: Uint8Array, format: string, rb: number;
   if (type === "f32") [bytes, format, rb] = [new Uint8Array(w.slice().buffer), "f32", K * 4];
-  else if (type === "f16" || type === "f16c") {
+  else if (type === "f16") {
     const h = Uint16Array.from(w, (v) => f32ToF16(v));
     w = Float32Array.from(h, (v) => f16ToF32(v));
     [bytes, format, rb] = [new Uint8Array(h.buffer), "f16", K * 2];
@@ -49,7 +49,6 @@ function makeLayer(type: string, N: number, K: number, seed: number, chunkRows: 
   }
   const g: Gpu = { ...gpu, limits: { ...gpu.limits, maxStorageBufferBindingSize: chunkRows * rb + 4 } };
   const W = uploadQuantLinear(g, "w", format, bytes, N, K, rb, b);
-  if (type === "f16c") W.compute = "f16";
   expect(W.chunks.length).toBe(Math.ceil(N / chunkRows));
   return { W, w, b };
 }
@@ -84,7 +83,7 @@ async function expectMatches(type: string, M: number, N: number, K: number, chun
   }
 }
 
-const TYPES = ["f32", "f16", ...(gpu.hasF16 ? ["f16c"] : []), "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q6_K"];
+const TYPES = ["f32", "f16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q6_K"];
 
 describe(`batched decode matvec (matvec_batch_<format>) on ${runtimeName()}`, () => {
   it.each(TYPES)("%s: 5 rows, bias, accumulate, 3 row chunks, batchShape's pick", async (type) => {
@@ -112,6 +111,7 @@ describe(`batched decode matvec (matvec_batch_<format>) on ${runtimeName()}`, ()
     expect([1, 2, BATCH_MAX_ROWS, BATCH_MAX_ROWS + 1].map((M) => batchesRows(W, M, "lanes"))).toEqual([false, true, true, false]);
     expect(batchesRows(W, 8, "rows")).toBe(false); // CPU adapters keep their own kernel
     expect(batchesRows({ ...W, cols: 100 }, 8, "lanes")).toBe(false); // K % 8 = 4: the tiled matmul
+    expect(batchesRows({ ...W, compute: "f16" } as GpuLinear, 8, "lanes")).toBe(false); // f16 arithmetic: matmul_f16c
     expect(() => batchConstants({ lanes: 24, rows: 2, batch: 4 })).toThrow(/unsupported batch shape/);
     expect(() => batchConstants({ lanes: 32, rows: 3, batch: 4 })).toThrow(/unsupported batch shape/);
     expect(() => batchConstants({ lanes: 32, rows: 2, batch: 9 })).toThrow(/unsupported batch shape/);

@@ -53,9 +53,12 @@ export const DEQUANT_MIN_ROWS = 16;
  */
 export const BATCH_MAX_ROWS = 32;
 
-/** Whether `rows` rows of x through W take the batched matvec kernels (lanes layout, 2..BATCH_MAX_ROWS rows, K % 8 == 0). */
+/**
+ * Whether `rows` rows of x through W take the batched matvec kernels (lanes layout, 2..BATCH_MAX_ROWS rows, K % 8 == 0;
+ * not f16-compute layers, whose f16 arithmetic the batched kernels do not have: they keep matmul_f16c).
+ */
 export function batchesRows(W: GpuLinear, rows: number, layout: MatvecLayout): boolean {
-  return layout === "lanes" && rows >= 2 && rows <= BATCH_MAX_ROWS && W.cols % 8 === 0;
+  return layout === "lanes" && rows >= 2 && rows <= BATCH_MAX_ROWS && W.cols % 8 === 0 && kernelFormat(W) !== "f16c";
 }
 
 export function isBlockFormat(format: string): boolean {
@@ -280,7 +283,7 @@ export function recordLinear(
   if (batchesRows(W, rows, layout)) { // a few rows on a GPU: each weight read once for all of them
     for (const ch of W.chunks) {
       const shape = matvec && "batch" in matvec ? matvec : batchShape(ch.rows, W.cols, rows);
-      const pipe = k.pipeline(`matvec_batch_${W.format}`, batchConstants(shape)); // f16 compute too: f32 products
+      const pipe = k.pipeline(`matvec_batch_${W.format}`, batchConstants(shape));
       const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, flags).bytes());
       const groups = ceil(ch.rows, (shape.rows * 256) / shape.lanes) * ceil(rows, shape.batch);
       prog.dispatch(pipe, k.bind(pipe, [x, ch.buffer, y, params, W.bias ?? ch.buffer]), Math.min(groups, 65535), ceil(groups, 65535));
