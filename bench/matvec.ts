@@ -61,21 +61,67 @@ function parseBatchShapes(s: string): BatchShape[] {
   });
 }
 
+/** --types: the weight types with random weights. */
+function parseTypes(s = "f16"): (typeof RANDOM_TYPES)[number][] {
+  return s.split(",").map((t) => {
+    const type = RANDOM_TYPES.find((r) => r.toLowerCase() === t.trim().toLowerCase());
+    if (!type) throw new InvalidArgumentError(`--types: '${t}' has no random weights (types: ${RANDOM_TYPES.join(", ")})`);
+    return type;
+  });
+}
+
+/** --layers: names of LAYERS. */
+function parseLayers(s = Object.keys(LAYERS).join(",")): (keyof typeof LAYERS)[] {
+  return s.split(",").map((l) => {
+    if (!(l in LAYERS)) throw new InvalidArgumentError(`--layers: '${l}' is not one of ${Object.keys(LAYERS).join(", ")}`);
+    return l as keyof typeof LAYERS;
+  });
+}
+
+/**
+ * A layer's random weights in `type`, uploaded once per dispatch of a replay: as in a forward pass, each dispatch
+ * reads its own copy (16 layers), since a layer that fits the GPU's L2 cache (an H200's 50 MB) replayed alone
+ * would be timed from the cache, not from memory.
+ */
+function layerCopies(dev: GPUDevice, type: (typeof RANDOM_TYPES)[number], L: (typeof LAYERS)[keyof typeof LAYERS]) {
+  const fmt = FORMATS[type].gpu ?? type.toLowerCase();
+  const rb = rowBytes(type, L.K);
+  const padded = new Uint8Array(L.N * rb + 4); // block kernels may read one word past the end
+  padded.set(randomWeightBytes(type, L.N * L.K));
+  const bytes = L.N * rb;
+  const copies = Math.max(1, Math.min(16, Math.ceil((256 << 20) / bytes)));
+  const buffers = Array.from({ length: copies }, () => uploadBytes(dev, padded));
+  const Ws: GpuLinear[] = buffers.map((buffer) => ({ format: fmt, rows: L.N, cols: L.K, chunks: [{ buffer, rowStart: 0, rows: L.N }] }));
+  return { fmt, bytes, copies, Ws, destroy: () => buffers.forEach((b) => b.destroy()) };
+}
+
+/**
+ * Times a recorded variant (`copies` dispatches) by replay, then runs it once and compares its first `count`
+ * outputs with the layer's first variant's (kept in `ref`): us per dispatch, max |diff| and the reference's magnitude.
+ */
+async function timeVariant(
+  dev: GPUDevice, prog: Program, y: GPUBuffer, count: number, copies: number, trials: number, label: string, ref: { out?: Float32Array },
+): Promise<{ us: number; diff: number; mag: number }> {
+  const { ms } = await timeReplays(dev, prog, y, { trials, budgetMs: 100, maxReps: 2000, label });
+  prog.submit();
+  const out = new Float32Array(await readBuffer(dev, y, count * 4));
+  const reference = (ref.out ??= out);
+  let diff = 0, mag = 0;
+  for (let i = 0; i < count; i++) {
+    diff = Math.max(diff, Math.abs(out[i] - reference[i]));
+    mag = Math.max(mag, Math.abs(reference[i]));
+  }
+  return { us: (ms * 1000) / copies, diff, mag };
+}
+
 export async function run(argv: string[]): Promise<number> {
   const a = parseArgs(argv, { string: ["types", "shapes", "layers", "trials", "batch"] });
   const M = Number(a.string.batch ?? 1);
   if (!Number.isInteger(M) || M < 1 || M > 32) throw new InvalidArgumentError(`--batch: '${a.string.batch}' is not a row count 1..32`);
   if (M > 1) return runBatch(a.string, M);
-  const types = (a.string.types ?? "f16").split(",").map((t) => {
-    const type = RANDOM_TYPES.find((r) => r.toLowerCase() === t.trim().toLowerCase());
-    if (!type) throw new InvalidArgumentError(`--types: '${t}' has no random weights (types: ${RANDOM_TYPES.join(", ")})`);
-    return type;
-  });
+  const types = parseTypes(a.string.types);
   const shapes = parseShapes(a.string.shapes ?? DEFAULT_SHAPES);
-  const layers = (a.string.layers ?? Object.keys(LAYERS).join(",")).split(",").map((l) => {
-    if (!(l in LAYERS)) throw new InvalidArgumentError(`--layers: '${l}' is not one of ${Object.keys(LAYERS).join(", ")}`);
-    return l as keyof typeof LAYERS;
-  });
+  const layers = parseLayers(a.string.layers);
   const trials = Number(a.string.trials ?? 3);
   const gpu = await getGpu();
   const k = new Kernels(gpu.device, gpu.hasF16);
@@ -85,37 +131,19 @@ export async function run(argv: string[]): Promise<number> {
   const g = uploadF32(dev, new Float32Array(8192).fill(1));
   const y = storageBuffer(dev, 128256 * 4);
   for (const type of types) {
-    const fmt = FORMATS[type].gpu ?? type.toLowerCase();
     for (const name of layers) {
       const L = LAYERS[name];
-      const rb = rowBytes(type, L.K);
-      const padded = new Uint8Array(L.N * rb + 4); // block kernels may read one word past the end
-      padded.set(randomWeightBytes(type, L.N * L.K));
-      const bytes = L.N * rb;
-      // as in a forward pass, each dispatch reads its own copy of the weights (16 layers): a layer that fits
-      // the GPU's L2 cache (an H200's 50 MB) replayed alone would be timed from the cache, not from memory
-      const copies = Math.max(1, Math.min(16, Math.ceil((256 << 20) / bytes)));
-      const buffers = Array.from({ length: copies }, () => uploadBytes(dev, padded));
-      const Ws: GpuLinear[] = buffers.map((buffer) => ({ format: fmt, rows: L.N, cols: L.K, chunks: [{ buffer, rowStart: 0, rows: L.N }] }));
+      const { fmt, bytes, copies, Ws, destroy } = layerCopies(dev, type, L);
       const byDefault = matvecShape(L.N, L.K);
       const variants = [byDefault, ...shapes.filter((s) => s.lanes !== byDefault.lanes || s.rows !== byDefault.rows)];
-      let reference: Float32Array | undefined;
+      const ref: { out?: Float32Array } = {};
       for (const mv of variants) {
         const prog = new Program(dev);
         // accumulate is left off while timing (replays would grow y); the fused add costs one read of y
         for (const W of Ws) recordLinear(prog, k, x, W, y, 1, "lanes", undefined, false, { swiglu: L.swiglu, norm: L.norm ? { weight: g, eps: 1e-5 } : undefined }, mv);
         const label = `matvec_${fmt} ${name} lanes ${mv.lanes} rows ${mv.rows}`;
         try {
-          const { ms } = await timeReplays(dev, prog, y, { trials, budgetMs: 100, maxReps: 2000, label });
-          prog.submit();
-          const out = new Float32Array(await readBuffer(dev, y, L.N * 4));
-          reference ??= out;
-          let diff = 0, mag = 0;
-          for (let i = 0; i < L.N; i++) {
-            diff = Math.max(diff, Math.abs(out[i] - reference[i]));
-            mag = Math.max(mag, Math.abs(reference[i]));
-          }
-          const us = (ms * 1000) / copies;
+          const { us, diff, mag } = await timeVariant(dev, prog, y, L.N, copies, trials, label, ref);
           const mark = mv === byDefault ? "*" : " ";
           console.log(
             `${`matvec_${fmt}`.padEnd(14)} ${name.padEnd(8)} ${mark} lanes ${String(mv.lanes).padStart(3)} rows ${mv.rows}  ${us.toFixed(1).padStart(8)} us  ` +
@@ -127,7 +155,7 @@ export async function run(argv: string[]): Promise<number> {
           prog.destroy();
         }
       }
-      for (const b of buffers) b.destroy();
+      destroy();
     }
   }
   for (const b of [x, g, y]) b.destroy();
@@ -136,16 +164,9 @@ export async function run(argv: string[]): Promise<number> {
 
 /** `--batch M`: the batched matvec variants and the tiled matmul on M rows of x, per layer. */
 async function runBatch(opts: Record<string, string | undefined>, M: number): Promise<number> {
-  const types = (opts.types ?? "f16").split(",").map((t) => {
-    const type = RANDOM_TYPES.find((r) => r.toLowerCase() === t.trim().toLowerCase());
-    if (!type) throw new InvalidArgumentError(`--types: '${t}' has no random weights (types: ${RANDOM_TYPES.join(", ")})`);
-    return type;
-  });
+  const types = parseTypes(opts.types);
   const shapes = parseBatchShapes(opts.shapes ?? DEFAULT_BATCH_SHAPES);
-  const layers = (opts.layers ?? Object.keys(LAYERS).join(",")).split(",").map((l) => {
-    if (!(l in LAYERS)) throw new InvalidArgumentError(`--layers: '${l}' is not one of ${Object.keys(LAYERS).join(", ")}`);
-    return l as keyof typeof LAYERS;
-  });
+  const layers = parseLayers(opts.layers);
   const trials = Number(opts.trials ?? 3);
   const gpu = await getGpu();
   const k = new Kernels(gpu.device, gpu.hasF16);
@@ -154,21 +175,14 @@ async function runBatch(opts: Record<string, string | undefined>, M: number): Pr
   const x = uploadF32(dev, Float32Array.from({ length: 33 * 8192 }, (_, i) => Math.sin(i))); // 33 rows: the matmul's call
   const y = storageBuffer(dev, 33 * 128256 * 4);
   for (const type of types) {
-    const fmt = FORMATS[type].gpu ?? type.toLowerCase();
     for (const name of layers) {
       const L = LAYERS[name];
-      const rb = rowBytes(type, L.K);
-      const padded = new Uint8Array(L.N * rb + 4);
-      padded.set(randomWeightBytes(type, L.N * L.K));
-      const bytes = L.N * rb;
-      const copies = Math.max(1, Math.min(16, Math.ceil((256 << 20) / bytes)));
-      const buffers = Array.from({ length: copies }, () => uploadBytes(dev, padded));
-      const Ws: GpuLinear[] = buffers.map((buffer) => ({ format: fmt, rows: L.N, cols: L.K, chunks: [{ buffer, rowStart: 0, rows: L.N }] }));
+      const { fmt, bytes, copies, Ws, destroy } = layerCopies(dev, type, L);
       const byDefault = batchShape(L.N, L.K, M);
       const same = (s: BatchShape) => s.lanes === byDefault.lanes && s.rows === byDefault.rows && s.batch === byDefault.batch && (s.unroll ?? 2) === (byDefault.unroll ?? 2);
       // "matmul": the tiled prefill kernel (the lanes layout past BATCH_MAX_ROWS), through the rows it would get
       const variants: (BatchShape | "matmul")[] = [byDefault, ...shapes.filter((s) => !same(s)), "matmul"];
-      let reference: Float32Array | undefined;
+      const ref: { out?: Float32Array } = {};
       for (const v of variants) {
         const prog = new Program(dev);
         if (v === "matmul") {
@@ -177,16 +191,7 @@ async function runBatch(opts: Record<string, string | undefined>, M: number): Pr
         } else for (const W of Ws) recordLinear(prog, k, x, W, y, M, "lanes", undefined, false, {}, v);
         const label = v === "matmul" ? `matmul_${fmt} ${name} (33 rows)` : `matvec_batch_${fmt} ${name} ${v.lanes},${v.rows},${v.batch},${v.unroll ?? 2}`;
         try {
-          const { ms } = await timeReplays(dev, prog, y, { trials, budgetMs: 100, maxReps: 2000, label });
-          prog.submit();
-          const out = new Float32Array(await readBuffer(dev, y, M * L.N * 4));
-          reference ??= out;
-          let diff = 0, mag = 0;
-          for (let i = 0; i < M * L.N; i++) {
-            diff = Math.max(diff, Math.abs(out[i] - reference[i]));
-            mag = Math.max(mag, Math.abs(reference[i]));
-          }
-          const us = (ms * 1000) / copies;
+          const { us, diff, mag } = await timeVariant(dev, prog, y, M * L.N, copies, trials, label, ref);
           const what = v === "matmul" ? "matmul (33 rows)   " : `${v === byDefault ? "*" : " "} lanes ${String(v.lanes).padStart(3)} rows ${v.rows} batch ${v.batch} unroll ${v.unroll ?? 2}`;
           console.log(
             `${`${v === "matmul" ? "matmul" : "batch"}_${fmt}`.padEnd(12)} ${name.padEnd(8)} ${what}  ${us.toFixed(1).padStart(8)} us  ${(us / M).toFixed(2).padStart(7)} us/row  ` +
@@ -198,7 +203,7 @@ async function runBatch(opts: Record<string, string | undefined>, M: number): Pr
           prog.destroy();
         }
       }
-      for (const b of buffers) b.destroy();
+      destroy();
     }
   }
   for (const b of [x, y]) b.destroy();

@@ -17,6 +17,7 @@ import { destroyLinear, uploadQuantLinear } from "../src/model/weights.ts";
 import { GpuUnavailableError, InvalidArgumentError } from "../src/errors.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { relError, rng } from "./reference/random_model.ts";
+import { cpuLinear } from "./reference/cpu_linear.ts";
 import { expectGreedyMatches, expectLanesDecodeMatches } from "./reference/fixture_decode.ts";
 
 const gpu = await getGpu();
@@ -24,19 +25,6 @@ if (!gpu.hasF16) console.warn(`f16 compute: the adapter (${gpu.description}) lac
 
 const ROOT = new URL("../fixtures/models/", import.meta.url);
 const MODELS = readdirSync(ROOT).filter((d) => !d.startsWith("."));
-
-/** y = x W^T (+ bias) (+ y0) in float64. */
-function cpuLinear(x: Float32Array, w: Float32Array, M: number, N: number, K: number, bias?: Float32Array, y0?: Float32Array): Float64Array {
-  const y = new Float64Array(M * N);
-  for (let m = 0; m < M; m++) {
-    for (let n = 0; n < N; n++) {
-      let s = (bias ? bias[n] : 0) + (y0 ? y0[m * N + n] : 0);
-      for (let k = 0; k < K; k++) s += x[m * K + k] * w[n * K + k];
-      y[m * N + n] = s;
-    }
-  }
-  return y;
-}
 
 describe.skipIf(!gpu.hasF16)(`f16-compute kernels (matmul_f16c, matvec_f16c, matvec_rows_f16c) on ${runtimeName()}`, () => {
   // K = 1000 and 104 are not multiples of 32 (a partial last tile step) and long enough that f16 running sums

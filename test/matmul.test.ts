@@ -14,23 +14,11 @@ import { dequantize, f16ToF32, f32ToF16, quantize, rowBytes } from "../src/model
 import { destroyLinear, type GpuLinear, uploadQuantLinear } from "../src/model/weights.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { relError, rng } from "./reference/random_model.ts";
+import { cpuLinear } from "./reference/cpu_linear.ts";
 
 const gpu = await getGpu();
 const FORMATS = gpu.hasF16 ? ["f32", "f16", "f16c"] : ["f32", "f16"];
 if (!gpu.hasF16) console.warn(`matmul: the adapter (${gpu.description}) lacks shader-f16; matmul_f16c is not tested`);
-
-/** y = x W^T (+ bias) (+ y0) in float64. */
-function cpuLinear(x: Float32Array, w: Float32Array, M: number, N: number, K: number, bias?: Float32Array, y0?: Float32Array): Float64Array {
-  const y = new Float64Array(M * N);
-  for (let m = 0; m < M; m++) {
-    for (let n = 0; n < N; n++) {
-      let s = (bias ? bias[n] : 0) + (y0 ? y0[m * N + n] : 0);
-      for (let k = 0; k < K; k++) s += x[m * K + k] * w[n * K + k];
-      y[m * N + n] = s;
-    }
-  }
-  return y;
-}
 
 /** A random N x K layer in `fmt` (f16 weights rounded, so the reference multiplies the same values), in row chunks of `chunkRows`. */
 function makeLayer(fmt: string, N: number, K: number, seed: number, bias: boolean, chunkRows?: number): { W: GpuLinear; w: Float32Array; b?: Float32Array } {

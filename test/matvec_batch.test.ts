@@ -15,21 +15,10 @@ import { dequantize, f16ToF32, f32ToF16, FORMATS as QFORMATS, quantize, rowBytes
 import { destroyLinear, type GpuLinear, uploadQuantLinear } from "../src/model/weights.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { relError, rng } from "./reference/random_model.ts";
+import { cpuLinear } from "./reference/cpu_linear.ts";
 
 const gpu = await getGpu();
 const kernels = new Kernels(gpu.device, gpu.hasF16);
-
-function cpuLinear(x: Float32Array, w: Float32Array, M: number, N: number, K: number, bias?: Float32Array, y0?: Float32Array): Float64Array {
-  const y = new Float64Array(M * N);
-  for (let m = 0; m < M; m++) {
-    for (let n = 0; n < N; n++) {
-      let s = (bias ? bias[n] : 0) + (y0 ? y0[m * N + n] : 0);
-      for (let k = 0; k < K; k++) s += x[m * K + k] * w[n * K + k];
-      y[m * N + n] = s;
-    }
-  }
-  return y;
-}
 
 /** A random N x K layer stored as `type` (f32, f16 or a GGUF block type), with the float values it holds. */
 function makeLayer(type: string, N: number, K: number, seed: number, chunkRows: number): { W: GpuLinear; w: Float32Array; b: Float32Array } {

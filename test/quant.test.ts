@@ -15,6 +15,7 @@ import { dequantize, f16ToF32, f32ToF16, FORMATS, quantize, rowBytes } from "../
 import { destroyLinear, type GpuLinear, uploadQuantLinear } from "../src/model/weights.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { relError, rng } from "./reference/random_model.ts";
+import { cpuLinear } from "./reference/cpu_linear.ts";
 
 const FIXTURES = new URL("../fixtures/gguf/", import.meta.url);
 const QUANT = ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q6_K"];
@@ -61,19 +62,6 @@ describe(`quant formats on the CPU (${runtimeName()})`, () => {
     for (let h = 0; h < 0x7c00; h += 97) expect(f32ToF16(f16ToF32(h))).toBe(h);
   });
 });
-
-/** y = x W^T (+ bias) in float64 from the dequantized W. */
-function cpuLinear(x: Float32Array, w: Float32Array, M: number, N: number, K: number, bias?: Float32Array): Float64Array {
-  const y = new Float64Array(M * N);
-  for (let m = 0; m < M; m++) {
-    for (let n = 0; n < N; n++) {
-      let s = bias ? bias[n] : 0;
-      for (let k = 0; k < K; k++) s += x[m * K + k] * w[n * K + k];
-      y[m * N + n] = s;
-    }
-  }
-  return y;
-}
 
 /** Runs W on M rows through the engine's own kernel choice (recordLinear), in the given matvec layout. */
 async function gpuLinear(
