@@ -6,15 +6,15 @@
 // [prefix, own context]) and APE queries.
 // Scores are q.k * scale, with scale = 1/(sqrt(headDim) * T) (T = APE temperature; 1 elsewhere).
 // Inputs:  q: array<f32> (fused qkv rows; head h of row r at r*qStride + h*headDim), kpool, vpool
-//          (array<f32>, layout of rope_store.wgsl; headDim a multiple of 4), rows: array<vec4<u32>> per query row (pos, listStart, listLen, _),
+//          (f32 elements read as vec4, layout of rope_store.wgsl; headDim a multiple of 4), rows: array<vec4<u32>> per query row (pos, listStart, listLen, _),
 //          blocks: array<vec4<u32>> (base, tokens, capacity, firstPos), params.
 // Outputs: out: array<f32> [rows, heads*headDim] (softmax-weighted values; 0 when nothing is visible),
 //          lse: array<f32> [rows, heads] (log-sum-exp of the scaled scores; -1e30 when nothing is visible).
-// Bounds:  one workgroup of 64 threads per (head, row); headDim <= 256, a multiple of 4; dispatch (heads, rows) with
-//          rows > 65535 folded into z.
-@group(0) @binding(1) var<storage, read> kpool: array<f32>;
-@group(0) @binding(2) var<storage, read> vpool: array<f32>;
-// elements i..i+3 (i a multiple of 4)
-fn kQuad(i: u32) -> vec4<f32> { return vec4<f32>(kpool[i], kpool[i + 1u], kpool[i + 2u], kpool[i + 3u]); }
-fn vQuad(i: u32) -> vec4<f32> { return vec4<f32>(vpool[i], vpool[i + 1u], vpool[i + 2u], vpool[i + 3u]); }
+// Bounds:  one workgroup of 64 threads per (head, row); headDim <= 256, a multiple of 4, also given as the
+//          pipeline constant HD; dispatch (heads, rows) with rows > 65535 folded into z.
+@group(0) @binding(1) var<storage, read> kpool: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> vpool: array<vec4<f32>>;
+// elements i..i+3 (i a multiple of 4: one 16-byte load)
+fn kQuad(i: u32) -> vec4<f32> { return kpool[i >> 2u]; }
+fn vQuad(i: u32) -> vec4<f32> { return vpool[i >> 2u]; }
 //#include attention_body.wgsl

@@ -261,6 +261,10 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
       expect(usesDecodeAttention(onGpu, call(1, GPU_MIN_KEYS - 1))).toBe(false);
       expect(usesDecodeAttention(onGpu, call(1, GPU_MIN_KEYS))).toBe(true);
       expect(usesDecodeAttention(onGpu, call(9, 5000))).toBe(false); // prefill-sized batches take the other kernels
+      // a batched decode step: every row its own group, any row count
+      const step = (rows: number, capacity: number) => ({ rows, lists: Array.from({ length: rows }, () => ({ rows: 1, blocks: [{ capacity } as KvBlock] })) }) as Parameters<typeof usesDecodeAttention>[1];
+      expect(usesDecodeAttention(onGpu, step(32, GPU_MIN_KEYS))).toBe(true);
+      expect(usesDecodeAttention(onGpu, step(32, GPU_MIN_KEYS - 1))).toBe(false);
       expect(usesDecodeAttention(onCpu, call(1, CPU_MIN_KEYS - 1))).toBe(false);
       expect(usesDecodeAttention(onCpu, call(8, CPU_MIN_KEYS))).toBe(true);
       // enough workgroups to fill an H200 (132 SMs) at 128K keys; splits of 128 keys at 8K, of 32 for short lists
@@ -273,6 +277,28 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
       short.destroy();
     }
   });
+});
+
+describe(`a batched decode step's attention (every row its own list) on ${runtimeName()}`, () => {
+  let model: Model;
+  beforeAll(async () => { model = await attentionModel({ heads: 8, kvHeads: 2, headDim: 64 }, "b"); });
+  afterAll(() => model?.destroy());
+
+  // 12 rows (more than DECODE_MAX_ROWS), each its own group: the Batcher's step for 12 streams
+  it.each(["f32", "f16"] as const)("12 one-row groups: split-K over long lists, the row kernel (not the tiled one) over short ones, %s KV", async (dtype) => {
+    const specs: BlockSpec[] = Array.from({ length: 12 }, (_, i) => ({ capacity: 300 + 97 * i, tokens: 250 + 97 * i, firstPos: 0 }));
+    const rows: RowSpec[] = specs.map((b, i) => ({ pos: b.tokens - 1 - (i % 3), list: [i] }));
+    const long = new AttentionCase(model, dtype, specs, rows);
+    const short = new AttentionCase(model, dtype, specs.map((_, i) => ({ capacity: 40 + 5 * i, tokens: 33 + 5 * i, firstPos: 0 })), rows.map((r, i) => ({ pos: 32 + 5 * i, list: r.list })));
+    const kv = dtype === "f16" ? "_f16kv" : "";
+    try {
+      expect(await long.check(0.9, { viaChoice: true, gpuShape: true })).toEqual([`attention_decode${kv}`, "attention_combine"]);
+      expect(await short.check(1, { viaChoice: true, gpuShape: true })).toEqual([`attention${kv}`]);
+    } finally {
+      long.destroy();
+      short.destroy();
+    }
+  }, 200_000);
 });
 
 function argmax(a: ArrayLike<number>): number {

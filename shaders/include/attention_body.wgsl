@@ -1,6 +1,9 @@
 // attention_body: the attention kernel shared by attention.wgsl (f32 KV pools) and attention_f16kv.wgsl
 // (half-float pools); the including file binds kpool (1) and vpool (2) and defines kQuad(i) and vQuad(i)
 // (key / value elements i..i+3; i a multiple of 4). See attention.wgsl's header.
+// HD (head_dim) is a pipeline constant, so the loops over a key's elements and over a thread's values of a
+// tile have fixed trip counts and unroll: every load of a key dot (and of a thread's values) is in flight
+// at once, not four per trip (decode rows over short lists are chains of memory round trips).
 struct Params { rows: u32, heads: u32, kvHeads: u32, headDim: u32, qStride: u32, scale: f32, window: u32 }
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(3) var<storage, read> rowInfo: array<vec4<u32>>;
@@ -15,6 +18,7 @@ var<workgroup> probs: array<f32, 64>;
 var<workgroup> red: array<f32, 64>;
 var<workgroup> accs: array<vec4<f32>, 64>;
 var<workgroup> shared4: vec4<u32>;
+override HD: u32 = 64u;
 
 // Both reductions start with a barrier: the previous workgroupUniformLoad(&red[0]) must be done
 // everywhere before red is overwritten.
@@ -40,19 +44,11 @@ fn reduceSum(lid: u32, v: f32) -> f32 {
   return workgroupUniformLoad(&red[0]);
 }
 
-// q . key (the key's hd elements from kb): four vec4 loads in flight per trip, not one scalar at a time
-fn keyDot(kb: u32, hd: u32) -> f32 {
-  var d = 0.0;
-  var i = 0u;
-  for (; i + 16u <= hd; i += 16u) {
-    let a = kQuad(kb + i);
-    let b = kQuad(kb + i + 4u);
-    let c = kQuad(kb + i + 8u);
-    let e = kQuad(kb + i + 12u);
-    d += dot(qs[i / 4u], a) + dot(qs[i / 4u + 1u], b) + dot(qs[i / 4u + 2u], c) + dot(qs[i / 4u + 3u], e);
-  }
-  for (; i < hd; i += 4u) { d += dot(qs[i / 4u], kQuad(kb + i)); }
-  return d;
+// q . key (the key's HD elements from kb): a fixed trip count, unrolled (all the key's loads in flight)
+fn keyDot(kb: u32) -> f32 {
+  var d = vec4<f32>(0.0);
+  for (var i = 0u; i < HD / 4u; i++) { d += qs[i] * kQuad(kb + 4u * i); }
+  return (d.x + d.y) + (d.z + d.w);
 }
 
 // Threads: one key each for the scores; for the values, thread lid owns elements 4*(lid % Q)..+3 (Q =
@@ -63,7 +59,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
   let h = wg.x;
   let r = wg.y + wg.z * 65535u;
   if (r >= p.rows) { return; }
-  let hd = p.headDim;
+  let hd = HD;
   let kvh = h / (p.heads / p.kvHeads);
   let Q = hd / 4u;
   let G = 64u / Q;
@@ -91,7 +87,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
       var s = NEG;
       let kpos = blk.w + t;
       if (t < blk.y && kpos <= qpos && (p.window == 0u || qpos - kpos < p.window)) {
-        s = keyDot(kvBase + t * hd, hd) * p.scale;
+        s = keyDot(kvBase + t * hd) * p.scale;
       }
       let tileMax = reduceMax(lid, s);
       if (tileMax <= NEG) { continue; }
@@ -105,13 +101,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
       let n = min(64u, blk.y - t0);
       var a = acc * corr;
       if (grp < G) {
+        // keys grp, grp + G, ... of the tile: ceil(64 / G) of them, a count fixed by HD (unrolled, all loads
+        // in flight); past the tile's n keys the weight is 0 and the load repeats the tile's last key (in bounds)
         let vb = kvBase + t0 * hd + 4u * dq;
-        var j = grp;
-        for (; j + 3u * G < n; j += 4u * G) { // four value loads in flight per trip
-          a += probs[j] * vQuad(vb + j * hd) + probs[j + G] * vQuad(vb + (j + G) * hd)
-             + probs[j + 2u * G] * vQuad(vb + (j + 2u * G) * hd) + probs[j + 3u * G] * vQuad(vb + (j + 3u * G) * hd);
+        for (var u = 0u; u < (64u + G - 1u) / G; u++) {
+          let j = grp + u * G;
+          a += select(0.0, probs[min(j, 63u)], j < n) * vQuad(vb + min(j, n - 1u) * hd);
         }
-        for (; j < n; j += G) { a += probs[j] * vQuad(vb + j * hd); }
       }
       acc = a;
       m = mNew;

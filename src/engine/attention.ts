@@ -22,7 +22,7 @@
 import type { Model } from "../model/model.ts";
 import type { KvBlock, KvPool } from "./kv_pool.ts";
 import { Params, type Program } from "./program.ts";
-import { DECODE_MAX_ROWS, recordDecodeAttention, recordDecodeSplits, usesDecodeAttention } from "./attention_decode.ts";
+import { decodeRows, recordDecodeAttention, recordDecodeSplits, usesDecodeAttention } from "./attention_decode.ts";
 import { recordTiledAttention, usesTiledAttention } from "./attention_tiled.ts";
 
 export interface AttentionCall {
@@ -51,7 +51,7 @@ export interface AttentionCall {
  */
 export function recordRowAttention(prog: Program, model: Model, pool: KvPool, a: AttentionCall): void {
   const { config: c, kernels: k } = model;
-  const pipe = k.pipeline(pool.dtype === "f16" ? "attention_f16kv" : "attention");
+  const pipe = k.pipeline(pool.dtype === "f16" ? "attention_f16kv" : "attention", { HD: c.headDim });
   const qkvDim = (c.heads + 2 * c.kvHeads) * c.headDim;
   const scale = 1 / (Math.sqrt(c.headDim) * a.temperature);
   const params = prog.uniform(new Params().u(a.rows, c.heads, c.kvHeads, c.headDim, qkvDim).f(scale).u(c.slidingWindow).bytes());
@@ -63,8 +63,9 @@ export function recordAttention(prog: Program, model: Model, pool: KvPool, a: At
   // a decode step (few rows) over a long list: split-K over the keys, each K/V read once per GQA group
   // (attention_decode.ts); over a short list the row kernel below
   if (usesDecodeAttention(model, a)) return void recordDecodeAttention(prog, model, pool, a);
-  // many rows (prefill, context encoding, APE queries): tiles of query rows share every K/V load
-  if (usesTiledAttention(model, a)) return void recordTiledAttention(prog, model, pool, a);
+  // many rows in groups (prefill, context encoding, APE queries): tiles of query rows share every K/V
+  // load; a batched decode step's rows (each its own group) share none, and take the row kernel
+  if (!decodeRows(a) && usesTiledAttention(model, a)) return void recordTiledAttention(prog, model, pool, a);
   recordRowAttention(prog, model, pool, a);
 }
 
@@ -78,7 +79,7 @@ export function recordAttention(prog: Program, model: Model, pool: KvPool, a: At
  */
 export function recordApeAttention(prog: Program, model: Model, pool: KvPool, plain: AttentionCall, ctx: AttentionCall, out: GPUBuffer, st: number): void {
   const { config: c, kernels: k } = model;
-  if (plain.rows <= DECODE_MAX_ROWS && usesDecodeAttention(model, ctx)) {
+  if (usesDecodeAttention(model, ctx)) { // plain has ctx's rows and groups
     const C = recordDecodeSplits(prog, model, pool, ctx, 0);
     const O = recordDecodeSplits(prog, model, pool, plain, 1);
     const pipe = k.pipeline("ape_combine");

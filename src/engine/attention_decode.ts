@@ -23,8 +23,24 @@ import type { KvPool } from "./kv_pool.ts";
 import type { AttentionCall } from "./attention.ts";
 import { Params, type Program } from "./program.ts";
 
-/** Most query rows this kernel takes (each row's workgroups read its keys once). */
+/**
+ * Most query rows this kernel takes when some row group has several rows (a short query): each row's
+ * workgroups read its keys, so rows of one group do not share K/V loads and larger such batches go to the
+ * tiled kernel, which does. A batched decode step (every group a single row, each attending its own list)
+ * takes it at any row count (decodeRows).
+ */
 export const DECODE_MAX_ROWS = 8;
+
+/** Most rows of one dispatch of the split and combine kernels (their grids' z / y dimension). */
+const DECODE_ROW_LIMIT = 65535;
+
+/**
+ * Whether `a`'s rows are decode rows: at most DECODE_MAX_ROWS, or every row its own group (a batched
+ * decode step, where no two rows share a list, so nothing is gained by tiling them together).
+ */
+export function decodeRows(a: Pick<AttentionCall, "rows" | "lists">): boolean {
+  return a.rows <= DECODE_MAX_ROWS || (a.rows <= DECODE_ROW_LIMIT && a.lists.every((l) => l.rows === 1));
+}
 
 /**
  * CPU adapters take the split kernel from this many keys (capacity of a row's list) on: below it both
@@ -142,7 +158,7 @@ export function keysWorkgroupBytes(headDim: number, heads: number, keysPerThread
  * rows of one step do not share K/V loads, so batches of more rows go to the kernels that do.)
  */
 export function usesDecodeAttention(model: Model, a: AttentionCall): boolean {
-  if (a.rows > DECODE_MAX_ROWS || model.config.headDim > 512) return false; // attention_combine: headDim <= 512
+  if (!decodeRows(a) || model.config.headDim > 512) return false; // attention_combine: headDim <= 512
   return listKeys(a) >= (model.gpu.isCpu ? CPU_MIN_KEYS : GPU_MIN_KEYS);
 }
 
@@ -179,13 +195,13 @@ export interface DecodePartials {
 }
 
 /**
- * Records the split kernel alone for `a` (at most DECODE_MAX_ROWS rows), writing its partials into the
+ * Records the split kernel alone for `a` (decode rows: see decodeRows), writing its partials into the
  * program's buffers for `part` (combine_body.wgsl's layout); the caller records the combine. `opts`
  * overrides the shape chosen from the lists' capacities (a number: the split count).
  */
 export function recordDecodeSplits(prog: Program, model: Model, pool: KvPool, a: AttentionCall, part = 0, opts?: DecodeOptions | number): DecodePartials {
   const { config: c, kernels: k } = model;
-  if (a.rows > DECODE_MAX_ROWS) throw new Error(`decode attention: ${a.rows} rows (at most ${DECODE_MAX_ROWS})`);
+  if (!decodeRows(a)) throw new Error(`decode attention: ${a.rows} rows in groups of several (at most ${DECODE_MAX_ROWS})`);
   const s = decodeShape(model, a.rows, listKeys(a), opts);
   const n = s.splits * a.rows * c.heads;
   const { ml, acc } = partialBuffers(prog, part, n * 8, n * c.headDim * 4);
@@ -196,13 +212,13 @@ export function recordDecodeSplits(prog: Program, model: Model, pool: KvPool, a:
 }
 
 /**
- * Records split-K attention for `a` (at most DECODE_MAX_ROWS rows): the split kernel, then the combine
+ * Records split-K attention for `a` (decode rows: see decodeRows): the split kernel, then the combine
  * kernel writing a.out and a.lse; the keys kernel with one split writes them itself (no combine).
  * `opts` overrides the shape chosen from the lists' capacities (a number: the split count).
  */
 export function recordDecodeAttention(prog: Program, model: Model, pool: KvPool, a: AttentionCall, opts?: DecodeOptions | number): DecodeShape {
   const { config: c, kernels: k } = model;
-  if (a.rows > DECODE_MAX_ROWS) throw new Error(`decode attention: ${a.rows} rows (at most ${DECODE_MAX_ROWS})`);
+  if (!decodeRows(a)) throw new Error(`decode attention: ${a.rows} rows in groups of several (at most ${DECODE_MAX_ROWS})`);
   const s = decodeShape(model, a.rows, listKeys(a), opts);
   if (s.kernel === "keys" && s.splits === 1) {
     const pipe = decodePipeline(model, pool, s, true);
