@@ -10,8 +10,9 @@
  * rows of one forward pass (default: the most streams; `--rows 1` is the unbatched baseline, every
  * stream its own pass within the shared submit).
  * `--breakdown` then prints, for each N > 1, where a batched step's GPU time goes: the step as the Batcher
- * records it (one Forward of N rows, each attending its own block of --prompt + 16 keys, and each row's
- * logits copied to its sampler), replayed in one submit, kernel by kernel (bench/decode_breakdown.ts).
+ * records it (one Forward of N rows, each attending its own block of --prompt + 16 keys, and the sampler
+ * bank's one dispatch of N workgroups reading the logits in place and writing the next step's ids),
+ * replayed in one submit, kernel by kernel (bench/decode_breakdown.ts).
  */
 import { getGpu } from "../src/gpu/device.ts";
 import { buildModel } from "../src/model/model.ts";
@@ -21,9 +22,7 @@ import { InvalidArgumentError } from "../src/errors.ts";
 import { parseArgs } from "../sdk/commands/args.ts";
 import { DTYPES, modelArgs, randomSource, shapeConfig } from "./engine.ts";
 import { Forward } from "../src/engine/forward.ts";
-import { Sampler } from "../src/engine/sampler.ts";
-import { Program } from "../src/engine/program.ts";
-import { readBuffer, storageBuffer } from "../src/gpu/buffers.ts";
+import { Sampler, SamplerBank } from "../src/engine/sampler.ts";
 import { replayBreakdown } from "./decode_breakdown.ts";
 
 export async function run(argv: string[]): Promise<number> {
@@ -92,41 +91,30 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** GPU time of one batched step of n rows (forward pass, logit copies, n samplers), kernel by kernel. */
+/** GPU time of one batched step of n rows (forward pass and the sampler bank, one program), kernel by kernel. */
 async function stepBreakdown(engine: Engine, n: number, keys: number): Promise<void> {
   const { model, pool } = engine;
-  const dev = model.gpu.device, V = model.config.vocabSize;
   const blocks = Array.from({ length: n }, () => pool.allocate(keys + 1, 0));
   for (const b of blocks) b.tokens = keys;
   const fwd = new Forward(model, pool, n, { groups: blocks.map((b) => ({ rows: 1, write: b, writeAt: keys, plain: [b] })), logits: { from: 0, count: n } });
+  // as the Batcher's Cohort records it: greedy rows, every row's sampling in one dispatch appended to the pass
   const samplers = blocks.map(() => new Sampler(model, {}, 4, []));
-  const logits = blocks.map(() => storageBuffer(dev, V * 4, "bench.logits"));
-  const sprog = new Program(dev);
-  samplers.forEach((s, i) => s.record(sprog, logits[i]));
+  const bank = new SamplerBank(model, samplers, samplers.map(() => 0));
+  bank.record(fwd.program, fwd.logits, fwd.ids);
   try {
     fwd.setIds(Uint32Array.from({ length: n }, (_, i) => i + 1));
-    const f = await replayBreakdown(dev, fwd.program, fwd.logits);
-    const sm = await replayBreakdown(dev, sprog, samplers[0].next);
-    // the logit copies between the forward pass and the samplers (copyBufferToBuffer, outside any pass)
-    const copies = async (reps: number) => {
-      const enc = dev.createCommandEncoder();
-      for (let r = 0; r < reps; r++) logits.forEach((l, i) => enc.copyBufferToBuffer(fwd.logits, i * V * 4, l, 0, V * 4));
-      const t0 = performance.now();
-      dev.queue.submit([enc.finish()]);
-      await readBuffer(dev, logits[0], 4);
-      return performance.now() - t0;
-    };
-    await copies(1);
-    const copyMs = ((await copies(9)) - (await copies(1))) / 8;
-    console.log(`step of ${n} rows: forward ${f.gpuMs.toFixed(3)} ms (${f.dispatches} dispatches), ${n} logit copies ${copyMs.toFixed(3)} ms, ${n} samplers ${sm.gpuMs.toFixed(3)} ms`);
-    for (const k of [...f.kernels, ...sm.kernels].sort((a, b) => b.ms - a.ms)) {
+    bank.setSteps(samplers.map(() => 0));
+    const f = await replayBreakdown(model.gpu.device, fwd.program, bank.tokens);
+    const sample = f.kernels.filter((k) => k.name.startsWith("sample["));
+    const sampleMs = sample.reduce((t, k) => t + k.ms, 0);
+    console.log(`step of ${n} rows: ${f.gpuMs.toFixed(3)} ms (${f.dispatches} dispatches), of which sampling ${(sampleMs * 1000).toFixed(1)} us (one dispatch of ${n} workgroups)`);
+    for (const k of [...f.kernels].sort((a, b) => b.ms - a.ms)) {
       console.log(`  ${k.name.padEnd(44)} x${String(k.dispatches).padStart(3)}  ${(k.ms * 1000).toFixed(1).padStart(8)} us  ${((k.ms * 1000) / k.dispatches).toFixed(1).padStart(7)} us each`);
     }
   } finally {
     fwd.destroy();
-    sprog.destroy();
+    bank.destroy();
     for (const s of samplers) s.destroy();
-    for (const l of logits) l.destroy();
     for (const b of blocks) pool.release(b);
   }
 }

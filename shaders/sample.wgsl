@@ -1,21 +1,28 @@
-// sample: picks the next token from one row of logits, on the GPU, so decoding never waits on the CPU.
+// sample: picks the next token from each row of logits, on the GPU, so decoding never waits on the CPU.
+// Workgroup r samples row r with the row's own settings, step and repetition mask: a request decoding alone
+// is one row (src/engine/sampler.ts Sampler), a batched decode step all its rows in one dispatch (SamplerBank);
+// a row's choice is the same either way (the same operations in the same order on the same values).
 // Order (as in HF generate): repetition penalty over every token seen so far (prompt + generated;
 // logit > 0 ? logit / penalty : logit * penalty), then greedy argmax when temperature == 0 (ties: lowest
 // id), else logits / temperature, top-k, top-p (nucleus) and a draw from the renormalised distribution
 // with a counter-based RNG keyed by (seed, step), so a seed reproduces a run.
-// Inputs:  logits: array<f32> [vocab] (modified in place), seen: array<atomic<u32>> [ceil(vocab/32)]
-//          bitmask of tokens seen, state: array<u32> (state[0] = step index), params.
-// Outputs: tokens[step] = chosen id, next[0] = chosen id (the next step's embedding input), and the
-//          chosen id's bit set in `seen`. A row with a NaN or infinite logit is not sampled: tokens[step]
-//          = NONFINITE (0xffffffff, outside every vocabulary; the host raises an error) and next[0] = 0.
-// Bounds:  ONE workgroup of 1024 threads; dispatch (1, 1, 1). Top-k / top-p thresholds are found by
-//          32-step bisection over logit values (ties at the threshold are all kept).
-struct Params { vocab: u32, topK: u32, seed: u32, pad: u32, temperature: f32, topP: f32, penalty: f32, pad2: f32 }
+// Inputs:  logits: array<f32> [rows, vocab] (row r at r * vocab; modified in place), seen: array<atomic<u32>>
+//          [rows, words] (words = ceil(vocab / 32); row r's bitmask of tokens seen at r * words),
+//          rowp: array<Row> [rows] (row r's step index, token slot `at` and settings), p.vocab.
+// Outputs: tokens[rowp[r].at] = row r's chosen id, next[r] = the same id (the next step's embedding input),
+//          and its bit set in row r's mask. A row with a NaN or infinite logit is not sampled: tokens[at] =
+//          NONFINITE (0xffffffff, outside every vocabulary; the host raises an error), next[r] = 0; the
+//          other rows are sampled as usual.
+// Bounds:  one workgroup of 1024 threads per row; dispatch (rows, 1, 1), rows <= 65535; the host keeps every
+//          `at` inside `tokens`. Top-k / top-p thresholds are found by 32-step bisection over logit values
+//          (ties at the threshold are all kept).
+struct Row { step: u32, at: u32, topK: u32, seed: u32, temperature: f32, topP: f32, penalty: f32, pad: f32 }
+struct Params { vocab: u32, pad0: u32, pad1: u32, pad2: u32 }
 @group(0) @binding(0) var<storage, read_write> logits: array<f32>;
 @group(0) @binding(1) var<storage, read_write> seen: array<atomic<u32>>;
 @group(0) @binding(2) var<storage, read_write> tokens: array<u32>;
 @group(0) @binding(3) var<storage, read_write> next: array<u32>;
-@group(0) @binding(4) var<storage, read> state: array<u32>;
+@group(0) @binding(4) var<storage, read> rowp: array<Row>;
 @group(0) @binding(5) var<uniform> p: Params;
 
 const WG = 1024u;
@@ -71,10 +78,10 @@ fn sumU(lid: u32, v: u32) -> u32 {
 fn nonfinite(l: f32) -> bool { return (bitcast<u32>(l) & 0x7f800000u) == 0x7f800000u; }
 
 // a row with a non-finite logit is not sampled (see the header)
-fn refuse(lid: u32, step: u32) {
+fn refuse(lid: u32, r: u32, at: u32) {
   if (lid == 0u) {
-    tokens[step] = NONFINITE;
-    next[0] = 0u;
+    tokens[at] = NONFINITE;
+    next[r] = 0u;
   }
 }
 
@@ -89,47 +96,53 @@ fn random01(seed: u32, step: u32) -> f32 {
   return f32(x >> 8u) / 16777216.0;
 }
 
-fn count(lid: u32, threshold: f32) -> u32 {
+// the row's logits start at `base`
+fn count(lid: u32, base: u32, threshold: f32) -> u32 {
   var c = 0u;
-  for (var i = lid; i < p.vocab; i += WG) { if (logits[i] >= threshold) { c++; } }
+  for (var i = lid; i < p.vocab; i += WG) { if (logits[base + i] >= threshold) { c++; } }
   return sumU(lid, c);
 }
 
-fn mass(lid: u32, threshold: f32, mx: f32) -> f32 {
+fn mass(lid: u32, base: u32, threshold: f32, mx: f32) -> f32 {
   var s = 0.0;
   for (var i = lid; i < p.vocab; i += WG) {
-    let l = logits[i];
+    let l = logits[base + i];
     if (l >= threshold) { s += exp(l - mx); }
   }
   return sumF(lid, s);
 }
 
 @compute @workgroup_size(1024)
-fn main(@builtin(local_invocation_id) lid3: vec3<u32>) {
+fn main(@builtin(local_invocation_id) lid3: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
   let lid = lid3.x;
-  let step = state[0];
+  let r = wg.x;
+  let row = rowp[r]; // uniform: read-only storage at the workgroup's index
+  let V = p.vocab;
+  let base = r * V; // the row's logits
+  let words = (V + 31u) / 32u;
+  let sbase = r * words; // the row's bitmask
   // 0. non-finite logits (exponent bits all ones: NaN or +-inf; a bit test, as WGSL may assume no NaN);
   // greedy decoding tests them in its argmax pass instead (one pass over the logits, not two: below)
-  let greedy = p.temperature <= 0.0;
+  let greedy = row.temperature <= 0.0;
   var bad = 0u;
   if (!greedy) {
-    for (var i = lid; i < p.vocab; i += WG) { if (nonfinite(logits[i])) { bad = 1u; } }
+    for (var i = lid; i < V; i += WG) { if (nonfinite(logits[base + i])) { bad = 1u; } }
     if (sumU(lid, bad) > 0u) {
-      refuse(lid, step);
+      refuse(lid, r, row.at);
       return;
     }
   }
   // 1. repetition penalty
   // (walks the bitmask's words and touches only the seen ids)
-  if (p.penalty != 1.0) {
-    for (var wi = lid; wi < (p.vocab + 31u) / 32u; wi += WG) {
-      var m = atomicLoad(&seen[wi]);
+  if (row.penalty != 1.0) {
+    for (var wi = lid; wi < words; wi += WG) {
+      var m = atomicLoad(&seen[sbase + wi]);
       while (m != 0u) {
         let i = wi * 32u + firstTrailingBit(m);
         m &= m - 1u;
-        if (i < p.vocab) {
-          let l = logits[i];
-          logits[i] = select(l * p.penalty, l / p.penalty, l > 0.0);
+        if (i < V) {
+          let l = logits[base + i];
+          logits[base + i] = select(l * row.penalty, l / row.penalty, l > 0.0);
         }
       }
     }
@@ -142,15 +155,15 @@ fn main(@builtin(local_invocation_id) lid3: vec3<u32>) {
     var best = -3.4e38;
     var bestI = 0xffffffffu;
     // four consecutive ids per thread per trip: independent loads in flight, 16 contiguous bytes per lane
-    for (var i = lid * 4u; i < p.vocab; i += WG * 4u) {
+    for (var i = lid * 4u; i < V; i += WG * 4u) {
       for (var j = 0u; j < 4u; j++) {
-        let l = logits[min(i + j, p.vocab - 1u)];
+        let l = logits[base + min(i + j, V - 1u)];
         if (nonfinite(l)) { bad = 1u; }
-        if (l > best) { best = l; bestI = min(i + j, p.vocab - 1u); }
+        if (l > best) { best = l; bestI = min(i + j, V - 1u); }
       }
     }
     if (sumU(lid, bad) > 0u) {
-      refuse(lid, step);
+      refuse(lid, r, row.at);
       return;
     }
     let mx = maxF(lid, best);
@@ -166,42 +179,42 @@ fn main(@builtin(local_invocation_id) lid3: vec3<u32>) {
     if (lid == 0u) { chosen = redU[0]; }
   } else {
     // 3. temperature
-    for (var i = lid; i < p.vocab; i += WG) { logits[i] = logits[i] / p.temperature; }
+    for (var i = lid; i < V; i += WG) { logits[base + i] = logits[base + i] / row.temperature; }
     storageBarrier();
     workgroupBarrier();
     var lmax = -3.4e38;
     var lmin = 3.4e38;
-    for (var i = lid; i < p.vocab; i += WG) { lmax = max(lmax, logits[i]); lmin = min(lmin, logits[i]); }
+    for (var i = lid; i < V; i += WG) { lmax = max(lmax, logits[base + i]); lmin = min(lmin, logits[base + i]); }
     let mx = maxF(lid, lmax);
     let mn = minF(lid, lmin);
     // 4. top-k: the largest threshold keeping at least k tokens
     var thr = mn;
-    if (p.topK > 0u && p.topK < p.vocab) {
+    if (row.topK > 0u && row.topK < V) {
       var lo = mn;
       var hi = mx;
       for (var it = 0u; it < 32u; it++) {
         let mid = 0.5 * (lo + hi);
-        if (count(lid, mid) >= p.topK) { lo = mid; } else { hi = mid; }
+        if (count(lid, base, mid) >= row.topK) { lo = mid; } else { hi = mid; }
       }
       thr = lo;
     }
     // 5. top-p: the largest threshold (>= thr) whose kept mass is still >= topP of the top-k mass
-    if (p.topP < 1.0) {
-      let total = mass(lid, thr, mx);
+    if (row.topP < 1.0) {
+      let total = mass(lid, base, thr, mx);
       var lo = thr;
       var hi = mx;
       for (var it = 0u; it < 32u; it++) {
         let mid = 0.5 * (lo + hi);
-        if (mass(lid, mid, mx) >= p.topP * total) { lo = mid; } else { hi = mid; }
+        if (mass(lid, base, mid, mx) >= row.topP * total) { lo = mid; } else { hi = mid; }
       }
       thr = lo;
     }
     // 6. draw: u in [0, kept mass); walk contiguous per-thread chunks in id order
-    let chunk = (p.vocab + WG - 1u) / WG;
+    let chunk = (V + WG - 1u) / WG;
     let start = lid * chunk;
     var local = 0.0;
-    for (var i = start; i < min(start + chunk, p.vocab); i++) {
-      let l = logits[i];
+    for (var i = start; i < min(start + chunk, V); i++) {
+      let l = logits[base + i];
       if (l >= thr) { local += exp(l - mx); }
     }
     workgroupBarrier();
@@ -210,14 +223,14 @@ fn main(@builtin(local_invocation_id) lid3: vec3<u32>) {
     if (lid == 0u) {
       var total = 0.0;
       for (var t = 0u; t < WG; t++) { total += redF[t]; }
-      let u = random01(p.seed, step) * total;
+      let u = random01(row.seed, row.step) * total;
       var acc = 0.0;
       var pick = 0xffffffffu;
       var last = 0xffffffffu;
       for (var t = 0u; t < WG && pick == 0xffffffffu; t++) {
         if (acc + redF[t] > u) {
-          for (var i = t * chunk; i < min(t * chunk + chunk, p.vocab); i++) {
-            let l = logits[i];
+          for (var i = t * chunk; i < min(t * chunk + chunk, V); i++) {
+            let l = logits[base + i];
             if (l >= thr) {
               last = i;
               acc += exp(l - mx);
@@ -227,7 +240,7 @@ fn main(@builtin(local_invocation_id) lid3: vec3<u32>) {
         } else {
           acc += redF[t];
           if (redF[t] > 0.0) {
-            for (var i = t * chunk; i < min(t * chunk + chunk, p.vocab); i++) { if (logits[i] >= thr) { last = i; } }
+            for (var i = t * chunk; i < min(t * chunk + chunk, V); i++) { if (logits[base + i] >= thr) { last = i; } }
           }
         }
       }
@@ -238,8 +251,8 @@ fn main(@builtin(local_invocation_id) lid3: vec3<u32>) {
   workgroupBarrier();
   if (lid == 0u) {
     let c = chosen;
-    tokens[step] = c;
-    next[0] = c;
-    atomicOr(&seen[c / 32u], 1u << (c % 32u));
+    tokens[row.at] = c;
+    next[r] = c;
+    atomicOr(&seen[sbase + c / 32u], 1u << (c % 32u));
   }
 }

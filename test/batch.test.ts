@@ -6,9 +6,11 @@ import { getGpu } from "../src/gpu/device.ts";
 import { buildModel, type Model } from "../src/model/model.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { decode, type DecodeRequest } from "../src/engine/generate.ts";
+import type { SamplingOptions } from "../src/engine/sampler.ts";
 import { Batcher } from "../src/engine/batch.ts";
 import { encodeContexts, encodePrefix, type EncodedPrefix, startQuery } from "../src/ape/ape.ts";
 import type { KvBlock } from "../src/engine/kv_pool.ts";
+import { readBuffer } from "../src/gpu/buffers.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { CpuReference } from "./reference/cpu_model.ts";
 import { randomModel, rng, tinyConfig } from "./reference/random_model.ts";
@@ -114,6 +116,93 @@ describe(`continuous batching on ${runtimeName()}`, () => {
     expect(batcher.counters.rows).toBeGreaterThan(batcher.counters.passes);
     expect(batcher.size).toBe(0);
     expect(engine.pool.freeTokens()).toBe(free);
+  });
+
+  it("overlapping SAMPLED generations (temperature, top-k / top-p, seeds, repetition penalty; joining and leaving) each equal the request decoded alone", async () => {
+    // every row samples in one bank dispatch with its own settings, RNG step and mask; rows move between
+    // cohorts (multi-row banks, one-row cohorts sampling alone) as others join and leave, handing their state on
+    const sampled: { spec: Spec; sampling: SamplingOptions; history?: number[] }[] = [
+      { spec: { kind: "sequential", prompt: ids(5), maxTokens: 15 }, sampling: { temperature: 1.2, seed: 1 } },
+      { spec: { kind: "ape", prompt: ids(3), contexts: 2, maxTokens: 4 }, sampling: { temperature: 0.9, topK: 12, topP: 0.9, seed: 2 } },
+      { spec: { kind: "sequential", prompt: ids(3), maxTokens: 9 }, sampling: { temperature: 1.5, topP: 0.8, repetitionPenalty: 1.5, seed: 3 }, history: ids(6) },
+      { spec: { kind: "parallel", prompt: ids(4), contexts: 3, maxTokens: 11 }, sampling: { repetitionPenalty: 1e6 } }, // greedy, never repeats
+      { spec: { kind: "ape", prompt: ids(2), contexts: 2, maxTokens: 7, T: 0.5, S: 0.8 }, sampling: { temperature: 1, topK: 8, seed: 9 } }, // its own cohort
+      // joining later, while the others are mid-decode
+      { spec: { kind: "sequential", prompt: ids(6), maxTokens: 8 }, sampling: { temperature: 1, topK: 5, repetitionPenalty: 2, seed: 4 } },
+      { spec: { kind: "ape", prompt: ids(4), contexts: 1, maxTokens: 12 }, sampling: { temperature: 2, repetitionPenalty: 1.3, seed: 0xffffffff } },
+      { spec: { kind: "ape", prompt: ids(3), contexts: 3, maxTokens: 6, T: 0.5, S: 0.8 }, sampling: { temperature: 0.7, topP: 0.95, seed: 77 } },
+    ];
+    const extra = (i: number): Partial<DecodeRequest> => ({ sampling: sampled[i].sampling, history: sampled[i].history });
+    const want: number[][] = [];
+    for (let i = 0; i < sampled.length; i++) want.push(await alone(sampled[i].spec, extra(i)));
+    expect(await alone(sampled[0].spec)).not.toEqual(want[0]); // sampling is not greedy here
+    expect(new Set(want[3]).size).toBe(want[3].length); // the penalty of 1e6 forbids repeats (the masks are live)
+
+    const free = engine.pool.freeTokens();
+    const batcher = new Batcher(engine, { stepsPerReadback: 2, maxRows: 64 });
+    const got: Promise<number[]>[] = [];
+    for (let i = 0; i < 5; i++) {
+      const r = request(sampled[i].spec, extra(i));
+      got.push(collect(batcher.decode(r), r));
+    }
+    while (batcher.counters.steps < 3) await new Promise((r) => setTimeout(r, 1));
+    for (let i = 5; i < sampled.length; i++) {
+      const r = request(sampled[i].spec, extra(i));
+      got.push(collect(batcher.decode(r), r));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const res = await Promise.all(got);
+    res.forEach((r, i) => expect(r, `request ${i} (${sampled[i].spec.kind}, ${JSON.stringify(sampled[i].sampling)})`).toEqual(want[i]));
+    expect(batcher.counters.widest).toBeGreaterThanOrEqual(3); // sampled in banks of several rows
+    expect(batcher.counters.cohortsRecorded).toBeGreaterThanOrEqual(4); // rows moved between cohorts
+    expect(batcher.size).toBe(0);
+    expect(engine.pool.freeTokens()).toBe(free);
+  });
+
+  it("a row with NaN logits fails only its own sequence; the others in its bank decode on", async () => {
+    // one request's context gets a NaN value once its first token is out: from then on its APE row's
+    // logits are NaN (refused in the bank), while the sequential rows beside it do not attend that context
+    const dev = model.gpu.device;
+    const bad = await encodeContexts(engine, prefix, [Uint32Array.from(ids(6))]);
+    const at = engine.pool.blockBytes(bad[0]).offset;
+    const original = await readBuffer(dev, engine.pool.v[0], cfg.headDim * 4, at);
+    const saved = ctx;
+    try {
+      ctx = [bad[0], ...saved];
+      const badSpec: Spec = { kind: "ape", prompt: ids(3), contexts: 1, maxTokens: 8 };
+      const okSpecs: Spec[] = [{ kind: "sequential", prompt: ids(4), maxTokens: 8 }, { kind: "sequential", prompt: ids(3), maxTokens: 7 }];
+      const okExtra = [{ sampling: { temperature: 1.1, seed: 5 } }, {}];
+      const badWant = await alone(badSpec, { sampling: { temperature: 1, seed: 1 } });
+      const want = [await alone(okSpecs[0], okExtra[0]), await alone(okSpecs[1], okExtra[1])];
+      const batcher = new Batcher(engine, { stepsPerReadback: 2, maxRows: 64 });
+      const badReq = request(badSpec, { sampling: { temperature: 1, seed: 1 } });
+      const badRun = (async () => {
+        const out: number[] = [];
+        try {
+          for await (const c of batcher.decode(badReq)) {
+            if (out.length === 0) dev.queue.writeBuffer(engine.pool.v[0], at, new Float32Array(cfg.headDim).fill(NaN));
+            out.push(...c);
+          }
+          return { out, error: undefined as unknown };
+        } catch (error) {
+          return { out, error };
+        } finally {
+          engine.pool.release(badReq.block);
+        }
+      })();
+      const okReqs = okSpecs.map((s, i) => request(s, okExtra[i]));
+      const okRuns = okReqs.map((r) => collect(batcher.decode(r), r));
+      const { out, error } = await badRun;
+      expect(error).toMatchObject({ code: "E_NON_FINITE" });
+      expect(out.length).toBeGreaterThanOrEqual(1);
+      expect(out).toEqual(badWant.slice(0, out.length)); // its tokens until the NaN were its own
+      expect(await Promise.all(okRuns)).toEqual(want);
+      expect(batcher.counters.widest).toBe(3); // the refused row shared the bank with the others
+    } finally {
+      ctx = saved;
+      dev.queue.writeBuffer(engine.pool.v[0], at, original);
+      engine.pool.release(bad[0]);
+    }
   });
 
   it("over a long context (split-K decode attention, rows with lists of different lengths) batched equals alone", async () => {

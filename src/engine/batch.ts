@@ -4,14 +4,17 @@
  * so APE, parallel and sequential requests share a step. Requests join and leave between chunks of
  * steps; a joining request's prompt is prefilled in its own pass(es), then it rides along.
  *
- * One step for the rows of a cohort (rows sharing APE's T and S; plain rows ride with any):
- *   copy each row's last sampled id (its sampler's `next`) into the step's ids   (copyBufferToBuffer)
- *   forward pass over n rows -> logits [n, vocab]                                (forward.ts, as recorded)
- *   copy each logit row into its sequence's own buffer, then each sequence's own sampler dispatch
- *   (its settings, RNG, repetition mask and token buffer, exactly as a request decoding alone)
- * A cohort of one row runs the single-sequence step of generate.ts (the sampler reads the logits and
- * feeds the embedding directly). The recorded step is replayed while the cohort's membership holds
- * (only the state buffers change); a join or leave records the new cohort once.
+ * One step for the rows of a cohort (rows sharing APE's T and S; plain rows ride with any), one compute pass:
+ *   forward pass over n rows -> logits [n, vocab]                                 (forward.ts, as recorded)
+ *   ONE sampling dispatch, a workgroup per row (sampler.ts SamplerBank): row r reads logits row r in place
+ *   with its sequence's settings, RNG, step and repetition mask, exactly as the request decoding alone,
+ *   and writes its id into the step's ids[r] (the next step's input) and into the bank's token slots
+ * A cohort of one row runs the single-sequence step of generate.ts (the sequence's own sampler reads the
+ * logits and feeds the embedding directly). The recorded step is replayed while the cohort's membership
+ * holds (only the state buffers change); a join or leave records the new cohorts once: a multi-row cohort
+ * copies its rows' state (masks, last ids) in from their samplers when recorded and hands it back, with
+ * the tokens sampled meanwhile, when replaced (GPU copies, queued in order); readbacks take a sequence's
+ * tokens from wherever they are (its bank, or its sampler's own buffer).
  *
  * Steps go to the GPU in chunks (`stepsPerReadback`, default 16; 4 on CPU adapters); the tokens of all
  * sequences come back in one readback per chunk, while the next chunk is already queued. A sequence
@@ -43,10 +46,9 @@
  */
 import type { Engine } from "./engine.ts";
 import { type AttendGroup, Forward } from "./forward.ts";
-import { Sampler } from "./sampler.ts";
+import { Sampler, SamplerBank } from "./sampler.ts";
 import type { DecodeRequest } from "./generate.ts";
-import { Program } from "./program.ts";
-import { storageBuffer, Usage } from "../gpu/buffers.ts";
+import { Usage } from "../gpu/buffers.ts";
 import { deviceErrors, errorScope } from "../gpu/device.ts";
 import { ApeError, CapacityError, InvalidArgumentError, NonFiniteError } from "../errors.ts";
 
@@ -72,8 +74,8 @@ class Sequence {
   /** The cohort key: APE rows share a step only with the same T and S; plain rows ride with any. */
   readonly key: string;
   sampler?: Sampler;
-  /** Private copy of the sequence's logit row (multi-row cohorts only). */
-  logits?: GPUBuffer;
+  /** While in a multi-row cohort: its sampler bank and row there (which holds its sampling state). */
+  banked?: { bank: SamplerBank; row: number };
   /** Tokens whose sampling is submitted / covered by a readback / handed to the consumer. */
   enqueued = 0;
   issued = 0;
@@ -120,17 +122,23 @@ class Sequence {
     return new Promise((r) => (this.#wake = r));
   }
 
+  /** Queues copies of its tokens of steps from .. to - 1 into `dst` at word `at` (from its bank while it has one). */
+  copyTokens(enc: GPUCommandEncoder, from: number, to: number, dst: GPUBuffer, at: number): void {
+    if (this.banked) this.banked.bank.copyTokens(enc, this.banked.row, from, to, dst, at);
+    else enc.copyBufferToBuffer(this.sampler!.tokens, from * 4, dst, at * 4, (to - from) * 4);
+  }
+
   destroy(): void {
     this.sampler?.destroy();
-    this.logits?.destroy();
-    this.sampler = this.logits = undefined;
+    this.sampler = undefined;
   }
 }
 
 /** The recorded step of a set of sequences sharing T and S (see the module comment). */
 class Cohort {
   readonly fwd: Forward;
-  readonly samplers?: Program;
+  /** Multi-row cohorts: every row's sampling in one dispatch (reads fwd.logits, writes fwd.ids). */
+  readonly bank?: SamplerBank;
 
   constructor(readonly engine: Engine, readonly seqs: Sequence[]) {
     const { model, pool } = engine;
@@ -146,37 +154,38 @@ class Cohort {
       return;
     }
     this.fwd = new Forward(model, pool, seqs.length, input);
-    const samplers = (this.samplers = new Program(model.gpu.device));
-    for (const s of seqs) {
-      s.logits ??= storageBuffer(model.gpu.device, model.config.vocabSize * 4, "batch.logits");
-      s.sampler!.record(samplers, s.logits);
-    }
+    const bank = (this.bank = new SamplerBank(model, seqs.map((s) => s.sampler!), seqs.map((s) => s.enqueued)));
+    bank.record(this.fwd.program, this.fwd.logits, this.fwd.ids);
+    seqs.forEach((s, row) => (s.banked = { bank, row }));
+    const dev = model.gpu.device;
+    const enc = dev.createCommandEncoder();
+    bank.load(enc, this.fwd.ids); // the rows' masks, and their last ids as the first step's input
+    dev.queue.submit([enc.finish()]);
   }
 
   /** Encodes one step for every sequence (after writing its state: positions, block lists, step index). */
   step(enc: GPUCommandEncoder): void {
-    for (const s of this.seqs) {
-      s.group.writeAt = s.req.prompt.length + s.enqueued - 1; // the previous token's slot
-      s.sampler!.setStep(s.enqueued);
-    }
+    for (const s of this.seqs) s.group.writeAt = s.req.prompt.length + s.enqueued - 1; // the previous token's slot
+    if (this.bank) this.bank.setSteps(this.seqs.map((s) => s.enqueued));
+    else this.seqs[0].sampler!.setStep(this.seqs[0].enqueued);
     this.fwd.refreshState();
-    const V = this.engine.model.config.vocabSize;
-    if (this.samplers) this.seqs.forEach((s, i) => enc.copyBufferToBuffer(s.sampler!.next, 0, this.fwd.ids, 4 * i, 4));
-    let pass = enc.beginComputePass();
+    const pass = enc.beginComputePass();
     this.fwd.program.encode(pass);
     pass.end();
-    if (this.samplers) {
-      this.seqs.forEach((s, i) => enc.copyBufferToBuffer(this.fwd.logits, i * V * 4, s.logits!, 0, V * 4));
-      pass = enc.beginComputePass();
-      this.samplers.encode(pass);
-      pass.end();
-    }
     for (const s of this.seqs) s.enqueued++;
   }
 
+  /** Hands the bank's state back to the sequences' samplers (queued copies), then frees the cohort. */
   destroy(): void {
+    if (this.bank) {
+      const dev = this.engine.model.gpu.device;
+      const enc = dev.createCommandEncoder();
+      this.bank.unload(enc, this.fwd.ids, this.seqs.map((s) => s.enqueued));
+      dev.queue.submit([enc.finish()]);
+      for (const s of this.seqs) s.banked = undefined;
+      this.bank.destroy(); // WebGPU frees it once the queued copies are done
+    }
     this.fwd.destroy();
-    this.samplers?.destroy();
   }
 }
 
@@ -424,7 +433,7 @@ export class Batcher {
     if (words === 0) return { parts, data: Promise.resolve(new Uint32Array(0)) };
     const staging = dev.createBuffer({ size: words * 4, usage: Usage.MAP_READ | Usage.COPY_DST, label: "batch.tokens" });
     const enc = dev.createCommandEncoder();
-    for (const p of parts) enc.copyBufferToBuffer(p.seq.sampler!.tokens, p.from * 4, staging, p.at * 4, p.count * 4);
+    for (const p of parts) p.seq.copyTokens(enc, p.from, p.from + p.count, staging, p.at);
     dev.queue.submit([enc.finish()]);
     const data = staging.mapAsync(MAP_READ).then(
       () => new Uint32Array(staging.getMappedRange().slice(0)),
