@@ -12,7 +12,7 @@
  * `--breakdown` then prints, for each N > 1, where a batched step's GPU time goes: the step as the Batcher
  * records it (one Forward of N rows, each attending its own block of --prompt + 16 keys, and the sampler
  * bank's one dispatch of N workgroups reading the logits in place and writing the next step's ids),
- * replayed in one submit, kernel by kernel (bench/decode_breakdown.ts).
+ * replayed in one submit, kernel by kernel (bench/decode_breakdown.ts), and the bank's dispatch replayed alone.
  */
 import { getGpu } from "../src/gpu/device.ts";
 import { buildModel } from "../src/model/model.ts";
@@ -23,6 +23,7 @@ import { parseArgs } from "../sdk/commands/args.ts";
 import { DTYPES, modelArgs, randomSource, shapeConfig } from "./engine.ts";
 import { Forward } from "../src/engine/forward.ts";
 import { Sampler, SamplerBank } from "../src/engine/sampler.ts";
+import { Program } from "../src/engine/program.ts";
 import { replayBreakdown } from "./decode_breakdown.ts";
 
 export async function run(argv: string[]): Promise<number> {
@@ -105,9 +106,12 @@ async function stepBreakdown(engine: Engine, n: number, keys: number): Promise<v
     fwd.setIds(Uint32Array.from({ length: n }, (_, i) => i + 1));
     bank.setSteps(samplers.map(() => 0));
     const f = await replayBreakdown(model.gpu.device, fwd.program, bank.tokens);
-    const sample = f.kernels.filter((k) => k.name.startsWith("sample["));
-    const sampleMs = sample.reduce((t, k) => t + k.ms, 0);
-    console.log(`step of ${n} rows: ${f.gpuMs.toFixed(3)} ms (${f.dispatches} dispatches), of which sampling ${(sampleMs * 1000).toFixed(1)} us (one dispatch of ${n} workgroups)`);
+    // the bank's dispatch also on its own, replayed 256 times: one dispatch of ~20 us is below the
+    // whole-step replay's noise (greedy rows leave the logits as they are, so every replay is the same work)
+    const alone = new Program(model.gpu.device);
+    bank.record(alone, fwd.logits, fwd.ids);
+    const sm = await replayBreakdown(model.gpu.device, alone, bank.tokens, { reps: 256 }).finally(() => alone.destroy());
+    console.log(`step of ${n} rows: ${f.gpuMs.toFixed(3)} ms (${f.dispatches} dispatches), of which sampling ${(sm.gpuMs * 1000).toFixed(1)} us (one dispatch of ${n} workgroups, replayed alone)`);
     for (const k of [...f.kernels].sort((a, b) => b.ms - a.ms)) {
       console.log(`  ${k.name.padEnd(44)} x${String(k.dispatches).padStart(3)}  ${(k.ms * 1000).toFixed(1).padStart(8)} us  ${((k.ms * 1000) / k.dispatches).toFixed(1).padStart(7)} us each`);
     }
