@@ -8,7 +8,7 @@
 // Inputs:  mlC, accC: the context part's partials (splitsC splits), mlO, accO: the plain part's
 //          (splitsO splits), laid out as in combine_body.wgsl; params (st = S * T).
 // Outputs: out: array<f32> [rows, heads*headDim].
-// Bounds:  one workgroup of 128 threads per (head, row); headDim <= 512, a multiple of 4; splits >= 1
+// Bounds:  one workgroup of 256 threads (combine_body.wgsl's WG) per (head, row); headDim <= 512, a multiple of 4; splits >= 1
 //          each; dispatch (heads, rows) with rows > 65535 folded into z (row = wg.y + wg.z * 65535u).
 struct Params { rows: u32, heads: u32, headDim: u32, splitsC: u32, splitsO: u32, st: f32 }
 @group(0) @binding(0) var<storage, read> mlC: array<vec2<f32>>;

@@ -1,6 +1,6 @@
 // combine_body: merging the per-split partial results of a split-K attention kernel (attention_decode*,
-// attention_tiled*: any kernel writing these partials), for ape_combine.wgsl (APE's two parts, merged;
-// attention_combine.wgsl, one part, keeps its own inline copy of the same math). The including file binds the partials and
+// attention_tiled*: any kernel writing these partials), for attention_combine.wgsl (one part) and
+// ape_combine.wgsl (APE's two parts, merged). The including file binds the partials and
 // defines partML(part, i) -> vec2<f32> and partAcc(part, i) -> vec4<f32> (part 0 or 1: which partials).
 // A split s of (row r, query head h) of a part holds, at i = (s * rows + r) * heads + h:
 //   partML(i)  = (m, l): m the split's largest scaled score (-1e30 when it saw no visible key),
@@ -8,10 +8,12 @@
 //   partAcc(i * headDim / 4 + dq) = quad dq of sum over its keys of exp(score - m) * v  (un-normalised).
 // combinePart gives M = max_s m_s, L = sum_s exp(m_s - M) l_s and, in threads lid < headDim / 4, quad
 // lid of sum_s exp(m_s - M) acc_s: the part's softmax output is that / L, its log-sum-exp M + log L.
-// Workgroups of WG = 128 threads; call from uniform control flow (it has barriers). Thread t sums
-// quad t % Q (Q = headDim / 4) of the splits s = t / Q (mod 128 / Q): headDim <= 512.
+// Workgroups of WG = 256 threads; call from uniform control flow (it has barriers). Thread t sums
+// quad t % Q (Q = headDim / 4) of the splits s = t / Q (mod 256 / Q), eight splits' loads in flight per
+// trip (a combine is a short chain of memory round trips: 256 splits at head_dim 64 are 16 per thread,
+// two trips): headDim <= 512.
 const NEG = -1e30;
-const WG = 128u;
+const WG = 256u;
 var<workgroup> ml: array<vec2<f32>, WG>;
 var<workgroup> accs: array<vec4<f32>, WG>;
 
@@ -44,18 +46,19 @@ fn combinePart(part: u32, splits: u32, rows: u32, heads: u32, headDim: u32, r: u
   let grp = lid / Q;
   var v = vec4<f32>(0.0);
   if (grp < G) {
-    var s = grp;
-    for (; s + 3u * G < splits; s += 4u * G) { // four splits' loads in flight per trip
-      let i0 = s * stride + first;
-      let i1 = i0 + G * stride;
-      let i2 = i1 + G * stride;
-      let i3 = i2 + G * stride;
-      v += exp(partML(part, i0).x - tot.x) * partAcc(part, i0 * Q + dq) + exp(partML(part, i1).x - tot.x) * partAcc(part, i1 * Q + dq)
-         + exp(partML(part, i2).x - tot.x) * partAcc(part, i2 * Q + dq) + exp(partML(part, i3).x - tot.x) * partAcc(part, i3 * Q + dq);
-    }
-    for (; s < splits; s += G) {
-      let i = s * stride + first;
-      v += exp(partML(part, i).x - tot.x) * partAcc(part, i * Q + dq);
+    // splits grp + u * G of each trip, u < 8, all loaded before any is used; past the last split the
+    // weight is 0 and the load repeats the last split (in bounds)
+    for (var s0 = grp; s0 < splits; s0 += 8u * G) {
+      var m: array<f32, 8>;
+      var a: array<vec4<f32>, 8>;
+      for (var u = 0u; u < 8u; u++) {
+        let i = min(s0 + u * G, splits - 1u) * stride + first;
+        m[u] = partML(part, i).x;
+        a[u] = partAcc(part, i * Q + dq);
+      }
+      for (var u = 0u; u < 8u; u++) {
+        if (s0 + u * G < splits) { v += exp(m[u] - tot.x) * a[u]; }
+      }
     }
   }
   accs[lid] = v;
