@@ -1,5 +1,5 @@
 /**
- * `ape bench matvec [--types f16,q8_0,q4_1] [--shapes lanes,rows;...] [--layers qkv,o,gate_up,down,lm_head] [--trials 3] [--batch M]`
+ * `ape bench matvec [--types f16,q8_0,q4_1] [--shapes lanes,rows;...] [--layers qkv,o,gate_up,down,lm_head] [--trials 3] [--batch M [--norm]]`
  *
  * GPU time of the decode matvec kernels (matvec_<format>, one row of x) alone, on the Llama-3.2-1B layer
  * shapes with random weights and the input stage a decode step uses (RMSNorm for qkv, gate/up and the
@@ -14,16 +14,20 @@
  * With `--batch M` (2..32) it times the batched matvec (matvec_batch_<format>, M rows of x, no input stage)
  * instead: `--shapes` then lists lanes,rows,batch[,unroll] shapes, batchShape's pick is marked *, and the tiled
  * prefill matmul the batched kernel replaces is timed beside them (us per call and per row of x).
+ * `--norm` (with `--batch`) gives the normed layers (qkv, gate_up, lm_head) their RMSNorm: on the fly in the batched
+ * kernel's input stage (its NORM variant, marked "norm"), and beside it rmsnorm_copy's dispatch + the kernel without
+ * it (forward.ts's path for layers past BATCH_NORM_MAX_ROWS; the matmul, too, runs after rmsnorm_copy).
  *
  * @example
  * ```sh
  * deno run -A sdk/cli.ts bench matvec --types f16 --shapes "32,1;32,2;64,4"
+ * deno run -A sdk/cli.ts bench matvec --types f16 --batch 8 --norm --layers qkv,gate_up,lm_head
  * ```
  */
 import { getGpu } from "../src/gpu/device.ts";
 import { readBuffer, storageBuffer, uploadBytes, uploadF32 } from "../src/gpu/buffers.ts";
 import { Kernels } from "../src/gpu/shaders.ts";
-import { Program } from "../src/engine/program.ts";
+import { Params, Program } from "../src/engine/program.ts";
 import { type BatchShape, batchShape, type MatvecShape, matvecShape, recordLinear } from "../src/engine/linear.ts";
 import { parseArgs } from "../sdk/commands/args.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
@@ -115,10 +119,11 @@ async function timeVariant(
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { string: ["types", "shapes", "layers", "trials", "batch"] });
+  const a = parseArgs(argv, { string: ["types", "shapes", "layers", "trials", "batch"], boolean: ["norm"] });
   const M = Number(a.string.batch ?? 1);
   if (!Number.isInteger(M) || M < 1 || M > 32) throw new InvalidArgumentError(`--batch: '${a.string.batch}' is not a row count 1..32`);
-  if (M > 1) return runBatch(a.string, M);
+  if (a.boolean.norm && M === 1) throw new InvalidArgumentError(`--norm needs --batch M (2..32): the one-row sweep always runs its layers' input stage`);
+  if (M > 1) return runBatch(a.string, M, !!a.boolean.norm);
   const types = parseTypes(a.string.types);
   const shapes = parseShapes(a.string.shapes ?? DEFAULT_SHAPES);
   const layers = parseLayers(a.string.layers);
@@ -162,8 +167,11 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** `--batch M`: the batched matvec variants and the tiled matmul on M rows of x, per layer. */
-async function runBatch(opts: Record<string, string | undefined>, M: number): Promise<number> {
+/**
+ * `--batch M`: the batched matvec variants and the tiled matmul on M rows of x, per layer; with `norm`, the normed
+ * layers' RMSNorm fused into the batched kernels, and rmsnorm_copy + the batched kernel beside them.
+ */
+async function runBatch(opts: Record<string, string | undefined>, M: number, norm: boolean): Promise<number> {
   const types = parseTypes(opts.types);
   const shapes = parseBatchShapes(opts.shapes ?? DEFAULT_BATCH_SHAPES);
   const layers = parseLayers(opts.layers);
@@ -171,28 +179,47 @@ async function runBatch(opts: Record<string, string | undefined>, M: number): Pr
   const gpu = await getGpu();
   const k = new Kernels(gpu.device, gpu.hasF16);
   const dev = gpu.device;
-  console.log(`adapter: ${gpu.description}; ${M} rows of x`);
+  console.log(`adapter: ${gpu.description}; ${M} rows of x${norm ? "; RMSNorm for qkv, gate_up, lm_head" : ""}`);
   const x = uploadF32(dev, Float32Array.from({ length: 33 * 8192 }, (_, i) => Math.sin(i))); // 33 rows: the matmul's call
   const y = storageBuffer(dev, 33 * 128256 * 4);
+  const g = uploadF32(dev, Float32Array.from({ length: 8192 }, (_, i) => 1 + 0.5 * Math.cos(i))), xn = storageBuffer(dev, 33 * 8192 * 4);
+  const eps = 1e-5;
+  // forward.ts's rmsnorm_copy: xn's `rows` rows = RMSNorm(x) * g
+  const rmsnormCopy = (prog: Program, rows: number, width: number) => {
+    const pipe = k.pipeline("rmsnorm_copy");
+    prog.dispatch(pipe, k.bind(pipe, [x, g, xn, prog.uniform(new Params().u(rows, width, 0).f(eps).bytes())]), 1, rows);
+  };
   for (const type of types) {
     for (const name of layers) {
       const L = LAYERS[name];
+      const normed = norm && L.norm;
       const { fmt, bytes, copies, Ws, destroy } = layerCopies(dev, type, L);
       const byDefault = batchShape(L.N, L.K, M);
       const same = (s: BatchShape) => s.lanes === byDefault.lanes && s.rows === byDefault.rows && s.batch === byDefault.batch && (s.unroll ?? 2) === (byDefault.unroll ?? 2);
-      // "matmul": the tiled prefill kernel (the lanes layout past BATCH_MAX_ROWS), through the rows it would get
-      const variants: (BatchShape | "matmul")[] = [byDefault, ...shapes.filter((s) => !same(s)), "matmul"];
+      // "matmul": the tiled prefill kernel (the lanes layout past BATCH_MAX_ROWS), through the rows it would get;
+      // "copy": with the norm, rmsnorm_copy's dispatch then batchShape's pick without it (the unfused batched step)
+      const variants: (BatchShape | "matmul" | "copy")[] = [byDefault, ...shapes.filter((s) => !same(s)), ...(normed ? ["copy" as const] : []), "matmul"];
+      const input = normed ? { norm: { weight: g, eps } } : {};
       const ref: { out?: Float32Array } = {};
       for (const v of variants) {
         const prog = new Program(dev);
         if (v === "matmul") {
           // recordLinear sends <= BATCH_MAX_ROWS rows to the batched kernel: pad the call to 33 rows of which M are read back
-          for (const W of Ws) recordLinear(prog, k, x, W, y, Math.max(M, 33), "lanes");
-        } else for (const W of Ws) recordLinear(prog, k, x, W, y, M, "lanes", undefined, false, {}, v);
-        const label = v === "matmul" ? `matmul_${fmt} ${name} (33 rows)` : `matvec_batch_${fmt} ${name} ${v.lanes},${v.rows},${v.batch},${v.unroll ?? 2}`;
+          for (const W of Ws) {
+            if (normed) rmsnormCopy(prog, Math.max(M, 33), L.K);
+            recordLinear(prog, k, normed ? xn : x, W, y, Math.max(M, 33), "lanes");
+          }
+        } else if (v === "copy") {
+          for (const W of Ws) {
+            rmsnormCopy(prog, M, L.K);
+            recordLinear(prog, k, xn, W, y, M, "lanes", undefined, false, {}, byDefault);
+          }
+        } else for (const W of Ws) recordLinear(prog, k, x, W, y, M, "lanes", undefined, false, input, v);
+        const label = v === "matmul" ? `matmul_${fmt} ${name} (33 rows)` : v === "copy" ? `rmsnorm_copy + matvec_batch_${fmt} ${name}` : `matvec_batch_${fmt} ${name} ${v.lanes},${v.rows},${v.batch},${v.unroll ?? 2}`;
         try {
           const { us, diff, mag } = await timeVariant(dev, prog, y, M * L.N, copies, trials, label, ref);
-          const what = v === "matmul" ? "matmul (33 rows)   " : `${v === byDefault ? "*" : " "} lanes ${String(v.lanes).padStart(3)} rows ${v.rows} batch ${v.batch} unroll ${v.unroll ?? 2}`;
+          const what = v === "matmul" ? "matmul (33 rows)   " : v === "copy" ? "rmsnorm_copy + *   "
+            : `${v === byDefault ? "*" : " "} lanes ${String(v.lanes).padStart(3)} rows ${v.rows} batch ${v.batch} unroll ${v.unroll ?? 2}${normed ? " norm" : ""}`;
           console.log(
             `${`${v === "matmul" ? "matmul" : "batch"}_${fmt}`.padEnd(12)} ${name.padEnd(8)} ${what}  ${us.toFixed(1).padStart(8)} us  ${(us / M).toFixed(2).padStart(7)} us/row  ` +
               `${(bytes / us / 1e6).toFixed(2).padStart(6)} TB/s of weights  max |diff| ${diff.toExponential(1)} of ${mag.toExponential(1)}`,
@@ -206,6 +233,6 @@ async function runBatch(opts: Record<string, string | undefined>, M: number): Pr
       destroy();
     }
   }
-  for (const b of [x, y]) b.destroy();
+  for (const b of [x, y, g, xn]) b.destroy();
   return 0;
 }

@@ -1,12 +1,15 @@
 // The engine against Hugging Face transformers: tiny random-weight models in real HF format, one per
 // supported architecture/option, with float64 reference logits made on the GPU machine by
-// scripts/make_fixtures.py (see fixtures/README.md).
+// scripts/make_fixtures.py (see fixtures/README.md). Besides the adapter's default kernels, the GPU "lanes" layout:
+// decode one row at a time, and forwards of 7 and 40 rows (the batched matvec with RMSNorm fused, the LM head over
+// logit rows from an offset).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readdirSync, readFileSync } from "node:fs";
 import { loadHfFolder, type Model } from "../src/model/model.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { type ApeMode, modeLogits, sequentialLogits } from "../src/ape/ape.ts";
 import { runtimeName } from "../src/runtime.ts";
+import { Forward } from "../src/engine/forward.ts";
 import { relError } from "./reference/random_model.ts";
 import { expectGreedyMatches, expectLanesDecodeMatches } from "./reference/fixture_decode.ts";
 
@@ -46,6 +49,37 @@ describe.each(MODELS)(`HF fixture %s on ${runtimeName()}`, (name) => {
 
   it("decode kernels (one row at a time, GPU 'lanes' layout: RMSNorm and SwiGLU fused into the projections) match at every position", async () => {
     await expectLanesDecodeMatches(engine, ref, 1e-4);
+  });
+
+  it("batched rows in the GPU 'lanes' layout (matvec_batch with RMSNorm fused, no rmsnorm_copy) match at every position", async () => {
+    // 7 rows, logits of rows 2..6: every projection and the LM head take the batched matvec, the norms in its input
+    // stage, the LM head reading x from row 2; 40 rows, logits of rows 9..39: the layers take the tiled matmul after
+    // rmsnorm_copy, the LM head (31 rows) the batched matvec with its norm, reading x from row 9 (the fixtures' layers
+    // are all narrower than BATCH_NORM_MAX_ROWS, so every batched one fuses its norm)
+    const V = model.config.vocabSize, L = model.config.layers;
+    model.matvecLayout = "lanes";
+    try {
+      for (const [c, from, copies] of [[ref.logits[1], 2, 0], [ref.logits[2], 9, 2 * L]] as const) {
+        const n = c.ids.length;
+        const block = engine.pool.allocate(n, 0);
+        const fwd = new Forward(model, engine.pool, n, { groups: [{ rows: n, write: block, writeAt: 0, plain: [block] }], logits: { from, count: n - from } });
+        try {
+          const kernels = fwd.program.steps.map((s) => s.pipeline.label);
+          expect(kernels.filter((k) => k === "rmsnorm_copy").length, `${n} rows`).toBe(copies);
+          expect(kernels.at(-1), `${n} rows: the LM head`).toMatch(/^matvec_batch_/);
+          if (n <= 32) expect(kernels.filter((k) => k.startsWith("matvec_batch_")).length).toBeGreaterThanOrEqual(4 * L + 1);
+          fwd.setIds(Uint32Array.from(c.ids));
+          fwd.program.submit();
+          const got = await fwd.readLogits();
+          for (let p = from; p < n; p++) expect(relError(got.subarray((p - from) * V, (p - from + 1) * V), c.logits[p]), `${n} rows, position ${p}`).toBeLessThan(1e-4);
+        } finally {
+          fwd.destroy();
+          engine.pool.release(block);
+        }
+      }
+    } finally {
+      model.matvecLayout = undefined;
+    }
   });
 
   it("sequential, parallel and APE logits match the PyTorch implementation of the formula", async () => {

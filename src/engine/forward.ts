@@ -33,7 +33,7 @@ import { cosSinTable } from "../model/rope.ts";
 import type { KvBlock, KvPool } from "./kv_pool.ts";
 import { Params, Program } from "./program.ts";
 import { type AttentionCall, recordApeAttention, recordAttention } from "./attention.ts";
-import { dequantScratchBytes, fusesInput, type LinearInput, recordLinear } from "./linear.ts";
+import { dequantScratchBytes, fusesInput, fusesNorm, type LinearInput, recordLinear } from "./linear.ts";
 import { ModelFormatError } from "../errors.ts";
 
 export interface AttendGroup {
@@ -124,7 +124,8 @@ export class Forward {
     dev.queue.writeBuffer(this.dest, 0, state.dest);
 
     const layout = model.matvecLayout ?? (gpu.isCpu ? "rows" : "lanes");
-    // decode on a GPU: RMSNorm and SwiGLU ride in the next projection's input stage (fewer dispatches)
+    // decode on a GPU: RMSNorm and SwiGLU ride in the next projection's input stage (fewer dispatches); a batch of
+    // 2..32 rows (a batched decode step) fuses RMSNorm only, where it pays (normedLinear), and keeps SwiGLU's dispatch
     const fused = fusesInput(n, layout);
     const linears = [...model.layers.flatMap((L) => [L.qkv, L.o, L.gateUp, L.down]), ...(input.logits.count > 1 ? [model.lmHead] : [])];
     const scratchBytes = layout === "lanes" ? dequantScratchBytes(linears, n, gpu.limits.maxStorageBufferBindingSize) : 0;
@@ -136,9 +137,10 @@ export class Forward {
       const params = prog.uniform(new Params().u(rows, c.hidden, fromRow).f(c.rmsEps).bytes());
       prog.dispatch(pipe, k.bind(pipe, [src, w, dst, params]), 1, rows);
     };
-    // W applied to RMSNorm(x) * normW, for `rows` rows of x from `fromRow`
+    // W applied to RMSNorm(x) * normW, for `rows` rows of x from `fromRow` (out's rows start at 0): in the kernel's
+    // input stage (one row; the batched matvec's 2..32 rows through layers where that pays: fusesNorm), else through xn
     const normedLinear = (normW: GPUBuffer, W: GpuLinear, out: GPUBuffer, rows = n, fromRow = 0) => {
-      if (fused) return linear(x, W, out, rows, false, { norm: { weight: normW, eps: c.rmsEps } });
+      if (fusesNorm(W, rows, layout, fromRow)) return linear(x, W, out, rows, false, { norm: { weight: normW, eps: c.rmsEps }, fromRow });
       rmsnormCopy(x, normW, xn, rows, fromRow);
       linear(xn, W, out, rows);
     };

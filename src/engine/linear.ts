@@ -5,6 +5,9 @@
  * matvec_<format> (32-256 lanes per row, 1-4 rows per lane group, matvecShape: coalesced reads, what GPUs want);
  * between them, 2..BATCH_MAX_ROWS rows (a batched decode step, a short query) run matvec_batch_<format>: the
  * matvec's lane groups with up to 8 rows of x per workgroup, each weight read once for all of them (batchShape).
+ * The one-row kernels can transform their input on the fly (`input`: RMSNorm or SwiGLU), the batched ones RMSNorm
+ * only (the pipeline constant NORM), from any row of x (`input.fromRow`); other paths take x as it is (fusesInput;
+ * fusesNorm says where forward.ts fuses the norm).
  * CPU adapters (the "rows" layout) run matvec_rows_<format> for any number of rows instead: 4 x 8 output blocks
  * per invocation from global memory, blocks decoded in place (rowsShape; lavapipe turns every load into a
  * per-lane gather, so FMAs per loaded value are what count there).
@@ -79,19 +82,53 @@ export function kernelFormat(W: GpuLinear): string {
 }
 
 /**
- * How the one-row "lanes" matvec kernels may transform their input on the fly
- * (shaders/include/matvec_input.wgsl), sparing the decode step the dispatch that would produce it.
+ * How a decode kernel may transform its input on the fly, sparing the step the dispatch that would produce it:
+ * the one-row "lanes" matvec kernels (shaders/include/matvec_input.wgsl) take either transform, the batched
+ * matvec kernels (shaders/include/matvec_batch_body.wgsl) RMSNorm only (fusesNorm); recordLinear refuses a
+ * transform its kernel does not have.
  */
 export interface LinearInput {
-  /** x holds [gate | up] (2 * cols floats); the layer multiplies silu(gate) * up. */
+  /** x holds [gate | up] (2 * cols floats); the layer multiplies silu(gate) * up (one row only: fusesInput). */
   swiglu?: boolean;
-  /** The layer multiplies RMSNorm(x) * weight. */
+  /**
+   * The layer multiplies RMSNorm(x) * weight: x * rsqrt(mean(x^2) + eps) * weight per row of x, `weight` holding
+   * cols floats (one row, or the rows batchesRows takes; fusesNorm says where it pays).
+   */
   norm?: { weight: GPUBuffer; eps: number };
+  /**
+   * The first row of x the layer reads (default 0: rows fromRow .. fromRow + rows - 1 of x; y's rows start at 0),
+   * for the LM head over a forward's logit rows. The batched matvec kernels only (batchesRows).
+   */
+  fromRow?: number;
 }
 
-/** Whether a linear layer over `rows` rows in this layout can take a LinearInput transform. */
+/** Whether a linear layer over `rows` rows in this layout can take any LinearInput transform (SwiGLU included): one row on a GPU. */
 export function fusesInput(rows: number, layout: MatvecLayout): boolean {
   return rows === 1 && layout === "lanes";
+}
+
+/**
+ * Batched rows (batchesRows) through layers of at most this many W rows take RMSNorm in the batched matvec's
+ * input stage (fusesNorm); wider ones keep rmsnorm_copy's dispatch. From `ape bench matvec --batch 8|32 --norm`
+ * on the H200 (Bun + Dawn, f16, 1B layers; rmsnorm_copy + the batched kernel -> the kernel with the norm, us per
+ * call): the fused norm costs the kernel 10-20% more (g's step loaded and multiplied into the weights beside the
+ * x loads that bound it, and each workgroup's pass over its x rows) and saves a dispatch of ~7 us, so it pays for
+ * short layers only: qkv 23.1 -> 17.0 us (8 rows), 38.1 -> 34.4 (32 rows); gate_up 57.6 -> 54.5 (8 rows) but
+ * 140.1 -> 154.5 (32 rows); the LM head 256.1 -> 473-920 (8 rows), 949.3 -> 1113.7 (32 rows). In `bench batch
+ * --breakdown` (linears and norms of a step, kernels replayed alone): 8 rows 2135 us with every norm copied,
+ * 2060-2096 with qkv fused (this threshold), 2119 with every batched norm fused; 32 rows 5455, 5396-5457, 5909.
+ */
+export const BATCH_NORM_MAX_ROWS = 8192;
+
+/**
+ * Whether `rows` rows of x from row `fromRow` through W take RMSNorm in the kernel's input stage (LinearInput.norm)
+ * in a forward pass (forward.ts normedLinear): the one-row kernels (fusesInput, x's row 0 only) and the batched
+ * ones (batchesRows, any first row) for layers of at most BATCH_NORM_MAX_ROWS rows. The others (wider batched
+ * layers, the prefill matmul, the CPU "rows" layout, f16-compute layers) read the normalised rows from a buffer of
+ * their own (rmsnorm_copy). recordLinear takes the norm on any batched rows (their kernels have it for all shapes).
+ */
+export function fusesNorm(W: GpuLinear, rows: number, layout: MatvecLayout, fromRow = 0): boolean {
+  return (fusesInput(rows, layout) && fromRow === 0) || (batchesRows(W, rows, layout) && W.rows <= BATCH_NORM_MAX_ROWS);
 }
 
 /**
@@ -163,13 +200,13 @@ export function batchShape(N: number, K: number, M: number): BatchShape {
   return shape;
 }
 
-/** A batch shape's override constants, after checking it against the kernels' limits. */
-export function batchConstants(s: BatchShape): Record<string, number> {
+/** A batch shape's override constants (NORM: RMSNorm in the input stage), after checking it against the kernels' limits. */
+export function batchConstants(s: BatchShape, norm = false): Record<string, number> {
   const unroll = s.unroll ?? 2;
   if (![8, 16, 32, 64, 128, 256].includes(s.lanes) || ![1, 2, 4].includes(s.rows) || !Number.isInteger(s.batch) || s.batch < 1 || s.batch > 8 || ![1, 2].includes(unroll)) {
     throw new Error(`recordLinear: unsupported batch shape ${JSON.stringify(s)} (lanes 8..256, a power of two; rows 1, 2 or 4; batch 1..8; unroll 1 or 2)`);
   }
-  return { LANES: s.lanes, ROWS: s.rows, BATCH: s.batch, UNROLL: unroll };
+  return { LANES: s.lanes, ROWS: s.rows, BATCH: s.batch, UNROLL: unroll, NORM: norm ? 1 : 0 };
 }
 
 /**
@@ -274,19 +311,28 @@ export function recordLinear(
   // transform the input (SwiGLU, RMSNorm)
   const flags = (W.bias ? 1 : 0) | (accumulate ? 2 : 0) | (input.swiglu ? 4 : 0) | (input.norm ? 8 : 0);
   const lanes = fusesInput(rows, layout); // the matvec_<fmt> kernels: input stage, norm weight at binding 5
+  const batched = batchesRows(W, rows, layout); // the matvec_batch_<fmt> kernels: RMSNorm, x row offset, norm weight at binding 5
+  const fromRow = input.fromRow ?? 0;
   if (W.cols % 4 !== 0) throw new ModelFormatError(`a linear layer has ${W.cols} input features; apekit needs a multiple of 4`);
-  if ((input.swiglu || input.norm) && !lanes) throw new Error(`recordLinear: input transforms need one row in the lanes layout`);
+  if (input.swiglu && !lanes) throw new Error(`recordLinear: SwiGLU in the input stage needs one row in the lanes layout (${rows} rows, ${layout})`);
+  if (input.norm && !lanes && !batched) {
+    throw new Error(`recordLinear: RMSNorm in the input stage needs one row or 2..${BATCH_MAX_ROWS} rows through the batched matvec in the lanes layout (${rows} rows, ${layout}, ${kernelFormat(W)})`);
+  }
+  if (!Number.isInteger(fromRow) || fromRow < 0 || (fromRow > 0 && !batched)) {
+    throw new Error(`recordLinear: x from row ${fromRow} needs 2..${BATCH_MAX_ROWS} rows through the batched matvec in the lanes layout (${rows} rows, ${layout})`);
+  }
   if (lanes && W.format === "f16" && W.cols % 8 !== 0) {
     throw new ModelFormatError(`an f16 linear layer has ${W.cols} input features; apekit's f16 kernels need a multiple of 8`);
   }
   if (rows > 1 && ceil(rows, 32) > 65535) throw new Error(`recordLinear: ${rows} rows exceed one dispatch of the matmul kernels`);
-  if (batchesRows(W, rows, layout)) { // a few rows on a GPU: each weight read once for all of them
+  if (batched) { // a few rows on a GPU: each weight read once for all of them
     for (const ch of W.chunks) {
       const shape = matvec && "batch" in matvec ? matvec : batchShape(ch.rows, W.cols, rows);
-      const pipe = k.pipeline(`matvec_batch_${W.format}`, batchConstants(shape));
-      const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, flags).bytes());
+      const pipe = k.pipeline(`matvec_batch_${W.format}`, batchConstants(shape, !!input.norm));
+      const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, flags).f(input.norm?.eps ?? 0).u(fromRow).bytes());
       const groups = ceil(ch.rows, (shape.rows * 256) / shape.lanes) * ceil(rows, shape.batch);
-      prog.dispatch(pipe, k.bind(pipe, [x, ch.buffer, y, params, W.bias ?? ch.buffer]), Math.min(groups, 65535), ceil(groups, 65535));
+      const bind = k.bind(pipe, [x, ch.buffer, y, params, W.bias ?? ch.buffer, input.norm?.weight ?? x]);
+      prog.dispatch(pipe, bind, Math.min(groups, 65535), ceil(groups, 65535));
     }
     return;
   }
