@@ -66,7 +66,7 @@ describe(`quant formats on the CPU (${runtimeName()})`, () => {
 /** Runs W on M rows through the engine's own kernel choice (recordLinear), in the given matvec layout. */
 async function gpuLinear(
   gpu: Gpu, kernels: Kernels, W: GpuLinear, x: Float32Array, M: number, layout: MatvecLayout = "lanes", scratchBytes = 0,
-  transform?: { swiglu?: boolean; norm?: { weight: Float32Array; eps: number } }, matvec?: MatvecShape,
+  transform?: { swiglu?: boolean; swigluOut?: boolean; norm?: { weight: Float32Array; eps: number } }, matvec?: MatvecShape,
 ): Promise<Float32Array> {
   const dev = gpu.device;
   const xb = uploadF32(dev, x), yb = storageBuffer(dev, M * W.rows * 4);
@@ -76,7 +76,7 @@ async function gpuLinear(
   const normW = transform?.norm ? uploadF32(dev, transform.norm.weight) : undefined;
   if (normW) prog.owned.push(normW);
   recordLinear(prog, kernels, xb, W, yb, M, layout, scratch, false, {
-    swiglu: transform?.swiglu, norm: normW && transform?.norm ? { weight: normW, eps: transform.norm.eps } : undefined,
+    swiglu: transform?.swiglu, swigluOut: transform?.swigluOut, norm: normW && transform?.norm ? { weight: normW, eps: transform.norm.eps } : undefined,
   }, matvec);
   prog.submit();
   const out = new Float32Array(await readBuffer(dev, yb, M * W.rows * 4));
@@ -129,6 +129,17 @@ describe(`quantized matvec / matmul kernels on ${runtimeName()}`, () => {
       expect(relError(await gpuLinear(gpu0, kernels, W, x.subarray(0, K), 1, "lanes", 0, { norm: { weight: g, eps } }), cpuLinear(normed, wq, 1, N, K, bias1)), "norm").toBeLessThan(1e-5);
       expect(relError(await gpuLinear(gpu0, kernels, W, x, 1, "lanes", 0, { swiglu: true }), cpuLinear(gated, wq, 1, N, K, bias1)), "swiglu").toBeLessThan(1e-5);
       expect(relError(await gpuLinear(gpu0, kernels, W, x, 1, "lanes", 0, { swiglu: true }, { lanes: 128, rows: 2 }), cpuLinear(gated, wq, 1, N, K, bias1)), "swiglu, 128 lanes, 2 rows").toBeLessThan(1e-5);
+      // SwiGLU on the output (W as [gate | up], one chunk): y[c] = silu(gate_c) * up_c, c < N / 2, with and without
+      // RMSNorm on the input, in both row pairings (2 rows: gate c and up c; 4 rows: gate c, c + 1 and their ups)
+      if (!chunked && N % 2 === 0) {
+        const I = N / 2;
+        for (const [norm, lanes, rows] of [[false, 128, 2], [true, 32, 4], [true, 64, 2], [false, 256, 4]] as const) {
+          const lin = cpuLinear(norm ? normed : x.subarray(0, K), wq, 1, N, K);
+          const want = Float64Array.from({ length: I }, (_, c) => (lin[c] / (1 + Math.exp(-lin[c]))) * lin[I + c]);
+          const got = await gpuLinear(gpu0, kernels, W, x.subarray(0, K), 1, "lanes", 0, { swigluOut: true, norm: norm ? { weight: g, eps } : undefined }, { lanes, rows });
+          expect(relError(got.subarray(0, I), want), `swiglu out, norm ${norm}, ${lanes} lanes, ${rows} rows`).toBeLessThan(1e-5);
+        }
+      }
     } finally {
       destroyLinear(W);
     }

@@ -12,6 +12,10 @@
 // round trips, not one per step). The lanes of a group then add their shares (one vec4 per lane: a
 // component per row) and lane r writes y[colOffset + n0 + r] (+ bias with flags bit 0, + the old y with
 // bit 1: the fused residual add). Rows past N read row N - 1 (in bounds) and are not stored.
+// flags bit 4 (SwiGLU out; ROWS 2 or 4): W holds [gate | up] (N = 2I rows, one chunk) and the layer
+// writes I outputs y[c] = silu(gate_c) * up_c (bias added to both first with bit 0; no accumulate): lane
+// group g takes gate and up rows c, c + I for its ROWS / 2 columns c = g * ROWS / 2 ..., so each output
+// is finished in the epilogue and the next layer (down_proj) reads it as stored, not through SwiGLU.
 struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32, eps: f32 }
 const WG_SIZE = 256u;
 override LANES: u32 = 32u;
@@ -66,10 +70,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   input_prepare(lid.x);
   let lane = lid.x % LANES;
   let n0 = ((wg.x + wg.y * 65535u) * (WG_SIZE / LANES) + lid.x / LANES) * ROWS;
+  let swigluOut = (p.flags & 16u) != 0u && ROWS >= 2u;
+  let half = p.N / 2u;
+  let c0 = n0 / 2u; // SwiGLU out: this lane group's first output column
   var s = vec4<f32>(0.0);
   if (n0 < p.N) {
     if (ROWS == 1u) {
       s.x = row_dot(n0, lane);
+    } else if (swigluOut) {
+      // ROWS = 4: gate rows c0, c0 + 1 and their up rows; ROWS = 2: gate c0 and up c0 (z, w unused)
+      let c1 = min(c0 + 1u, half - 1u);
+      var r = vec4<u32>(c0, half + c0, c0, half + c0);
+      if (ROWS == 4u) { r = vec4<u32>(c0, c1, half + c0, half + c1); }
+      s = rows_dot(r, lane);
     } else {
       s = rows_dot(min(vec4<u32>(n0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.N - 1u)), lane);
     }
@@ -79,6 +92,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   for (var step = LANES / 2u; step > 0u; step >>= 1u) {
     if (lane < step) { partial[lid.x] += partial[lid.x + step]; }
     workgroupBarrier();
+  }
+  if (swigluOut) {
+    let k = ROWS / 2u; // outputs per lane group
+    if (lane < k && c0 + lane < half) {
+      let sum = partial[lid.x - lane];
+      var gate = sum[lane];
+      var up = sum[lane + k];
+      if ((p.flags & 1u) != 0u) {
+        gate += bias[p.colOffset + c0 + lane];
+        up += bias[p.colOffset + half + c0 + lane];
+      }
+      y[c0 + lane] = gate / (1.0 + exp(-gate)) * up;
+    }
+    return;
   }
   if (lane < ROWS && n0 + lane < p.N) { store_y(0u, n0 + lane, partial[lid.x - lane][lane]); }
 }

@@ -33,7 +33,7 @@ import { cosSinTable } from "../model/rope.ts";
 import type { KvBlock, KvPool } from "./kv_pool.ts";
 import { Params, Program } from "./program.ts";
 import { type AttentionCall, recordApeAttention, recordAttention } from "./attention.ts";
-import { dequantScratchBytes, fusesInput, fusesNorm, type LinearInput, recordLinear } from "./linear.ts";
+import { dequantScratchBytes, fusesInput, fusesNorm, type LinearInput, recordLinear, swigluOutput } from "./linear.ts";
 import { ModelFormatError } from "../errors.ts";
 
 export interface AttendGroup {
@@ -124,7 +124,8 @@ export class Forward {
     dev.queue.writeBuffer(this.dest, 0, state.dest);
 
     const layout = model.matvecLayout ?? (gpu.isCpu ? "rows" : "lanes");
-    // decode on a GPU: RMSNorm and SwiGLU ride in the next projection's input stage (fewer dispatches); a batch of
+    // decode on a GPU: RMSNorm rides in the next projection's input stage and SwiGLU in gate_up's epilogue (fewer
+    // dispatches, and down_proj reads silu(gate) * up once instead of computing it in every lane group); a batch of
     // 2..32 rows (a batched decode step) fuses RMSNorm only, where it pays (normedLinear), and keeps SwiGLU's dispatch
     const fused = fusesInput(n, layout);
     const linears = [...model.layers.flatMap((L) => [L.qkv, L.o, L.gateUp, L.down]), ...(input.logits.count > 1 ? [model.lmHead] : [])];
@@ -184,9 +185,14 @@ export class Forward {
       else recordAttention(prog, model, pool, part(l, false, attn, lse, 1));
       linear(attn, L.o, x, n, true); // x += o_proj(attn)
       // MLP block
-      normedLinear(L.mlpNorm, L.gateUp, gu);
-      if (fused) linear(gu, L.down, x, n, true, { swiglu: true }); // x += down_proj(silu(gate) * up)
-      else {
+      if (swigluOutput(L.gateUp, n, layout)) { // one row: h = silu(gate) * up in gate_up's epilogue, x += down_proj(h)
+        linear(x, L.gateUp, h, n, false, { norm: { weight: L.mlpNorm, eps: c.rmsEps }, swigluOut: true });
+        linear(h, L.down, x, n, true);
+      } else if (fused) { // one row, gate_up in chunks: down_proj takes silu(gate) * up in its input stage
+        normedLinear(L.mlpNorm, L.gateUp, gu);
+        linear(gu, L.down, x, n, true, { swiglu: true });
+      } else {
+        normedLinear(L.mlpNorm, L.gateUp, gu);
         const swiglu = k.pipeline("swiglu");
         const sp = prog.uniform(new Params().u(n, c.intermediate).bytes());
         prog.dispatch(swiglu, k.bind(swiglu, [gu, h, sp]), ceil(c.intermediate, 64), n);

@@ -100,6 +100,19 @@ export interface LinearInput {
    * for the LM head over a forward's logit rows. The batched matvec kernels only (batchesRows).
    */
   fromRow?: number;
+  /**
+   * SwiGLU on the output (one row in the lanes layout, W in one chunk as [gate | up], 2I rows): y receives I values
+   * silu(gate_c) * up_c, finished in the kernel's epilogue, so the next layer reads them as stored (swigluOutput).
+   */
+  swigluOut?: boolean;
+}
+
+/**
+ * Whether W ([gate | up]) can finish SwiGLU in its one-row kernel's epilogue (LinearInput.swigluOut): one row in the
+ * lanes layout, W in one chunk with an even row count, a matvec shape of 2 or 4 rows per lane group.
+ */
+export function swigluOutput(W: GpuLinear, rows: number, layout: MatvecLayout): boolean {
+  return fusesInput(rows, layout) && W.chunks.length === 1 && W.rows % 2 === 0 && matvecShape(W.rows, W.cols).rows >= 2;
 }
 
 /** Whether a linear layer over `rows` rows in this layout can take any LinearInput transform (SwiGLU included): one row on a GPU. */
@@ -309,11 +322,14 @@ export function recordLinear(
 ): void {
   // kernel flags: bit 0 adds the bias, bit 1 adds the result to y (the residual add, fused), bits 2 and 3
   // transform the input (SwiGLU, RMSNorm)
-  const flags = (W.bias ? 1 : 0) | (accumulate ? 2 : 0) | (input.swiglu ? 4 : 0) | (input.norm ? 8 : 0);
+  const flags = (W.bias ? 1 : 0) | (accumulate ? 2 : 0) | (input.swiglu ? 4 : 0) | (input.norm ? 8 : 0) | (input.swigluOut ? 16 : 0);
   const lanes = fusesInput(rows, layout); // the matvec_<fmt> kernels: input stage, norm weight at binding 5
   const batched = batchesRows(W, rows, layout); // the matvec_batch_<fmt> kernels: RMSNorm, x row offset, norm weight at binding 5
   const fromRow = input.fromRow ?? 0;
   if (W.cols % 4 !== 0) throw new ModelFormatError(`a linear layer has ${W.cols} input features; apekit needs a multiple of 4`);
+  if (input.swigluOut && (!lanes || W.chunks.length !== 1 || W.rows % 2 !== 0 || accumulate || input.swiglu)) {
+    throw new Error(`recordLinear: SwiGLU on the output needs one row in the lanes layout, W in one chunk with an even row count, no accumulate and no SwiGLU input (${rows} rows, ${layout}, ${W.chunks.length} chunks, ${W.rows} rows of W)`);
+  }
   if (input.swiglu && !lanes) throw new Error(`recordLinear: SwiGLU in the input stage needs one row in the lanes layout (${rows} rows, ${layout})`);
   if (input.norm && !lanes && !batched) {
     throw new Error(`recordLinear: RMSNorm in the input stage needs one row or 2..${BATCH_MAX_ROWS} rows through the batched matvec in the lanes layout (${rows} rows, ${layout}, ${kernelFormat(W)})`);
@@ -365,6 +381,7 @@ export function recordLinear(
   const name = rows > 1 ? `matmul_${fmt}` : `matvec_${fmt}`;
   for (const ch of W.chunks) {
     const mv = lanes ? (matvec && "lanes" in matvec && !("batch" in matvec) ? matvec : matvecShape(ch.rows, W.cols)) : undefined;
+    if (input.swigluOut && mv!.rows < 2) throw new Error(`recordLinear: SwiGLU on the output needs 2 or 4 rows per lane group (got ${mv!.rows})`);
     // the float formats' prefill kernels take their tiling as override constants; the block formats' tiles are fixed (64 x 64)
     const t = rows > 1 && !isBlockFormat(W.format) ? tile ?? matmulTile(k.device, rows, ch.rows, W.cols, fmt) : undefined;
     const pipe = mv ? k.pipeline(name, matvecConstants(mv)) : t ? k.pipeline(name, tileConstants(k.device, t, fmt)) : k.pipeline(name);
