@@ -130,10 +130,11 @@ describe(`quantized matvec / matmul kernels on ${runtimeName()}`, () => {
       expect(relError(await gpuLinear(gpu0, kernels, W, x, 1, "lanes", 0, { swiglu: true }), cpuLinear(gated, wq, 1, N, K, bias1)), "swiglu").toBeLessThan(1e-5);
       expect(relError(await gpuLinear(gpu0, kernels, W, x, 1, "lanes", 0, { swiglu: true }, { lanes: 128, rows: 2 }), cpuLinear(gated, wq, 1, N, K, bias1)), "swiglu, 128 lanes, 2 rows").toBeLessThan(1e-5);
       // SwiGLU on the output (W as [gate | up], one chunk): y[c] = silu(gate_c) * up_c, c < N / 2, with and without
-      // RMSNorm on the input, in both row pairings (2 rows: gate c and up c; 4 rows: gate c, c + 1 and their ups)
+      // RMSNorm on the input, in both row pairings (2 rows: gate c and up c; 4 rows: gate c, c + 1 and their ups);
       if (!chunked && N % 2 === 0) {
         const I = N / 2;
-        for (const [norm, lanes, rows] of [[false, 128, 2], [true, 32, 4], [true, 64, 2], [false, 256, 4]] as const) {
+        // (the shapes the runs above compiled: SwiGLU out is a flags bit, not a variant to compile)
+        for (const [norm, lanes, rows] of [[false, 64, 2], [true, 128, 4], [true, 64, 2]] as const) {
           const lin = cpuLinear(norm ? normed : x.subarray(0, K), wq, 1, N, K);
           const want = Float64Array.from({ length: I }, (_, c) => (lin[c] / (1 + Math.exp(-lin[c]))) * lin[I + c]);
           const got = await gpuLinear(gpu0, kernels, W, x.subarray(0, K), 1, "lanes", 0, { swigluOut: true, norm: norm ? { weight: g, eps } : undefined }, { lanes, rows });
@@ -143,7 +144,7 @@ describe(`quantized matvec / matmul kernels on ${runtimeName()}`, () => {
     } finally {
       destroyLinear(W);
     }
-  });
+  }, 300_000); // each format compiles its kernel variants first: minutes on a cold lavapipe cache under Deno
 });
 
 describe(`float matvec / matmul kernels in both matvec layouts on ${runtimeName()}`, () => {
