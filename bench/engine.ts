@@ -104,9 +104,9 @@ export function modelArgs(s: Record<string, string | undefined>) {
   const dtype = s.dtype ?? "f16";
   if (!DTYPES[dtype]) throw new InvalidArgumentError(`--dtype must be one of ${Object.keys(DTYPES).join(", ")} (got '${dtype}')`);
   const compute = s.compute ?? "f32";
-  if (compute !== "f32" && compute !== "f16") throw new InvalidArgumentError(`--compute must be f32 or f16 (got '${compute}')`);
+  if (compute !== "f32" && compute !== "f16" && compute !== "int8") throw new InvalidArgumentError(`--compute must be f32, f16 or int8 (got '${compute}')`);
   if (compute === "f16" && dtype !== "f16") throw new InvalidArgumentError(`--compute f16 needs --dtype f16 (got '${dtype}')`);
-  return { shapeName, shape, dtype, compute: compute as "f32" | "f16" };
+  return { shapeName, shape, dtype, compute: compute as "f32" | "f16" | "int8" };
 }
 
 export async function run(argv: string[]): Promise<number> {

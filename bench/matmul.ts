@@ -13,6 +13,10 @@
  * float64 CPU dot product (relative to their largest magnitude). On CPU adapters it also prints GFLOP per
  * CPU-second of the process (steadier than the wall clock on a shared machine).
  * `--tile` forces one tiling (recordLinear's `tile`) to compare tilings on an adapter.
+ * Format i8 (adapters with int8 subgroup matrices: Gpu.hasInt8Matrix) runs compute "int8": f16 weights' int8
+ * copy, x quantized per row in the same program (quantize_i8 + matmul_i8, both timed; TOP/s counts the same
+ * 2 M N K), checked against float64 (the quantization's error) and against an exact CPU product of the same
+ * int8 values (the kernel's own error: f32 rounding only).
  */
 import process from "node:process";
 import { getGpu } from "../src/gpu/device.ts";
@@ -20,6 +24,7 @@ import { readBuffer, storageBuffer, uploadF32 } from "../src/gpu/buffers.ts";
 import { Kernels } from "../src/gpu/shaders.ts";
 import { Program } from "../src/engine/program.ts";
 import { kernelFormat, type MatmulTile, matmulTile, recordLinear } from "../src/engine/linear.ts";
+import { attachInt8, I8_TILE_M, I8_TILE_N, i8ScratchBytes } from "../src/engine/linear_i8.ts";
 import { destroyLinear, uploadQuantLinear } from "../src/model/weights.ts";
 import { f16ToF32 } from "../src/model/quant.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
@@ -66,10 +71,18 @@ export async function run(argv: string[]): Promise<number> {
   console.log(`adapter: ${gpu.description}; shape ${shapeName}; ${reps ?? "auto"} reps; peak ${peak} TFLOP/s`);
   const bits = randomWords();
   for (const fmt of formats) {
-    if (!["f32", "f16", "f16c"].includes(fmt)) throw new InvalidArgumentError(`--formats: f32, f16, f16c (got '${fmt}')`);
+    if (!["f32", "f16", "f16c", "i8"].includes(fmt)) throw new InvalidArgumentError(`--formats: f32, f16, f16c, i8 (got '${fmt}')`);
     if (fmt === "f16c" && !gpu.hasF16) {
       console.log(`f16c: skipped (the adapter lacks shader-f16)`);
       continue;
+    }
+    if (fmt === "i8") {
+      const info = gpu.adapterInfo as GPUAdapterInfo & { subgroupMatrixConfigs?: unknown; subgroupMinSize?: number; subgroupMaxSize?: number };
+      console.log(`i8: subgroups ${info.subgroupMinSize}..${info.subgroupMaxSize}, subgroup matrices ${JSON.stringify(info.subgroupMatrixConfigs ?? "none")}`);
+      if (!gpu.hasInt8Matrix) {
+        console.log(`i8: skipped (the adapter has no int8 subgroup matrices)`);
+        continue;
+      }
     }
     for (const sh of shapes) {
       if (layers && !layers.includes(sh.name)) continue;
@@ -77,6 +90,7 @@ export async function run(argv: string[]): Promise<number> {
       const bytes = randomWeightBytes(type, sh.N * sh.K, bits);
       const W = uploadQuantLinear(gpu, sh.name, fmt === "f32" ? "f32" : "f16", bytes, sh.N, sh.K, sh.K * (type === "F32" ? 4 : 2));
       if (fmt === "f16c") W.compute = "f16";
+      if (fmt === "i8") attachInt8(gpu, k, W);
       // W's row n as floats, for the sampled check
       const wRow = (n: number) => type === "F32"
         ? new Float32Array(bytes.buffer, bytes.byteOffset + n * sh.K * 4, sh.K)
@@ -93,7 +107,9 @@ export async function run(argv: string[]): Promise<number> {
         const xh = Float32Array.from(bits(M * sh.K), (u) => u / 4294967296 - 0.5);
         const x = uploadF32(dev, xh), y = storageBuffer(dev, M * sh.N * 4);
         const prog = new Program(dev);
-        recordLinear(prog, k, x, W, y, M, gpu.isCpu ? "rows" : "lanes", undefined, false, {}, undefined, tile);
+        const need = i8ScratchBytes(M, sh.K);
+        const i8 = fmt === "i8" ? { q: storageBuffer(dev, need.q), s: storageBuffer(dev, need.s) } : undefined;
+        recordLinear(prog, k, x, W, y, M, gpu.isCpu ? "rows" : "lanes", undefined, false, {}, undefined, tile, i8);
         // wall-clock ms of one submit of `count` matmuls (and, for CPU adapters, the process's CPU ms: on a
         // shared machine the CPU time a software adapter spends is steadier than the wall clock)
         const timed = async (count: number) => {
@@ -125,7 +141,36 @@ export async function run(argv: string[]): Promise<number> {
           err = Math.max(err, Math.abs(out[m * sh.N + col] - s));
           mag = Math.max(mag, Math.abs(s));
         }
+        // i8: the same 64 outputs from the int8 values themselves (x quantized here as quantize_i8 does, W's int8
+        // copy read back): what the kernel must give up to f32 rounding
+        let exact = "";
+        if (i8) {
+          const Kp = W.i8!.Kp;
+          const wq = new Int8Array(await readBuffer(dev, W.i8!.chunks[0].buffer, W.i8!.chunks[0].buffer.size));
+          const ws = new Float32Array(await readBuffer(dev, W.i8!.scales, sh.N * 4));
+          let e8 = 0, m8 = 0;
+          for (let i = 0; i < 64; i++) {
+            const m = (i * 7919) % M, col = (i * 104729 + 13) % sh.N;
+            const row = xh.subarray(m * sh.K, (m + 1) * sh.K);
+            const amax = row.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+            const inv = Math.fround(127 / amax), sx = Math.fround(amax / 127);
+            let acc = 0;
+            for (let c = 0; c < sh.K; c++) acc += Math.max(-127, Math.min(127, roundEven(Math.fround(row[c] * inv)))) * wq[col * Kp + c];
+            const ref = acc * sx * ws[col];
+            e8 = Math.max(e8, Math.abs(out[m * sh.N + col] - ref));
+            m8 = Math.max(m8, Math.abs(ref));
+          }
+          exact = `  vs int8 reference ${(e8 / m8).toExponential(1)}`;
+          i8.q.destroy();
+          i8.s.destroy();
+        }
         const tflops = flops / us / 1e6;
+        if (fmt === "i8") {
+          console.log(`${label} tile ${I8_TILE_M}x${I8_TILE_N}  ${Math.max(0, us).toFixed(0).padStart(9)} us x${n}  ${tflops.toFixed(2).padStart(6)} TOP/s  max err ${(err / mag).toExponential(1)}${exact}`);
+          x.destroy();
+          y.destroy();
+          continue;
+        }
         const t = tile ?? matmulTile(dev, M, sh.N, sh.K, kernelFormat(W));
         const speed = tflops >= 0.1 ? `${tflops.toFixed(2).padStart(6)} TFLOP/s` : `${(tflops * 1000).toFixed(2).padStart(6)} GFLOP/s`;
         const rate = us > 0 ? `${speed} ${((100 * tflops) / peak).toFixed(2).padStart(6)}% of peak` : "(no difference measured: raise --reps)";
@@ -138,4 +183,10 @@ export async function run(argv: string[]): Promise<number> {
     }
   }
   return 0;
+}
+
+/** Rounds half to even, as WGSL's round(). */
+function roundEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }

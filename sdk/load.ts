@@ -44,8 +44,10 @@ export interface ModelOptions {
   /** Weight storage: "auto" (default), "f32", or "f16" (half the bytes). */
   dtype?: "auto" | "f32" | "f16";
   /** Arithmetic of the f16 linear layers: "f32" (default) or "f16" (f16 products, f32 sums; needs the
-   * adapter's shader-f16, else GpuUnavailableError; implies dtype "f16" when dtype is "auto"). */
-  compute?: "f32" | "f16";
+   * adapter's shader-f16, else GpuUnavailableError; implies dtype "f16" when dtype is "auto"); "int8": prefill
+   * on integer tensor cores (W8A8, one scale per row; Dawn's int8 subgroup matrices, else GpuUnavailableError),
+   * decode in f32. */
+  compute?: "f32" | "f16" | "int8";
   /** Progress of the upload, one call per layer. */
   onProgress?: (done: number, total: number) => void;
   /** Hub ids (`org/name[@revision]`, `org/name/file.gguf`) and https:// URLs: download progress (bytes per

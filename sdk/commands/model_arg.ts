@@ -37,12 +37,12 @@ function downloadBars(): (p: { file: string; done: number; total: number }) => v
   };
 }
 
-/** `--dtype auto|f32|f16` (weight storage) and `--compute f32|f16` (arithmetic), checked here by name. */
+/** `--dtype auto|f32|f16` (weight storage) and `--compute f32|f16|int8` (arithmetic), checked here by name. */
 export function openModel(path: string | undefined, dtype?: string, compute?: string): Promise<ApeModel> {
   oneOf("dtype", dtype, ["auto", "f32", "f16"]);
-  oneOf("compute", compute, ["f32", "f16"]);
+  oneOf("compute", compute, ["f32", "f16", "int8"]);
   const d = dtype === undefined ? undefined : (dtype as "auto" | "f32" | "f16");
-  const c = compute === undefined ? undefined : (compute as "f32" | "f16");
+  const c = compute === undefined ? undefined : (compute as "f32" | "f16" | "int8");
   return loadModel(path, { dtype: d, compute: c, onProgress: progressBar("loading model"), download: { onProgress: downloadBars() } });
 }
 

@@ -34,6 +34,7 @@ import type { KvBlock, KvPool } from "./kv_pool.ts";
 import { Params, Program } from "./program.ts";
 import { type AttentionCall, recordApeAttention, recordAttention } from "./attention.ts";
 import { dequantScratchBytes, fusesInput, fusesNorm, type LinearInput, recordLinear, swigluOutput } from "./linear.ts";
+import { i8ScratchBytes, usesInt8 } from "./linear_i8.ts";
 import { ModelFormatError } from "../errors.ts";
 
 export interface AttendGroup {
@@ -131,8 +132,12 @@ export class Forward {
     const linears = [...model.layers.flatMap((L) => [L.qkv, L.o, L.gateUp, L.down]), ...(input.logits.count > 1 ? [model.lmHead] : [])];
     const scratchBytes = layout === "lanes" ? dequantScratchBytes(linears, n, gpu.limits.maxStorageBufferBindingSize) : 0;
     const scratch = scratchBytes > 0 ? buf(scratchBytes / 4, "dequant") : undefined;
+    // compute "int8": x's rows quantized for the int8 prefill kernels (linear_i8.ts), sized by the widest layer
+    const i8Layers = linears.filter((W) => usesInt8(W, n));
+    const i8Need = i8Layers.length > 0 && layout === "lanes" ? i8ScratchBytes(n, Math.max(...i8Layers.map((W) => W.cols))) : undefined;
+    const i8 = i8Need ? { q: buf(i8Need.q / 4, "i8.x"), s: buf(i8Need.s / 4, "i8.xScales") } : undefined;
     const linear = (inp: GPUBuffer, W: GpuLinear, out: GPUBuffer, rows: number, accumulate = false, transform?: LinearInput) =>
-      recordLinear(prog, k, inp, W, out, rows, layout, scratch, accumulate, transform);
+      recordLinear(prog, k, inp, W, out, rows, layout, scratch, accumulate, transform, undefined, undefined, i8);
     const rmsnormCopy = (src: GPUBuffer, w: GPUBuffer, dst: GPUBuffer, rows: number, fromRow = 0) => {
       const pipe = k.pipeline("rmsnorm_copy");
       const params = prog.uniform(new Params().u(rows, c.hidden, fromRow).f(c.rmsEps).bytes());

@@ -5,7 +5,9 @@
  *   the life of the process (if it is collected, Node aborts and Bun segfaults), so it is pinned here.
  *
  * The device is requested with the adapter's real limits (not WebGPU's conservative defaults) and with
- * `shader-f16` when the adapter offers it.
+ * `shader-f16` and `subgroups` when the adapter offers them. Dawn is created with `allow_unsafe_apis`, which
+ * exposes `chromium-experimental-subgroup-matrix` (integer tensor cores on NVIDIA); the device takes it when the
+ * adapter has the configuration the int8 prefill kernels use (hasInt8Matrix; APEKIT_INT8_MATRIX=0 declines it).
  *
  * GPU errors are never silent: work that is recorded and submitted in one synchronous stretch runs
  * inside `errorScope` (validation and out-of-memory); anything outside a scope reaches the device's
@@ -32,6 +34,11 @@ export interface Gpu {
   description: string;
   hasF16: boolean;
   hasSubgroups: boolean;
+  /**
+   * The device has `chromium-experimental-subgroup-matrix` with i8 x i8 -> i32 at M x N x K = 16 x 16 x 32 and
+   * subgroups of 32 invocations: what shaders/matmul_i8.wgsl needs (compute "int8").
+   */
+  hasInt8Matrix: boolean;
   /** A software adapter running on the CPU (lavapipe / llvmpipe / SwiftShader): kernels pick CPU-friendly layouts. */
   isCpu: boolean;
   limits: {
@@ -67,9 +74,36 @@ async function findGpu(): Promise<GPU> {
       throw new GpuUnavailableError(`cannot load the npm package 'webgpu' (Dawn). ${INSTALL_HINT}`, { cause });
     }
     Object.assign(globalThis, mod.globals);
-    dawnGpu = mod.create([]);
+    // allow_unsafe_apis: Dawn's experimental features (subgroup matrices) are offered only with it
+    dawnGpu = mod.create(["enable-dawn-features=allow_unsafe_apis"]);
   }
   return dawnGpu;
+}
+
+const SUBGROUP_MATRIX = "chromium-experimental-subgroup-matrix";
+
+interface SubgroupMatrixConfig { componentType: string; resultComponentType: string; M: number; N: number; K: number }
+
+/**
+ * Whether `adapter` offers subgroup matrices of i8 x i8 -> i32 at 16 x 16 x 32 with subgroups of exactly 32
+ * invocations (matmul_i8.wgsl's shape and its subgroup arithmetic).
+ */
+export function int8MatrixOffered(adapter: GPUAdapter): boolean {
+  if (!adapter.features.has(SUBGROUP_MATRIX as GPUFeatureName)) return false;
+  const info = adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: SubgroupMatrixConfig[]; subgroupMinSize?: number; subgroupMaxSize?: number };
+  if (info.subgroupMinSize !== 32 || info.subgroupMaxSize !== 32) return false;
+  return (info.subgroupMatrixConfigs ?? []).some((c) =>
+    c.componentType === "i8" && c.resultComponentType === "i32" && c.M === 16 && c.N === 16 && c.K === 32
+  );
+}
+
+function envFlag(name: string): string | undefined {
+  const g = globalThis as { process?: { env?: Record<string, string | undefined> }; Deno?: { env: { get(n: string): string | undefined } } };
+  try {
+    return g.Deno ? g.Deno.env.get(name) : g.process?.env?.[name];
+  } catch {
+    return undefined; // Deno without --allow-env
+  }
 }
 
 async function acquire(): Promise<Gpu> {
@@ -81,6 +115,8 @@ async function acquire(): Promise<Gpu> {
   if (hasF16) want.push("shader-f16");
   const hasSubgroups = adapter.features.has("subgroups" as GPUFeatureName);
   if (hasSubgroups) want.push("subgroups" as GPUFeatureName);
+  const hasInt8Matrix = hasSubgroups && int8MatrixOffered(adapter) && envFlag("APEKIT_INT8_MATRIX") !== "0";
+  if (hasInt8Matrix) want.push(SUBGROUP_MATRIX as GPUFeatureName);
   const a = adapter.limits;
   const requiredLimits: Record<string, number> = {
     maxStorageBufferBindingSize: a.maxStorageBufferBindingSize,
@@ -105,6 +141,7 @@ async function acquire(): Promise<Gpu> {
     description,
     hasF16,
     hasSubgroups,
+    hasInt8Matrix,
     isCpu: /llvmpipe|lavapipe|swiftshader/i.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`),
     limits: {
       maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,

@@ -29,6 +29,7 @@ function f16Bytes(f: Float32Array): Uint8Array {
   return new Uint8Array(h.buffer);
 }
 import { concatBytes, concatRows, destroyLinear, type GpuLinear, uploadLinear, uploadQuantLinear } from "./weights.ts";
+import { attachInt8 } from "../engine/linear_i8.ts"; // the int8 prefill copies (compute "int8"), made on the GPU at load
 
 export interface LayerWeights {
   attnNorm: GPUBuffer;
@@ -67,7 +68,11 @@ export interface Model {
 }
 
 /** Arithmetic of the linear layers stored in f16: "f32" (default), or "f16" (f16 products, f32 sums). */
-export type ModelCompute = "f32" | "f16";
+/**
+ * Arithmetic of the float linear layers: "f32"; "f16" (shader-f16); "int8": prefill rows through integer tensor
+ * cores (W8A8, one scale per row: src/engine/linear_i8.ts), decode and short inputs in f32 as with "f32".
+ */
+export type ModelCompute = "f32" | "f16" | "int8";
 
 /** Tensors under Hugging Face names, from any source. */
 export interface WeightSource {
@@ -114,8 +119,17 @@ export function buildModel(
   const f32 = (name: string, shape: number[]) => asF32(expectShape(need(src, name), shape));
   const hash = createHash("sha256");
   hash.update(meta.fingerprintSeed);
+  const kernels = new Kernels(gpu.device, gpu.hasF16);
   const compute = meta.compute ?? "f32";
-  if (compute !== "f32" && compute !== "f16") throw new InvalidArgumentError(`compute must be "f32" or "f16" (got '${compute}')`);
+  if (compute !== "f32" && compute !== "f16" && compute !== "int8") {
+    throw new InvalidArgumentError(`compute must be "f32", "f16" or "int8" (got '${compute}')`);
+  }
+  if (compute === "int8" && !gpu.hasInt8Matrix) {
+    throw new GpuUnavailableError(
+      `compute "int8" needs int8 subgroup matrices (Dawn's chromium-experimental-subgroup-matrix with i8 x i8 -> i32 at 16 x 16 x 32, ` +
+        `subgroups of 32), which the adapter (${gpu.description}) does not offer; use compute "f32"`,
+    );
+  }
   if (compute === "f16" && meta.weightDtype === "f32") {
     throw new InvalidArgumentError(`compute "f16" needs f16 weight storage, but weightDtype is "f32" (use weightDtype "f16" or "auto")`);
   }
@@ -145,9 +159,10 @@ export function buildModel(
     return { format: "f32", f32: concatRows(ts.map((t) => hashed(asF32(t)))) };
   };
   const upload = (name: string, w: HostLinear, rows: number, cols: number, bias?: Float32Array): GpuLinear => {
-    if (w.format === "f32") return uploadLinear(gpu, name, w.f32!, rows, cols, bias);
-    const lin = uploadQuantLinear(gpu, name, w.format, w.raw!, rows, cols, w.rowBytes!, bias);
+    const lin = w.format === "f32" ? uploadLinear(gpu, name, w.f32!, rows, cols, bias) : uploadQuantLinear(gpu, name, w.format, w.raw!, rows, cols, w.rowBytes!, bias);
     if (w.format === "f16" && compute === "f16") lin.compute = "f16";
+    // int8: the prefill copy of the float layers (block formats keep their own kernels)
+    if (compute === "int8" && (lin.format === "f16" || lin.format === "f32") && cols % 4 === 0) attachInt8(gpu, kernels, lin);
     return lin;
   };
 
@@ -195,7 +210,7 @@ export function buildModel(
   return {
     config,
     gpu,
-    kernels: new Kernels(gpu.device, gpu.hasF16),
+    kernels,
     compute,
     embed,
     layers,

@@ -33,6 +33,17 @@ export interface GpuLinear {
   /** Arithmetic of its kernels for f16 storage: "f16" runs the f16-compute `*_f16c` kernels (needs
    * shader-f16); absent or "f32", every format computes in f32. */
   compute?: "f32" | "f16";
+  /** An int8 copy for prefill on integer tensor cores (compute "int8": src/engine/linear_i8.ts attachInt8). */
+  i8?: LinearI8;
+}
+
+/** The int8 copy of a linear weight: rows padded to matmul_i8's tile, K to Kp (zeros), one f32 scale per row. */
+export interface LinearI8 {
+  chunks: LinearChunk[];
+  /** f32 [rows]: row n's scale (its int8 values times it approximate W's row n). */
+  scales: GPUBuffer;
+  /** K rounded up to the int8 matmul's k step: an int8 row's length in bytes. */
+  Kp: number;
 }
 
 /** Rows per chunk so that one chunk fits a binding. */
@@ -95,4 +106,6 @@ export function concatBytes(parts: Uint8Array[]): Uint8Array {
 export function destroyLinear(l: GpuLinear): void {
   for (const c of l.chunks) c.buffer.destroy();
   l.bias?.destroy();
+  for (const c of l.i8?.chunks ?? []) c.buffer.destroy();
+  l.i8?.scales.destroy();
 }
