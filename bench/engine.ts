@@ -18,7 +18,8 @@ import { sequentialLogits } from "../src/ape/ape.ts";
 import { Params, Program } from "../src/engine/program.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
 import { parseArgs } from "../sdk/commands/args.ts";
-import { decodeBreakdown } from "./decode_breakdown.ts";
+import { decodeBreakdown, replayBreakdown } from "./decode_breakdown.ts";
+import { Forward } from "../src/engine/forward.ts";
 import { randomWeightBytes, randomWords } from "./random_weights.ts";
 
 /** Model shapes the benchmarks build with random weights (also used by `ape bench long`). */
@@ -132,6 +133,28 @@ export async function run(argv: string[]): Promise<number> {
   await sequentialLogits(engine, ids);
   const prefillS = (performance.now() - t) / 1000;
   console.log(`prefill: ${prefillN} tokens in ${(prefillS * 1000).toFixed(1)} ms = ${(prefillN / prefillS).toFixed(0)} tokens/s`);
+  { // where a prefill's GPU time goes: the same forward pass recorded alone, each kernel replayed back to back
+    const pblock = engine.pool.allocate(prefillN, 0);
+    const t0 = performance.now();
+    const fwd = new Forward(model, engine.pool, prefillN, { groups: [{ rows: prefillN, write: pblock, writeAt: 0, plain: [pblock] }], logits: { from: prefillN - 1, count: 1 } });
+    fwd.setIds(ids);
+    const recordMs = performance.now() - t0;
+    const t1 = performance.now();
+    fwd.program.submit();
+    const submitMs = performance.now() - t1;
+    await fwd.readLogits();
+    const onceMs = performance.now() - t1;
+    const t2 = performance.now();
+    fwd.program.submit();
+    await fwd.readLogits();
+    const againMs = performance.now() - t2;
+    console.log(`prefill forward: recorded in ${recordMs.toFixed(1)} ms (buffers, bind groups, uniforms), submitted in ${submitMs.toFixed(1)} ms; submit to logits read ${onceMs.toFixed(1)} ms, the same forward again ${againMs.toFixed(1)} ms`);
+    const r = await replayBreakdown(gpu.device, fwd.program, fwd.logits);
+    const each = r.kernels.map((k) => `${k.name} x${k.dispatches} ${(k.ms * 1000).toFixed(0)} us`).join(", ");
+    console.log(`prefill forward: ${r.dispatches} dispatches, GPU ${r.gpuMs.toFixed(2)} ms; per kernel: ${each}`);
+    fwd.destroy();
+    engine.pool.release(pblock);
+  }
 
   const prompt = ids.subarray(0, 32);
   const block = engine.pool.allocate(prompt.length + 16 + decodeN, 0);

@@ -24,7 +24,7 @@ import { readBuffer, storageBuffer, uploadF32 } from "../src/gpu/buffers.ts";
 import { Kernels } from "../src/gpu/shaders.ts";
 import { Program } from "../src/engine/program.ts";
 import { kernelFormat, type MatmulTile, matmulTile, recordLinear } from "../src/engine/linear.ts";
-import { attachInt8, I8_TILE_M, I8_TILE_N, i8ScratchBytes } from "../src/engine/linear_i8.ts";
+import { attachInt8, I8_TILE, type I8Tile, i8ScratchBytes } from "../src/engine/linear_i8.ts";
 import { destroyLinear, uploadQuantLinear } from "../src/model/weights.ts";
 import { f16ToF32 } from "../src/model/quant.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
@@ -49,7 +49,7 @@ const SHAPES: Record<string, { name: string; N: number; K: number }[]> = {
 };
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { string: ["shape", "rows", "formats", "layers", "tile", "reps", "trials", "peak"] });
+  const a = parseArgs(argv, { string: ["shape", "rows", "formats", "layers", "tile", "i8-tiles", "reps", "trials", "peak"] });
   const shapeName = a.string.shape ?? "llama-3.2-1b";
   const shapes = SHAPES[shapeName];
   if (!shapes) throw new InvalidArgumentError(`--shape: one of ${Object.keys(SHAPES).join(", ")} (got '${shapeName}')`);
@@ -63,6 +63,13 @@ export async function run(argv: string[]): Promise<number> {
     if (v.length !== 6 || v.some((n) => !Number.isInteger(n) || n <= 0)) throw new InvalidArgumentError(`--tile: BMxBNxBKxTMxTNxNB, e.g. 128x128x16x8x8x2 (got '${a.string.tile}')`);
     tile = { BM: v[0], BN: v[1], BK: v[2], TM: v[3], TN: v[4], NB: v[5] };
   }
+  // --i8-tiles FMxFNxSGMxSGNxBK,...: the int8 tilings to compare (default: the engine's)
+  const i8Tiles: I8Tile[] = (a.string["i8-tiles"]?.split(",") ?? [null]).map((t) => {
+    if (t === null) return I8_TILE;
+    const v = t.split("x").map(Number);
+    if (v.length < 5 || v.length > 6 || v.some((n) => !Number.isInteger(n) || n < 0)) throw new InvalidArgumentError(`--i8-tiles: FMxFNxSGMxSGNxBK[xPROBE], e.g. 2x4x4x2x64 (got '${t}')`);
+    return { FM: v[0], FN: v[1], SGM: v[2], SGN: v[3], BK: v[4], probe: v[5] };
+  });
   const gpu = await getGpu();
   const dev = gpu.device;
   const k = new Kernels(dev, gpu.hasF16);
@@ -95,7 +102,7 @@ export async function run(argv: string[]): Promise<number> {
       const wRow = (n: number) => type === "F32"
         ? new Float32Array(bytes.buffer, bytes.byteOffset + n * sh.K * 4, sh.K)
         : Float32Array.from(new Uint16Array(bytes.buffer, bytes.byteOffset + n * sh.K * 2, sh.K), f16ToF32);
-      for (const M of rowsList) {
+      for (const M of rowsList) for (const i8Tile of fmt === "i8" ? i8Tiles : [I8_TILE]) {
         const label = `${fmt.padEnd(5)} ${sh.name.padEnd(8)} ${`${M}x${sh.N}x${sh.K}`.padEnd(18)}`;
         if (M * sh.N * 4 > gpu.limits.maxStorageBufferBindingSize || M * sh.K * 4 > gpu.limits.maxStorageBufferBindingSize) {
           console.log(`${label} skipped: y or x exceeds the adapter's binding size`);
@@ -109,7 +116,7 @@ export async function run(argv: string[]): Promise<number> {
         const prog = new Program(dev);
         const need = i8ScratchBytes(M, sh.K);
         const i8 = fmt === "i8" ? { q: storageBuffer(dev, need.q), s: storageBuffer(dev, need.s) } : undefined;
-        recordLinear(prog, k, x, W, y, M, gpu.isCpu ? "rows" : "lanes", undefined, false, {}, undefined, tile, i8);
+        recordLinear(prog, k, x, W, y, M, gpu.isCpu ? "rows" : "lanes", undefined, false, {}, undefined, tile, i8, i8Tile);
         // wall-clock ms of one submit of `count` matmuls (and, for CPU adapters, the process's CPU ms: on a
         // shared machine the CPU time a software adapter spends is steadier than the wall clock)
         const timed = async (count: number) => {
@@ -166,7 +173,8 @@ export async function run(argv: string[]): Promise<number> {
         }
         const tflops = flops / us / 1e6;
         if (fmt === "i8") {
-          console.log(`${label} tile ${I8_TILE_M}x${I8_TILE_N}  ${Math.max(0, us).toFixed(0).padStart(9)} us x${n}  ${tflops.toFixed(2).padStart(6)} TOP/s  max err ${(err / mag).toExponential(1)}${exact}`);
+          const tl = `${i8Tile.FM}x${i8Tile.FN}x${i8Tile.SGM}x${i8Tile.SGN}x${i8Tile.BK}${i8Tile.probe ? `x${i8Tile.probe}` : ""}`;
+          console.log(`${label} tile ${tl.padEnd(10)} ${Math.max(0, us).toFixed(0).padStart(9)} us x${n}  ${tflops.toFixed(2).padStart(6)} TOP/s  max err ${(err / mag).toExponential(1)}${exact}`);
           x.destroy();
           y.destroy();
           continue;

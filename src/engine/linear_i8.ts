@@ -33,9 +33,38 @@ export interface I8Scratch {
   s: GPUBuffer;
 }
 
-/** matmul_i8's tile: BM rows of x by BN rows of W per workgroup (its constants FM, FN, SGM, SGN). */
-export const I8_TILE_M = 64;
-export const I8_TILE_N = 128;
+/**
+ * matmul_i8's tiling (its pipeline constants): FM x FN accumulators of 16 x 16 per subgroup, SGM x SGN subgroups of
+ * 32 per workgroup (a tile of BM = 16 FM SGM rows of x by BN = 16 FN SGN rows of W), BK bytes of k per step.
+ */
+export interface I8Tile {
+  FM: number;
+  FN: number;
+  SGM: number;
+  SGN: number;
+  BK: number;
+  /** Benchmarks only: 1 times the multiplies alone (matmul_i8's PROBE; the results are wrong). */
+  probe?: number;
+}
+
+/** The tiling recordLinearI8 uses unless told otherwise. */
+export const I8_TILE: I8Tile = { FM: 2, FN: 4, SGM: 4, SGN: 2, BK: 64 };
+
+/** x's rows (the scratch) and W's int8 rows are padded to a multiple of this: any tile's BM and BN divide it. */
+export const I8_TILE_M = 256;
+export const I8_TILE_N = 256;
+
+/** A tiling's pipeline constants and tile size, after checking it against the kernel's limits and the device's. */
+export function i8TileConstants(device: GPUDevice, t: I8Tile): { constants: Record<string, number>; BM: number; BN: number } {
+  const wg = 32 * t.SGM * t.SGN, BM = 16 * t.FM * t.SGM, BN = 16 * t.FN * t.SGN, ST = t.BK + 16;
+  const rv = t.BK / 16, stage = 2 * Math.max(BM, BN) * ST; // bytes of one operand's staging (24 KiB each in the kernel)
+  const bad = ![1, 2, 4].includes(t.FM) || ![1, 2, 4].includes(t.FN) || ![32, 64].includes(t.BK) || !Number.isInteger(t.SGM) || !Number.isInteger(t.SGN) ||
+    t.SGM < 1 || t.SGN < 1 || wg > device.limits.maxComputeInvocationsPerWorkgroup || (BM * rv) % wg !== 0 || (BN * rv) % wg !== 0 ||
+    (BM * rv) / wg > 8 || (BN * rv) / wg > 8 || BM > I8_TILE_M || BN > I8_TILE_N || t.SGM * t.SGN * 256 > 6144 ||
+    stage > 24576 || 2 * 24576 > device.limits.maxComputeWorkgroupStorageSize;
+  if (bad) throw new Error(`matmul_i8: unsupported tiling ${JSON.stringify(t)} (${wg} invocations, ${stage} bytes of workgroup memory)`);
+  return { constants: { FM: t.FM, FN: t.FN, SGM: t.SGM, SGN: t.SGN, BK: t.BK, ...(t.probe ? { PROBE: t.probe } : {}) }, BM, BN };
+}
 /** The k step of one i8 subgroup-matrix multiply (16 x 16 x 32). */
 export const I8_K_STEP = 32;
 /** Prefills of at least this many rows take the int8 kernels (fewer: the batched matvec / float matmul). */
@@ -101,7 +130,7 @@ export function attachInt8(gpu: Gpu, k: Kernels, W: GpuLinear): void {
  * quantize_i8 of x into the scratch, then matmul_i8 per chunk of W's int8 copy.
  */
 export function recordLinearI8(
-  prog: Program, k: Kernels, x: GPUBuffer, W: GpuLinear, y: GPUBuffer, rows: number, scratch: I8Scratch, accumulate = false,
+  prog: Program, k: Kernels, x: GPUBuffer, W: GpuLinear, y: GPUBuffer, rows: number, scratch: I8Scratch, accumulate = false, tile = I8_TILE,
 ): void {
   const i8 = W.i8!;
   const need = i8ScratchBytes(rows, W.cols);
@@ -110,10 +139,11 @@ export function recordLinearI8(
   }
   recordQuantize(prog, k, x, scratch.q, scratch.s, { rows, K: W.cols, Kp: i8.Kp });
   const flags = (W.bias ? 1 : 0) | (accumulate ? 2 : 0);
-  const pipe = k.pipeline("matmul_i8");
+  const t = i8TileConstants(k.device, tile);
+  const pipe = k.pipeline("matmul_i8", t.constants);
   for (const ch of i8.chunks) {
     const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, flags, i8.Kp).bytes());
     const bind = k.bind(pipe, [scratch.q, ch.buffer, y, params, W.bias ?? i8.scales, scratch.s, i8.scales]);
-    prog.dispatch(pipe, bind, ceil(rows, I8_TILE_M), ceil(ch.rows, I8_TILE_N));
+    prog.dispatch(pipe, bind, ceil(rows, t.BM), ceil(ch.rows, t.BN));
   }
 }
