@@ -1,5 +1,5 @@
 /**
- * `ape bench batch [--shape llama-3.2-1b|tiny] [--dtype f16|f32|q8_0|q4_1|q4_0] [--compute f32|f16] [--streams 1,8,32]
+ * `ape bench batch [--shape llama-3.2-1b|tiny] [--dtype f16|f32|q8_0|q4_1|q4_0] [--compute f32|f16|int8] [--streams 1,8,32]
  *   [--prompt 32] [--decode 64] [--kv f32|f16] [--steps 16] [--rows N] [--breakdown]`
  *
  * Continuous batching: aggregate decode tokens/s of N concurrent greedy streams sharing the engine's

@@ -1,5 +1,5 @@
 /**
- * `ape bench long [--shape llama-3.2-1b|tiny] [--dtype f16|f32|q8_0|q4_1|q4_0] [--compute f32|f16] [--kv f16|f32]
+ * `ape bench long [--shape llama-3.2-1b|tiny] [--dtype f16|f32|q8_0|q4_1|q4_0] [--compute f32|f16|int8] [--kv f16|f32]
  *   [--lengths 2K,8K,32K,128K] [--context 512] [--query 256] [--prefix 16] [--decode 32] [--sequential-max 128K]
  *   [--batch-rows N] [--steps-per-readback N] [--no-breakdown] [--out results.json]`
  *

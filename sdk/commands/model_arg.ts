@@ -17,7 +17,7 @@ import { progressBar } from "./progress.ts";
 export const MODEL_HELP: ArgSpec["help"] = {
   model: ["M", "a Hugging Face folder, a .gguf file, a hub id or an https:// URL (default: the default model)"],
   dtype: ["D", "weight storage of f32/f16/bf16 weights: auto | f32 | f16 (quantized GGUF weights stay quantized)"],
-  compute: ["C", "arithmetic: f32 | f16 (f16 needs shader-f16)"],
+  compute: ["C", "arithmetic: f32 | f16 (needs shader-f16) | int8 (prefill on int8 subgroup matrices: Dawn, NVIDIA)"],
 };
 
 function oneOf(flag: string, v: string | undefined, allowed: string[]): void {

@@ -1,7 +1,7 @@
 /**
  * `ape serve`: an OpenAI-compatible HTTP server over one model and one context store (sdk/serve/).
  *
- *   ape serve [--model M] [--dtype auto|f32|f16] [--compute f32|f16] [--store URL] [--host H] [--port P]
+ *   ape serve [--model M] [--dtype auto|f32|f16] [--compute f32|f16|int8] [--store URL] [--host H] [--port P]
  *             [--token T] [--parallel N] [--max-queue N] [--prefix TEXT] [--system TEXT] [--raw] [--model-name NAME]
  *             [--max-tokens N] [--max-contexts N] [--max-context-tokens N] [--body-bytes N]
  *
