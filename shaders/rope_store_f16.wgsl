@@ -6,6 +6,8 @@
 // Inputs:  qkv: array<f32> (row r: Q heads at r*rowStride, K at colK, V at colV), cs: array<f32>
 //          [rows, headDim/2, 2] (cos, sin), dest: array<vec4<u32>> per row (base, capacity, t, _), params.
 // Outputs: qkv's Q features rotated in place; kpool, vpool: array<u32> (packed halves), the destination slots.
+// (A one-row decode step on a GPU, the lanes layout, does this in the qkv projection's epilogue instead:
+// main_rope in shaders/include/matvec_body.wgsl, LinearInput.rope; this kernel serves every other forward.)
 // Bounds:  one thread per (2 consecutive pairs, head) over heads + kvHeads heads, and row; headDim % 4 == 0;
 //          dispatch (ceil((heads + kvHeads) * headDim/4 / 64), rows).
 @group(0) @binding(3) var<storage, read_write> kpool: array<u32>;

@@ -16,6 +16,17 @@
 // writes I outputs y[c] = silu(gate_c) * up_c (bias added to both first with bit 0; no accumulate): lane
 // group g takes gate and up rows c, c + I for its ROWS / 2 columns c = g * ROWS / 2 ..., so each output
 // is finished in the epilogue and the next layer (down_proj) reads it as stored, not through SwiGLU.
+// Entry point main_rope (one-row qkv projection, ROWS 2 or 4, LANES <= 128 with ROWS 2; one chunk, N = (heads +
+// 2 kvHeads) * headDim): RoPE and the KV write of rope_store.wgsl in the epilogue, so a decode layer needs no
+// rope_store dispatch. Output slots are mapped to W rows so that each rope quad, rows (i, i+1, i+half, i+half+1)
+// of a q or k head (half = headDim/2; HF "rotate_half" pairs i with i + half), lies in one lane group (ROWS 4)
+// or in two adjacent lane groups of one workgroup (ROWS 2); v rows keep their order. The quad's first lane
+// group rotates it (bias added first with bit 0) with the row's (cos, sin) and writes q heads into y (as
+// rope_store leaves them: rotated, in place) and k heads into the KV pool; v rows go to the pool as they are
+// (y's k and v entries are not written). Its own bindings: 6 cs: array<f32> [headDim/2, 2] (cos, sin of the
+// row), 7 dest: array<vec4<u32>> (base, capacity, t, _), 8 kpool and 9 vpool: array<u32> (f32 bits, or packed
+// halves when rp.f16kv = 1; layout of rope_store.wgsl: token t of kv head h at (base*kvHeads + h*capacity +
+// t)*headDim), 10 rp: RopeParams. main's bindings and layout do not change (it uses none of these).
 struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32, eps: f32 }
 const WG_SIZE = 256u;
 override LANES: u32 = 32u;
@@ -108,4 +119,97 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     return;
   }
   if (lane < ROWS && n0 + lane < p.N) { store_y(0u, n0 + lane, partial[lid.x - lane][lane]); }
+}
+
+// ---- main_rope: the qkv projection with RoPE and the KV write in its epilogue (see the header) ----
+struct RopeParams { heads: u32, kvHeads: u32, headDim: u32, f16kv: u32 }
+@group(0) @binding(6) var<storage, read> cs: array<f32>;
+@group(0) @binding(7) var<storage, read> dest: array<vec4<u32>>;
+@group(0) @binding(8) var<storage, read_write> kpool: array<u32>;
+@group(0) @binding(9) var<storage, read_write> vpool: array<u32>;
+@group(0) @binding(10) var<uniform> rp: RopeParams;
+
+// the W row of output slot s: in the q/k heads, slot 4Q + w is row w of rope quad Q (i, i+1, i+half, i+half+1
+// of its head, i = 2 (Q mod headDim/4)); v rows keep their place
+fn rope_row(s: u32) -> u32 {
+  let hd = rp.headDim;
+  if (s >= (rp.heads + rp.kvHeads) * hd) { return s; }
+  let quad = s / 4u;
+  let head = quad / (hd / 4u);
+  let i = 2u * (quad % (hd / 4u));
+  return head * hd + i + (s & 1u) + select(0u, hd / 2u, (s & 2u) != 0u);
+}
+
+// elements e, e+1 (e even) of a KV pool: f32 bits or one word of two halves
+fn kv_store2(k: bool, e: u32, v: vec2<f32>) {
+  if (rp.f16kv != 0u) {
+    let w = pack2x16float(v);
+    if (k) { kpool[e >> 1u] = w; } else { vpool[e >> 1u] = w; }
+  } else if (k) {
+    kpool[e] = bitcast<u32>(v.x);
+    kpool[e + 1u] = bitcast<u32>(v.y);
+  } else {
+    vpool[e] = bitcast<u32>(v.x);
+    vpool[e + 1u] = bitcast<u32>(v.y);
+  }
+}
+
+fn with_bias(row: u32, v: f32) -> f32 {
+  if ((p.flags & 1u) != 0u) { return v + bias[p.colOffset + row]; }
+  return v;
+}
+
+@compute @workgroup_size(256)
+fn main_rope(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  input_prepare(lid.x);
+  let lane = lid.x % LANES;
+  let s0 = ((wg.x + wg.y * 65535u) * (WG_SIZE / LANES) + lid.x / LANES) * ROWS; // this lane group's first slot
+  var s = vec4<f32>(0.0);
+  if (s0 < p.N) {
+    let last = vec4<u32>(p.N - 1u);
+    let sl = min(vec4<u32>(s0) + vec4<u32>(0u, 1u, 2u, 3u), last);
+    s = rows_dot(vec4<u32>(rope_row(sl.x), rope_row(sl.y), rope_row(sl.z), rope_row(sl.w)), lane);
+  }
+  partial[lid.x] = s;
+  workgroupBarrier();
+  for (var step = LANES / 2u; step > 0u; step >>= 1u) {
+    if (lane < step) { partial[lid.x] += partial[lid.x + step]; }
+    workgroupBarrier();
+  }
+  if (lane != 0u || s0 >= p.N) { return; }
+  let hd = rp.headDim;
+  let half = hd / 2u;
+  let nQK = (rp.heads + rp.kvHeads) * hd;
+  let d = dest[0];
+  if (s0 < nQK) {
+    if (s0 % 4u != 0u) { return; } // ROWS 2: the quad's second lane group; the first one finishes it
+    var x4 = partial[lid.x];
+    if (ROWS == 2u) { x4 = vec4<f32>(partial[lid.x].xy, partial[lid.x + LANES].xy); }
+    let r0 = rope_row(s0);
+    let head = r0 / hd;
+    let i = r0 % hd; // even, < half
+    let x1 = vec2<f32>(with_bias(r0, x4.x), with_bias(r0 + 1u, x4.y));
+    let x2 = vec2<f32>(with_bias(r0 + half, x4.z), with_bias(r0 + half + 1u, x4.w));
+    let c = vec2<f32>(cs[2u * i], cs[2u * i + 2u]);
+    let sn = vec2<f32>(cs[2u * i + 1u], cs[2u * i + 3u]);
+    let lo = x1 * c - x2 * sn;
+    let hi = x2 * c + x1 * sn;
+    if (head < rp.heads) {
+      y[p.colOffset + r0] = lo.x;
+      y[p.colOffset + r0 + 1u] = lo.y;
+      y[p.colOffset + r0 + half] = hi.x;
+      y[p.colOffset + r0 + half + 1u] = hi.y;
+    } else {
+      let slot = (d.x * rp.kvHeads + (head - rp.heads) * d.y + d.z) * hd;
+      kv_store2(true, slot + i, lo);
+      kv_store2(true, slot + i + half, hi);
+    }
+    return;
+  }
+  // v rows s0 .. s0 + ROWS - 1 (nQK and s0 even: whole pairs of one head)
+  let e = s0 - nQK;
+  let slot = (d.x * rp.kvHeads + (e / hd) * d.y + d.z) * hd + e % hd;
+  let v = partial[lid.x];
+  kv_store2(false, slot, vec2<f32>(with_bias(s0, v.x), with_bias(s0 + 1u, v.y)));
+  if (ROWS == 4u) { kv_store2(false, slot + 2u, vec2<f32>(with_bias(s0 + 2u, v.z), with_bias(s0 + 3u, v.w))); }
 }

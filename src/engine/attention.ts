@@ -45,18 +45,64 @@ export interface AttentionCall {
   lists: { rows: number; blocks: KvBlock[] }[];
 }
 
+/** The row kernel's pipeline constants (shaders/include/attention_body.wgsl). */
+export interface RowAttentionShape {
+  /** Query heads per workgroup (of one kv head's group; <= 8) and the workgroups per kv head. */
+  NH: number;
+  chunks: number;
+  /** Threads, keys per chunk (<= WG) and score lanes per key (1, 2 or 4, dividing headDim / 4). */
+  WG: number;
+  CH: number;
+  KP: number;
+}
+
+/** Workgroup memory the row kernel declares for a shape (mirrors attention_body.wgsl's arrays). */
+export function rowAttentionBytes(headDim: number, s: Pick<RowAttentionShape, "NH" | "WG" | "CH" | "KP">): number {
+  const q4 = headDim / 4, ks = Math.floor(s.WG / q4), r = Math.min(Math.floor(s.WG / s.NH), 32);
+  const floats = s.NH * q4 * 4 + s.CH + Math.max(s.CH * s.KP * s.NH, s.NH * ks * q4 * 4) + s.CH * s.NH + r * s.NH + 8 + 8 * ks + 2 * s.WG + 4;
+  return 4 * floats;
+}
+
 /**
- * The generic kernel: one workgroup of 64 threads per (query head, row), walking the row's whole list
- * (also the cheapest for decode rows over short lists: see GPU_MIN_KEYS).
+ * The row kernel's shape: a workgroup per (row, kv head) serving up to 8 heads of its GQA group; on GPUs
+ * 256 threads and chunks of up to 256 keys (a decode step over a short list, < GPU_MIN_KEYS, is one chunk:
+ * all its K and V loads in flight at once), 4 lanes per key in the score step (contiguous 64-byte reads);
+ * on CPU adapters 64 threads, one lane per key. Shrunk until it fits the device's workgroup memory.
+ */
+export function rowAttentionShape(gpu: { isCpu: boolean; limits: { maxComputeWorkgroupStorageSize: number } }, headDim: number, heads: number, kvHeads: number): RowAttentionShape {
+  const group = heads / kvHeads, q4 = headDim / 4;
+  let chunks = Math.ceil(group / 8), NH = Math.ceil(group / chunks);
+  let WG = gpu.isCpu ? 64 : 256;
+  while (WG < q4) WG *= 2;
+  // ceil(CH / KS) <= 16 values per lane, KS = WG / q4 value slices
+  let CH = Math.min(WG, 16 * Math.floor(WG / q4));
+  let KP = gpu.isCpu ? 1 : [4, 2, 1].find((k) => q4 % k === 0)!;
+  const limit = gpu.limits.maxComputeWorkgroupStorageSize;
+  // fewer score lanes per key, then fewer threads (the final sum is NH * WG * 16 bytes), shorter chunks, fewer heads
+  while (rowAttentionBytes(headDim, { NH, WG, CH, KP }) > limit) {
+    if (KP > 1) KP /= 2;
+    else if (WG / 2 >= Math.max(q4, 32)) (WG /= 2), (CH = Math.min(CH, WG, 16 * Math.floor(WG / q4)));
+    else if (CH > 8) CH = Math.ceil(CH / 2);
+    else if (NH > 1) NH = Math.ceil(group / ++chunks);
+    else break;
+  }
+  return { NH, chunks, WG, CH, KP };
+}
+
+/**
+ * The generic kernel: one workgroup per (row, kv head [, chunk of its query heads]), walking the row's
+ * whole list in chunks of visible keys (also the cheapest for decode rows over short lists: see
+ * GPU_MIN_KEYS).
  */
 export function recordRowAttention(prog: Program, model: Model, pool: KvPool, a: AttentionCall): void {
   const { config: c, kernels: k } = model;
-  const pipe = k.pipeline(pool.dtype === "f16" ? "attention_f16kv" : "attention", { HD: c.headDim });
+  const { chunks, ...shape } = rowAttentionShape(model.gpu, c.headDim, c.heads, c.kvHeads);
+  const pipe = k.pipeline(pool.dtype === "f16" ? "attention_f16kv" : "attention", { HD: c.headDim, ...shape });
   const qkvDim = (c.heads + 2 * c.kvHeads) * c.headDim;
   const scale = 1 / (Math.sqrt(c.headDim) * a.temperature);
   const params = prog.uniform(new Params().u(a.rows, c.heads, c.kvHeads, c.headDim, qkvDim).f(scale).u(c.slidingWindow).bytes());
   const bind = k.bind(pipe, [a.q, pool.k[a.layer], pool.v[a.layer], a.rowInfo, a.blocks, a.out, a.lse, params]);
-  prog.dispatch(pipe, bind, c.heads, a.rows);
+  prog.dispatch(pipe, bind, c.kvHeads * chunks, a.rows);
 }
 
 export function recordAttention(prog: Program, model: Model, pool: KvPool, a: AttentionCall): void {

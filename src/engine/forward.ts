@@ -33,7 +33,7 @@ import { cosSinTable } from "../model/rope.ts";
 import type { KvBlock, KvPool } from "./kv_pool.ts";
 import { Params, Program } from "./program.ts";
 import { type AttentionCall, recordApeAttention, recordAttention } from "./attention.ts";
-import { dequantScratchBytes, fusesInput, fusesNorm, type LinearInput, recordLinear, swigluOutput } from "./linear.ts";
+import { dequantScratchBytes, fusesInput, fusesNorm, type LinearInput, recordLinear, ropeOutput, swigluOutput } from "./linear.ts";
 import { i8ScratchBytes, usesInt8 } from "./linear_i8.ts";
 import { ModelFormatError } from "../errors.ts";
 
@@ -145,10 +145,10 @@ export class Forward {
     };
     // W applied to RMSNorm(x) * normW, for `rows` rows of x from `fromRow` (out's rows start at 0): in the kernel's
     // input stage (one row; the batched matvec's 2..32 rows through layers where that pays: fusesNorm), else through xn
-    const normedLinear = (normW: GPUBuffer, W: GpuLinear, out: GPUBuffer, rows = n, fromRow = 0) => {
-      if (fusesNorm(W, rows, layout, fromRow)) return linear(x, W, out, rows, false, { norm: { weight: normW, eps: c.rmsEps }, fromRow });
+    const normedLinear = (normW: GPUBuffer, W: GpuLinear, out: GPUBuffer, rows = n, fromRow = 0, also: LinearInput = {}) => {
+      if (fusesNorm(W, rows, layout, fromRow)) return linear(x, W, out, rows, false, { norm: { weight: normW, eps: c.rmsEps }, fromRow, ...also });
       rmsnormCopy(x, normW, xn, rows, fromRow);
-      linear(xn, W, out, rows);
+      linear(xn, W, out, rows, false, also);
     };
     const headNorm = (w: GPUBuffer, heads: number, colOffset: number) => {
       const pipe = k.pipeline("rmsnorm");
@@ -156,6 +156,9 @@ export class Forward {
       prog.dispatch(pipe, k.bind(pipe, [qkv, w, params]), heads, n);
     };
     // rotates q and k (q and k heads sit side by side in each fused qkv row) and stores k, v in the KV block
+    // (one row on a GPU without q/k norms: in the qkv projection's epilogue instead, ropeOutput; no dispatch)
+    const ropeInQkv = (L: (typeof model.layers)[number]) =>
+      !(L.qNorm && L.kNorm) && ropeOutput(L.qkv, n, layout, gpu.limits.maxStorageBuffersPerShaderStage);
     const ropeStore = (layer: number) => {
       const pipe = k.pipeline(pool.dtype === "f16" ? "rope_store_f16" : "rope_store");
       const params = prog.uniform(new Params().u(n, c.heads, c.kvHeads, c.headDim, qkvDim, qDim, qDim + kvDim).bytes());
@@ -179,12 +182,17 @@ export class Forward {
     for (let l = 0; l < c.layers; l++) {
       const L = model.layers[l];
       // attention block
-      normedLinear(L.attnNorm, L.qkv, qkv);
-      if (L.qNorm && L.kNorm) {
-        headNorm(L.qNorm, c.heads, 0);
-        headNorm(L.kNorm, c.kvHeads, qDim);
+      if (ropeInQkv(L)) {
+        const rope = { cosSin: this.cosSin, dest: this.dest, k: pool.k[l], v: pool.v[l], f16kv: pool.dtype === "f16", heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim };
+        normedLinear(L.attnNorm, L.qkv, qkv, n, 0, { rope });
+      } else {
+        normedLinear(L.attnNorm, L.qkv, qkv);
+        if (L.qNorm && L.kNorm) {
+          headNorm(L.qNorm, c.heads, 0);
+          headNorm(L.kNorm, c.kvHeads, qDim);
+        }
+        ropeStore(l);
       }
-      ropeStore(l);
       // attention: over the plain blocks; with APE also over the contexts (scores / T), merged with S
       if (this.ape) recordApeAttention(prog, model, pool, part(l, false, attnO, lse, 1), part(l, true, attnC, lseC, T), attn, S * T);
       else recordAttention(prog, model, pool, part(l, false, attn, lse, 1));

@@ -106,6 +106,36 @@ export interface LinearInput {
    * silu(gate_c) * up_c, finished in the kernel's epilogue, so the next layer reads them as stored (swigluOutput).
    */
   swigluOut?: boolean;
+  /**
+   * RoPE and the KV write on the output (the one-row qkv projection in the lanes layout: ropeOutput): q heads are
+   * written to y rotated, k heads rotated and v heads as they are into the KV pools, as rope_store.wgsl would (the
+   * entry point main_rope of shaders/include/matvec_body.wgsl).
+   */
+  rope?: RopeOutput;
+}
+
+/** What the qkv projection's RoPE epilogue reads and writes (LinearInput.rope). */
+export interface RopeOutput {
+  /** The row's (cos, sin) per frequency ([headDim / 2, 2] f32) and its KV slot (base, capacity, t, _ u32). */
+  cosSin: GPUBuffer;
+  dest: GPUBuffer;
+  /** The layer's K and V pools and their element type. */
+  k: GPUBuffer;
+  v: GPUBuffer;
+  f16kv: boolean;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+}
+
+/**
+ * Whether the qkv projection W can take RoPE and the KV write in its one-row kernel's epilogue (LinearInput.rope):
+ * one row in the lanes layout, W in one chunk, a matvec shape of 4 rows per lane group or of 2 with two or more lane
+ * groups per workgroup (a rope quad's two halves in one workgroup), and 9 storage buffers per stage on the device.
+ */
+export function ropeOutput(W: GpuLinear, rows: number, layout: MatvecLayout, maxStorageBuffers: number): boolean {
+  const mv = matvecShape(W.rows, W.cols);
+  return fusesInput(rows, layout) && W.chunks.length === 1 && (mv.rows === 4 || (mv.rows === 2 && mv.lanes <= 128)) && maxStorageBuffers >= 9;
 }
 
 /**
@@ -332,6 +362,10 @@ export function recordLinear(
     throw new Error(`recordLinear: SwiGLU on the output needs one row in the lanes layout, W in one chunk with an even row count, no accumulate and no SwiGLU input (${rows} rows, ${layout}, ${W.chunks.length} chunks, ${W.rows} rows of W)`);
   }
   if (input.swiglu && !lanes) throw new Error(`recordLinear: SwiGLU in the input stage needs one row in the lanes layout (${rows} rows, ${layout})`);
+  const rope = input.rope;
+  if (rope && (!lanes || W.chunks.length !== 1 || accumulate || input.swiglu || input.swigluOut || W.rows !== (rope.heads + 2 * rope.kvHeads) * rope.headDim || rope.headDim % 4 !== 0)) {
+    throw new Error(`recordLinear: RoPE on the output needs the qkv projection ((heads + 2 kvHeads) * headDim rows, one chunk) of one row in the lanes layout, no accumulate, no SwiGLU (${rows} rows, ${layout}, ${W.chunks.length} chunks, ${W.rows} rows of W)`);
+  }
   if (input.norm && !lanes && !batched) {
     throw new Error(`recordLinear: RMSNorm in the input stage needs one row or 2..${BATCH_MAX_ROWS} rows through the batched matvec in the lanes layout (${rows} rows, ${layout}, ${kernelFormat(W)})`);
   }
@@ -387,12 +421,15 @@ export function recordLinear(
   for (const ch of W.chunks) {
     const mv = lanes ? (matvec && "lanes" in matvec && !("batch" in matvec) ? matvec : matvecShape(ch.rows, W.cols)) : undefined;
     if (input.swigluOut && mv!.rows < 2) throw new Error(`recordLinear: SwiGLU on the output needs 2 or 4 rows per lane group (got ${mv!.rows})`);
+    if (rope && !(mv!.rows === 4 || (mv!.rows === 2 && mv!.lanes <= 128))) throw new Error(`recordLinear: RoPE on the output needs 4 rows per lane group, or 2 with <= 128 lanes (got ${JSON.stringify(mv)})`);
     // the float formats' prefill kernels take their tiling as override constants; the block formats' tiles are fixed (64 x 64)
     const t = rows > 1 && !isBlockFormat(W.format) ? tile ?? matmulTile(k.device, rows, ch.rows, W.cols, fmt) : undefined;
-    const pipe = mv ? k.pipeline(name, matvecConstants(mv)) : t ? k.pipeline(name, tileConstants(k.device, t, fmt)) : k.pipeline(name);
+    const pipe = mv ? k.pipeline(name, matvecConstants(mv), rope ? "main_rope" : "main") : t ? k.pipeline(name, tileConstants(k.device, t, fmt)) : k.pipeline(name);
     const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, flags).f(input.norm?.eps ?? 0).bytes());
     const buffers = [x, ch.buffer, y, params, W.bias ?? ch.buffer];
-    const bind = k.bind(pipe, lanes ? [...buffers, input.norm?.weight ?? x] : buffers);
+    // main_rope's own bindings 6..10: cos/sin, the KV slot, the K and V pools, (heads, kvHeads, headDim, f16kv)
+    const ropeBind = rope ? [rope.cosSin, rope.dest, rope.k, rope.v, prog.uniform(new Params().u(rope.heads, rope.kvHeads, rope.headDim, rope.f16kv ? 1 : 0).bytes())] : [];
+    const bind = k.bind(pipe, lanes ? [...buffers, input.norm?.weight ?? x, ...ropeBind] : buffers);
     if (rows > 1) prog.dispatch(pipe, bind, ceil(ch.rows, t?.BN ?? 64), ceil(rows, t?.BM ?? 64));
     else {
       const groups = ceil(ch.rows, (mv!.rows * 256) / mv!.lanes);
