@@ -157,13 +157,19 @@ export class Engine {
     return Promise.all(reads).then(() => out);
   }
 
-  /** Runs `input` (in as many passes as it needs); returns logits for input.logits rows ([count, vocab]) or an empty array. */
+  /**
+   * Runs `input` (in as many passes as it needs); returns logits for input.logits rows ([count, vocab]) or an empty
+   * array, once the GPU has done the work (with no logits to read, after queue.onSubmittedWorkDone).
+   */
   async run(ids: Uint32Array, input: ForwardInput): Promise<Float32Array> {
     const dev = this.model.gpu.device;
     const close = errorScope(dev, `forward of ${ids.length} rows`);
     let logits: Promise<Float32Array> | undefined, failure: unknown;
     try {
       logits = this.enqueue(ids, input);
+      // nothing to read back (a prefix or context encode): wait for the GPU all the same, so that the call returns
+      // when its work is done and an error of that work (out of memory, a lost device) surfaces here, not later
+      if (input.logits.count === 0) logits = logits.then(async (l) => (await dev.queue.onSubmittedWorkDone(), l));
     } catch (e) {
       failure = e;
     }
