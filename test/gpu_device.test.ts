@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { runtimeName } from "../src/runtime.ts";
 import { getGpu } from "../src/gpu/device.ts";
-import { foldsYIntoZ, Kernels, shaderSource } from "../src/gpu/shaders.ts";
+import { foldsYIntoZ, Kernels, shaderSource, usesSubgroupMatrix } from "../src/gpu/shaders.ts";
 import { Program } from "../src/engine/program.ts";
-import { CapacityError } from "../src/errors.ts";
+import { CapacityError, GpuUnavailableError } from "../src/errors.ts";
 import { readdirSync } from "node:fs";
 import { readBuffer, uploadF32, Usage } from "../src/gpu/buffers.ts";
 
@@ -52,6 +52,10 @@ describe(`GPU device on ${runtimeName()}`, () => {
     expect(names.length).toBeGreaterThan(40);
     for (const name of names) {
       if (name.endsWith("_f16c") && !gpu.hasF16) continue;
+      if (usesSubgroupMatrix(shaderSource(name)) && !gpu.hasInt8Matrix) { // refused by name, never a broken pipeline
+        expect(() => k.pipeline(name), name).toThrow(GpuUnavailableError);
+        continue;
+      }
       const module = gpu.device.createShaderModule({ code: shaderSource(name) });
       const info = await module.getCompilationInfo();
       const errors = info.messages.filter((m) => m.type === "error").map((m) => `${m.lineNum}:${m.linePos} ${m.message}`);

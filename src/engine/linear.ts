@@ -42,7 +42,7 @@ import type { Kernels } from "../gpu/shaders.ts";
 import type { GpuLinear } from "../model/weights.ts";
 import { ModelFormatError } from "../errors.ts";
 import { Params, type Program } from "./program.ts";
-import { type I8Scratch, recordLinearI8, usesInt8 } from "./linear_i8.ts";
+import { type I8Scratch, type I8Tile, recordLinearI8, usesInt8 } from "./linear_i8.ts";
 
 export type MatvecLayout = "lanes" | "rows";
 
@@ -349,7 +349,7 @@ export function tileConstants(device: GPUDevice, t: MatmulTile, fmt: string): Re
 
 export function recordLinear(
   prog: Program, k: Kernels, x: GPUBuffer, W: GpuLinear, y: GPUBuffer, rows: number, layout: MatvecLayout, scratch?: GPUBuffer,
-  accumulate = false, input: LinearInput = {}, matvec?: MatvecShape | RowsShape | BatchShape, tile?: MatmulTile, i8?: I8Scratch,
+  accumulate = false, input: LinearInput = {}, matvec?: MatvecShape | RowsShape | BatchShape, tile?: MatmulTile, i8?: I8Scratch, i8Tile?: I8Tile,
 ): void {
   // kernel flags: bit 0 adds the bias, bit 1 adds the result to y (the residual add, fused), bits 2 and 3
   // transform the input (SwiGLU, RMSNorm)
@@ -378,7 +378,7 @@ export function recordLinear(
   if (rows > 1 && ceil(rows, 32) > 65535) throw new Error(`recordLinear: ${rows} rows exceed one dispatch of the matmul kernels`);
   // compute "int8": a prefill's rows through W's int8 copy on integer tensor cores (linear_i8.ts)
   if (layout === "lanes" && !input.norm && !input.swiglu && !input.swigluOut && fromRow === 0 && i8 && usesInt8(W, rows)) {
-    return recordLinearI8(prog, k, x, W, y, rows, i8, accumulate);
+    return recordLinearI8(prog, k, x, W, y, rows, i8, accumulate, i8Tile);
   }
   if (batched) { // a few rows on a GPU: each weight read once for all of them
     for (const ch of W.chunks) {

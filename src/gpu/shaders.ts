@@ -3,7 +3,8 @@
  * compiled pipelines.
  * Kernels are plain files, never strings assembled in TypeScript; per-use specialisation goes
  * through WGSL `override` constants. Kernels that `enable f16;` (the f16-compute `*_f16c` ones) compile
- * only on a device created with the `shader-f16` feature (`hasF16`).
+ * only on a device created with the `shader-f16` feature (`hasF16`), and those that enable
+ * `chromium_experimental_subgroup_matrix` (matmul_i8) only on a device that has it.
  *
  * @example
  * ```ts
@@ -49,6 +50,11 @@ function expandIncludes(code: string, from: string, seen: string[]): string {
   });
 }
 
+/** Whether a kernel's source enables Dawn's subgroup matrices (matmul_i8: compiles only where the device has them). */
+export function usesSubgroupMatrix(code: string): boolean {
+  return /^\s*enable\s+chromium_experimental_subgroup_matrix\s*;/m.test(code);
+}
+
 /** Pipelines whose kernel folds grid y into z (reads its row as `wg.y + wg.z * 65535u`). */
 const FOLDS_Y = new WeakSet<GPUComputePipeline>();
 
@@ -69,6 +75,9 @@ export class Kernels {
       const code = shaderSource(name);
       if (!this.hasF16 && /^\s*enable\s+f16\s*;/m.test(code)) {
         throw new GpuUnavailableError(`kernel '${name}' computes in f16 and needs the WebGPU feature 'shader-f16', which this device lacks`);
+      }
+      if (usesSubgroupMatrix(code) && !this.device.features.has("chromium-experimental-subgroup-matrix" as GPUFeatureName)) {
+        throw new GpuUnavailableError(`kernel '${name}' multiplies on subgroup matrices and needs the WebGPU feature 'chromium-experimental-subgroup-matrix' (Dawn), which this device lacks`);
       }
       const module = this.device.createShaderModule({ label: name, code });
       p = this.device.createComputePipeline({
