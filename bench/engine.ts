@@ -1,5 +1,5 @@
 /**
- * `ape bench engine [--dtype f16|f32|q8_0|q4_1|q4_0] [--compute f32|f16] [--layers N] [--prefill 512] [--decode 128] [--shape llama-3.2-1b|tiny|smollm2-135m]`
+ * `ape bench engine [--dtype f16|f32|q8_0|q4_1|q4_0] [--compute f32|f16|int8] [--layers N] [--prefill 512] [--decode 128] [--shape llama-3.2-1b|tiny|smollm2-135m]`
  *
  * Prefill tokens/s and batch-1 decode tokens/s for a model of the given shape with random weights,
  * and the fraction of the memory-bandwidth floor that decode reaches: (bytes of weights + KV read per
