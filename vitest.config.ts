@@ -13,6 +13,9 @@ export const KERNEL_TESTS = [
   "test/matvec_batch.test.ts",
   "test/quant.test.ts",
   "test/f16_compute.test.ts",
+  "test/attention_row.test.ts",
+  "test/rope_fused.test.ts",
+  "test/matmul_i8.test.ts",
 ];
 
 export default defineConfig({
