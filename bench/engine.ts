@@ -20,6 +20,7 @@ import { InvalidArgumentError } from "../src/errors.ts";
 import { parseArgs } from "../sdk/commands/args.ts";
 import { decodeBreakdown, replayBreakdown } from "./decode_breakdown.ts";
 import { Forward } from "../src/engine/forward.ts";
+import { fmaPeak } from "./fma_probe.ts";
 import { randomWeightBytes, randomWords } from "./random_weights.ts";
 
 /** Model shapes the benchmarks build with random weights (also used by `ape bench long`). */
@@ -125,6 +126,8 @@ export async function run(argv: string[]): Promise<number> {
   const engine = new Engine(model, { kvBudgetBytes: 2 * 2 ** 30, maxBatchRows: 8192 });
   const bw = await copyBandwidth(gpu, model.kernels);
   console.log(`copy bandwidth (read+write): ${(bw / 1e12).toFixed(3)} TB/s`);
+  const peak = await fmaPeak(gpu, model.kernels);
+  console.log(`f32 FMA rate (fma_probe, this run): ${peak.tflops.toFixed(2)} TFLOP/s`);
 
   const ids = Uint32Array.from({ length: prefillN }, (_, i) => (i * 7919) % cfg.vocabSize);
   // warm-up at the timed length: the prefill matmul's tile (and so its pipeline) depends on the row count
@@ -133,6 +136,11 @@ export async function run(argv: string[]): Promise<number> {
   await sequentialLogits(engine, ids);
   const prefillS = (performance.now() - t) / 1000;
   console.log(`prefill: ${prefillN} tokens in ${(prefillS * 1000).toFixed(1)} ms = ${(prefillN / prefillS).toFixed(0)} tokens/s`);
+  // the linear layers' arithmetic (2 per multiply-add; the LM head for the one logit row): achieved rate and fraction of the probe's
+  const linearFlop = 2 * prefillN * model.layers.reduce((n, L) => n + [L.qkv, L.o, L.gateUp, L.down].reduce((m, W) => m + W.rows * W.cols, 0), 0) +
+    2 * model.lmHead.rows * model.lmHead.cols;
+  const achieved = linearFlop / prefillS / 1e12;
+  console.log(`prefill linear layers: ${(linearFlop / 1e12).toPrecision(3)} TFLOP in the wall-clock time above = ${achieved.toPrecision(3)} TFLOP/s, ${(100 * achieved / peak.tflops).toFixed(1)}% of the f32 FMA rate${compute === "int8" ? " (int8 operations counted as FLOP)" : ""}`);
   { // where a prefill's GPU time goes: the same forward pass recorded alone, each kernel replayed back to back
     const pblock = engine.pool.allocate(prefillN, 0);
     const t0 = performance.now();

@@ -8,8 +8,8 @@
  * f16c (f16 weights in f16 arithmetic, where the adapter offers shader-f16). The recorded layer is encoded
  * `reps` times in one pass (default: ~0.25 s of work at 30 TFLOP/s on a GPU, 2 on a CPU adapter) and a
  * 1-dispatch submit is subtracted (no host round trip counted); the best of --trials measurements is kept.
- * Prints the tiling, microseconds per matmul, TFLOP/s (2 M N K per matmul) and its fraction of --peak (the
- * H200's fp32 FMA rate, 67 TFLOP/s, by default), and the largest error of 64 sampled outputs against a
+ * Prints the tiling, microseconds per matmul, TFLOP/s (2 M N K per matmul) and its fraction of the adapter's f32 FMA
+ * rate, measured first in the same run (bench/fma_probe.ts; --peak T overrides it), and the largest error of 64 sampled outputs against a
  * float64 CPU dot product (relative to their largest magnitude). On CPU adapters it also prints GFLOP per
  * CPU-second of the process (steadier than the wall clock on a shared machine).
  * `--tile` forces one tiling (recordLinear's `tile`) to compare tilings on an adapter.
@@ -30,6 +30,7 @@ import { f16ToF32 } from "../src/model/quant.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
 import { parseArgs } from "../sdk/commands/args.ts";
 import { randomWeightBytes, randomWords } from "./random_weights.ts";
+import { fmaPeak } from "./fma_probe.ts";
 
 const SHAPES: Record<string, { name: string; N: number; K: number }[]> = {
   "llama-3.2-1b": [
@@ -56,7 +57,7 @@ export async function run(argv: string[]): Promise<number> {
   const layers = a.string.layers?.split(",");
   const rowsList = (a.string.rows ?? (shapeName === "tiny" ? "64,256" : "512,2048,8192")).split(",").map(Number);
   const formats = (a.string.formats ?? "f32,f16,f16c").split(",");
-  const peak = Number(a.string.peak ?? 67);
+  const peakArg = a.string.peak === undefined ? undefined : Number(a.string.peak);
   let tile: MatmulTile | undefined;
   if (a.string.tile) {
     const v = a.string.tile.split("x").map(Number);
@@ -75,7 +76,9 @@ export async function run(argv: string[]): Promise<number> {
   const k = new Kernels(dev, gpu.hasF16);
   const reps = a.string.reps === undefined ? undefined : Number(a.string.reps);
   const trials = Number(a.string.trials ?? 3);
-  console.log(`adapter: ${gpu.description}; shape ${shapeName}; ${reps ?? "auto"} reps; peak ${peak} TFLOP/s`);
+  const probe = peakArg === undefined ? await fmaPeak(gpu, k) : undefined;
+  const peak = peakArg ?? probe!.tflops;
+  console.log(`adapter: ${gpu.description}; shape ${shapeName}; ${reps ?? "auto"} reps; peak ${peak.toFixed(2)} TFLOP/s (${probe ? `f32 FMA rate measured now, fma_probe ${probe.ms.toFixed(2)} ms` : "--peak"})`);
   const bits = randomWords();
   for (const fmt of formats) {
     if (!["f32", "f16", "f16c", "i8"].includes(fmt)) throw new InvalidArgumentError(`--formats: f32, f16, f16c, i8 (got '${fmt}')`);
