@@ -100,7 +100,7 @@ describe.skipIf(!onNode)("ape CLI (Node-only test: it spawns the CLI under Deno)
     expect(d.err).toMatch(/--dtype must be "auto", "f32" or "f16" \(got 'q3'\)/);
     const c = ape(["cache", "add", "--store", `file://${tmp}/kv2`, "--model", MODEL, "--compute", "f8", "x.txt"]);
     expect(c.code).toBe(1);
-    expect(c.err).toMatch(/--compute must be "f32" or "f16"|cannot read/);
+    expect(c.err).toMatch(/--compute must be "f32", "f16" or "int8"|cannot read/);
   });
 
   it("tokenize takes --model's tokenizer (a folder or GGUF) or, by default, the default model's", () => {

@@ -94,6 +94,6 @@ describe(`ape generate / cache / logits from text (spawned from ${runtimeName()}
     expect(bad.err).toMatch(/--mode must be sequential, parallel or ape/);
     const badCompute = ape(["generate", "--model", MODEL, "--prompt", "x", "--compute", "f8"]);
     expect(badCompute.code).not.toBe(0);
-    expect(badCompute.err).toMatch(/compute must be "f32" or "f16"/);
+    expect(badCompute.err).toMatch(/compute must be "f32", "f16" or "int8"/);
   });
 });

@@ -32,15 +32,7 @@ var<workgroup> st: array<vec4<f32>, NG * NH>; // [group][head] (running max, run
 var<workgroup> scan: array<u32, WG>;
 var<workgroup> shared4: vec4<u32>;
 
-// The keys t of block `blk` visible from position qpos, as [from, to): position firstPos + t <= qpos
-// and, with a sliding window, qpos - position < window.
-fn visible(blk: vec4<u32>, qpos: u32) -> vec2<u32> {
-  if (qpos < blk.w) { return vec2<u32>(0u, 0u); }
-  let span = qpos - blk.w + 1u; // keys at positions firstPos..qpos
-  var a = 0u;
-  if (p.window > 0u && span > p.window) { a = span - p.window; }
-  return vec2<u32>(a, max(a, min(blk.y, span)));
-}
+//#include visible_keys.wgsl
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {

@@ -39,13 +39,7 @@ var<workgroup> shared4: vec4<u32>;
 
 struct Oct { a: vec4<f32>, b: vec4<f32> }
 
-fn visible(blk: vec4<u32>, qpos: u32) -> vec2<u32> {
-  if (qpos < blk.w) { return vec2<u32>(0u, 0u); }
-  let span = qpos - blk.w + 1u; // keys at positions firstPos..qpos
-  var a = 0u;
-  if (p.window > 0u && span > p.window) { a = span - p.window; }
-  return vec2<u32>(a, max(a, min(blk.y, span)));
-}
+//#include visible_keys.wgsl
 
 // red[head][thread] -> red2[head][RR] (one barrier before, one after); the caller reads red2
 fn reduceStage2(lid: u32, isMax: bool) {
