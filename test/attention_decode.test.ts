@@ -17,7 +17,7 @@ import { Engine } from "../src/engine/engine.ts";
 import { type AttendGroup, Forward } from "../src/engine/forward.ts";
 import { encodeContexts, encodePrefix, startQuery } from "../src/ape/ape.ts";
 import { runtimeName } from "../src/runtime.ts";
-import { attentionModel, type BlockSpec, expectClose, type GroupSpec, KvCase, NEG } from "./reference/attention_case.ts";
+import { attentionModel, attentionModels, type BlockSpec, expectClose, type GroupSpec, KvCase, NEG } from "./reference/attention_case.ts";
 import { readBuffer, storageBuffer } from "../src/gpu/buffers.ts";
 import { CpuReference } from "./reference/cpu_model.ts";
 import { randomModel, relError, rng, tinyConfig } from "./reference/random_model.ts";
@@ -72,13 +72,9 @@ class AttentionCase extends KvCase {
 }
 
 describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () => {
-  const models = new Map<string, Model>();
-  const modelFor = async (over: Partial<ModelConfig>) => {
-    const key = JSON.stringify(over);
-    if (!models.has(key)) models.set(key, await attentionModel(over, "a"));
-    return models.get(key)!;
-  };
-  afterAll(() => { for (const m of models.values()) m.destroy(); });
+  const models = attentionModels("a");
+  const modelFor = (over: Partial<ModelConfig>) => models.get(over);
+  afterAll(() => models.destroy());
 
   // a decode step of a sequence: prefix, two contexts and a live block that is only partly filled
   const longList: BlockSpec[] = [

@@ -12,7 +12,7 @@ import type { KvDtype } from "../src/engine/kv_pool.ts";
 import { Program } from "../src/engine/program.ts";
 import { recordAttention, recordRowAttention, rowAttentionBytes, rowAttentionShape } from "../src/engine/attention.ts";
 import { runtimeName } from "../src/runtime.ts";
-import { attentionModel, type BlockSpec, expectClose, type GroupSpec, KvCase } from "./reference/attention_case.ts";
+import { attentionModels, type BlockSpec, expectClose, type GroupSpec, KvCase } from "./reference/attention_case.ts";
 
 /** Row groups, each with its own rows' positions and block list. */
 class RowCase extends KvCase {
@@ -53,13 +53,9 @@ class RowCase extends KvCase {
 }
 
 describe(`row attention kernel vs float64 on ${runtimeName()}`, () => {
-  const models = new Map<string, Model>();
-  const modelFor = async (over: Partial<ModelConfig>) => {
-    const key = JSON.stringify(over);
-    if (!models.has(key)) models.set(key, await attentionModel(over, "r"));
-    return models.get(key)!;
-  };
-  afterAll(() => { for (const m of models.values()) m.destroy(); });
+  const models = attentionModels("r");
+  const modelFor = (over: Partial<ModelConfig>) => models.get(over);
+  afterAll(() => models.destroy());
 
   // a decode step: prefix, a context, the live block partly filled (163 visible keys: one GPU chunk, three CPU ones)
   const decodeList: BlockSpec[] = [

@@ -21,6 +21,7 @@
  * console.log(gpu.description, gpu.limits.maxStorageBufferBindingSize);
  * ```
  */
+import process from "node:process";
 import {
   type ApeError, GpuDeviceLostError, GpuInternalError, GpuOutOfMemoryError, GpuUnavailableError, GpuValidationError,
 } from "../errors.ts";
@@ -97,14 +98,6 @@ export function int8MatrixOffered(adapter: GPUAdapter): boolean {
   );
 }
 
-function envFlag(name: string): string | undefined {
-  const g = globalThis as { process?: { env?: Record<string, string | undefined> }; Deno?: { env: { get(n: string): string | undefined } } };
-  try {
-    return g.Deno ? g.Deno.env.get(name) : g.process?.env?.[name];
-  } catch {
-    return undefined; // Deno without --allow-env
-  }
-}
 
 async function acquire(): Promise<Gpu> {
   const gpu = await findGpu();
@@ -115,7 +108,7 @@ async function acquire(): Promise<Gpu> {
   if (hasF16) want.push("shader-f16");
   const hasSubgroups = adapter.features.has("subgroups" as GPUFeatureName);
   if (hasSubgroups) want.push("subgroups" as GPUFeatureName);
-  const hasInt8Matrix = hasSubgroups && int8MatrixOffered(adapter) && envFlag("APEKIT_INT8_MATRIX") !== "0";
+  const hasInt8Matrix = hasSubgroups && int8MatrixOffered(adapter) && process.env.APEKIT_INT8_MATRIX !== "0";
   if (hasInt8Matrix) want.push(SUBGROUP_MATRIX as GPUFeatureName);
   const a = adapter.limits;
   const requiredLimits: Record<string, number> = {

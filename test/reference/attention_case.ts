@@ -178,3 +178,21 @@ export function expectClose(got: { out: Float32Array; lse: Float32Array }, want:
     else expect(Math.abs(got.lse[i] - want.lse[i]), `lse ${i}`).toBeLessThan(2e-5 * Math.max(1, Math.abs(want.lse[i])));
   }
 }
+
+/**
+ * Models of attentionModel's shape with config overrides, built once per override set for a test file; `destroy`
+ * frees them all (call it from afterAll).
+ */
+export function attentionModels(fingerprintSeed: string): { get(over: Partial<ModelConfig>): Promise<Model>; destroy(): void } {
+  const models = new Map<string, Model>();
+  return {
+    async get(over) {
+      const key = JSON.stringify(over);
+      if (!models.has(key)) models.set(key, await attentionModel(over, fingerprintSeed));
+      return models.get(key)!;
+    },
+    destroy() {
+      for (const m of models.values()) m.destroy();
+    },
+  };
+}
