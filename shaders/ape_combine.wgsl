@@ -6,11 +6,13 @@
 // with out_X = sum_s exp(m_s - M_X) acc_s / L_X (0 when L_X == 0) and w_C = 0 when no context key is
 // visible (L_C == 0). With T = S = 1 this is exact attention over the union of the two key sets.
 // Inputs:  mlC, accC: the context part's partials (splitsC splits), mlO, accO: the plain part's
-//          (splitsO splits), laid out as in combine_body.wgsl; params (st = S * T).
+//          (splitsO splits, from (m, l) entry offO on: both parts in one pair of buffers when the split kernel
+//          ran them in one dispatch, offO = splitsC * rows * heads), laid out as in combine_body.wgsl;
+//          params (st = S * T).
 // Outputs: out: array<f32> [rows, heads*headDim].
 // Bounds:  one workgroup of 256 threads (combine_body.wgsl's WG) per (head, row); headDim <= 512, a multiple of 4; splits >= 1
 //          each; dispatch (heads, rows) with rows > 65535 folded into z (row = wg.y + wg.z * 65535u).
-struct Params { rows: u32, heads: u32, headDim: u32, splitsC: u32, splitsO: u32, st: f32 }
+struct Params { rows: u32, heads: u32, headDim: u32, splitsC: u32, splitsO: u32, st: f32, offO: u32 }
 @group(0) @binding(0) var<storage, read> mlC: array<vec2<f32>>;
 @group(0) @binding(1) var<storage, read> accC: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> mlO: array<vec2<f32>>;
@@ -18,8 +20,8 @@ struct Params { rows: u32, heads: u32, headDim: u32, splitsC: u32, splitsO: u32,
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 
-fn partML(part: u32, i: u32) -> vec2<f32> { if (part == 0u) { return mlC[i]; } return mlO[i]; }
-fn partAcc(part: u32, i: u32) -> vec4<f32> { if (part == 0u) { return accC[i]; } return accO[i]; }
+fn partML(part: u32, i: u32) -> vec2<f32> { if (part == 0u) { return mlC[i]; } return mlO[p.offO + i]; }
+fn partAcc(part: u32, i: u32) -> vec4<f32> { if (part == 0u) { return accC[i]; } return accO[p.offO * (p.headDim / 4u) + i]; }
 //#include combine_body.wgsl
 
 @compute @workgroup_size(WG)

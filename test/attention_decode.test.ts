@@ -18,7 +18,7 @@ import { type AttendGroup, Forward } from "../src/engine/forward.ts";
 import { encodeContexts, encodePrefix, startQuery } from "../src/ape/ape.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { attentionModel, attentionModels, type BlockSpec, expectClose, type GroupSpec, KvCase, NEG } from "./reference/attention_case.ts";
-import { readBuffer, storageBuffer } from "../src/gpu/buffers.ts";
+import { readBuffer, storageBuffer, uploadU32 } from "../src/gpu/buffers.ts";
 import { CpuReference } from "./reference/cpu_model.ts";
 import { randomModel, relError, rng, tinyConfig } from "./reference/random_model.ts";
 
@@ -182,7 +182,11 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
     }
   });
 
-  it.each([false, true])("APE decode: both parts split-K and one ape_combine pass vs the float64 merge (GPU shape: %s)", async (gpuShape) => {
+  it.each([
+    { gpuShape: false, shared: false },
+    { gpuShape: true, shared: false },
+    { gpuShape: true, shared: true },
+  ])("APE decode: both parts split-K and one ape_combine pass vs the float64 merge (GPU shape: $gpuShape, one rows buffer: $shared)", async ({ gpuShape, shared }) => {
     const model = await modelFor({ heads: 8, kvHeads: 2, headDim: 64 });
     const T = 0.7, S = 0.8;
     // a prefix, three contexts after it (their own positions from 16), a live block after the longest
@@ -211,13 +215,33 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
         return { call: { layer: 0, ...b, temperature, rows: rows.length, lists: t.lists() }, ref: t.reference(temperature), bufs: b };
       };
       const O = call("plain", 1), C = call("ctx", T);
+      if (shared) {
+        // Forward's layout: plain rows at 0, context rows from row 16 (a 256-byte binding offset), one blocks
+        // array (the plain part's descriptors, then the context part's) and one q: one split dispatch for both
+        t.part = "plain";
+        const so = t.state();
+        t.part = "ctx";
+        const sc = t.state();
+        const ctxRow = dev.limits.minStorageBufferOffsetAlignment / 16, nb = so.blocks.length / 4;
+        const info = new Uint32Array((ctxRow + rows.length) * 4);
+        info.set(so.rowInfo);
+        for (let r = 0; r < rows.length; r++) info.set([sc.rowInfo[4 * r], sc.rowInfo[4 * r + 1] + nb, sc.rowInfo[4 * r + 2], 0], (ctxRow + r) * 4);
+        const rowBuf = uploadU32(dev, info), blockBuf = uploadU32(dev, Uint32Array.from([...so.blocks, ...sc.blocks]));
+        made.push(rowBuf, blockBuf);
+        const n16 = rows.length * 16;
+        Object.assign(O.call, { q: O.bufs.q, rowInfo: { buffer: rowBuf, offset: 0, size: n16 }, blocks: blockBuf });
+        Object.assign(C.call, { q: O.bufs.q, rowInfo: { buffer: rowBuf, offset: ctxRow * 16, size: n16 }, blocks: blockBuf });
+      }
       const out = storageBuffer(dev, rows.length * c.heads * c.headDim * 4);
       made.push(out);
       // the plain lists hold 80 slots: the fused path must run because the context part is split-K
       const ctxCall = { ...C.call, lists: C.call.lists.map((l) => ({ ...l, blocks: l.blocks.map((b) => ({ ...b, capacity: Math.max(b.capacity, CPU_MIN_KEYS) })) })) };
       expect(usesDecodeAttention(m, ctxCall)).toBe(true);
       recordApeAttention(prog, m, t.pool, O.call, ctxCall, out, S * T);
-      expect(prog.steps.map((x) => x.pipeline.label).filter((l) => l !== "ape_combine").every((l) => l.startsWith("attention_decode"))).toBe(true);
+      const labels = prog.steps.map((x) => x.pipeline.label);
+      expect(labels.filter((l) => l !== "ape_combine").every((l) => l.startsWith("attention_decode"))).toBe(true);
+      // one rows buffer on a GPU shape (the lanes kernel): both parts in one dispatch, else one each
+      expect(labels.length).toBe(shared && gpuShape ? 2 : 3);
       expect(prog.steps.at(-1)!.pipeline.label).toBe("ape_combine");
       dev.pushErrorScope("validation");
       prog.submit();

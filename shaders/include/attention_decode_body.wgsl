@@ -4,6 +4,7 @@
 struct Params {
   rows: u32, heads: u32, kvHeads: u32, qStride: u32, // qStride: floats from one qkv row to the next
   scale: f32, window: u32, splits: u32, chunks: u32,  // chunks: workgroups sharing one kv head's query heads
+  rowOff: u32, scale1: f32, splits1: u32, rowOff1: u32, // rowInfo row of query row 0; a second part (APE), see below
 }
 @group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> rowInfo: array<vec4<u32>>;
@@ -34,10 +35,18 @@ var<workgroup> shared4: vec4<u32>;
 
 //#include visible_keys.wgsl
 
+// Two parts in one dispatch (APE's context and plain parts, splits1 > 0): workgroups x < splits take part 0
+// (rowInfo rows rowOff + r, scores * scale), x >= splits part 1 (rows rowOff1 + r, scores * scale1, its
+// split x - splits of splits1); both parts' lists index the one blocks array, and part 1's partials follow
+// part 0's (split index x in the partials' layout: part 1's split s sits at split splits + s).
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
   let lid = lid3.x;
-  let split = wg.x;
+  let second = wg.x >= p.splits; // uniform: from the workgroup id
+  let split = select(wg.x, wg.x - p.splits, second);
+  let splits = select(p.splits, p.splits1, second);
+  let scale = select(p.scale, p.scale1, second);
+  let infoRow = wg.z + select(p.rowOff, p.rowOff1, second);
   let kvh = wg.y / p.chunks;
   let G = p.heads / p.kvHeads;
   let h0 = kvh * G + (wg.y % p.chunks) * NH; // this workgroup's first query head
@@ -52,10 +61,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
   for (var g = 0u; g < NH; g++) {
     acc[g] = vec4<f32>(0.0);
     qv[g] = vec4<f32>(0.0);
-    if (busy && h0 + g < (kvh + 1u) * G) { qv[g] = q[(r * p.qStride) / 4u + (h0 + g) * Q4 + dq] * p.scale; }
+    if (busy && h0 + g < (kvh + 1u) * G) { qv[g] = q[(r * p.qStride) / 4u + (h0 + g) * Q4 + dq] * scale; }
   }
   for (var i = lid; i < NG * NH; i += WG) { st[i] = vec4<f32>(NEG, 0.0, 1.0, 0.0); }
-  if (lid == 0u) { shared4 = rowInfo[r]; }
+  if (lid == 0u) { shared4 = rowInfo[infoRow]; }
   let info = workgroupUniformLoad(&shared4);
   let qpos = info.x;
   let listStart = info.y;
@@ -85,7 +94,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
   }
   var total = 0u;
   if (owners > 0u) { total = workgroupUniformLoad(&scan[owners - 1u]); }
-  let chunk = (total + p.splits - 1u) / p.splits;
+  let chunk = (total + splits - 1u) / splits;
   let lo = min(total, split * chunk);
   let hi = min(total, lo + chunk);
   // the block holding key lo, and the number of visible keys before it
@@ -214,13 +223,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
       let o = ((g * NG + i) * Q4 + e % Q4) * 4u;
       sum += vec4<f32>(red[o], red[o + 1u], red[o + 2u], red[o + 3u]);
     }
-    pAcc[((split * p.rows + r) * p.heads + h0 + g) * Q4 + e % Q4] = sum;
+    pAcc[((wg.x * p.rows + r) * p.heads + h0 + g) * Q4 + e % Q4] = sum;
   }
   if (lid < nh) {
     var M = NEG;
     for (var i = 0u; i < NG; i++) { M = max(M, st[i * NH + lid].x); }
     var L = 0.0;
     for (var i = 0u; i < NG; i++) { L += st[i * NH + lid].y * exp(st[i * NH + lid].x - M); }
-    pML[(split * p.rows + r) * p.heads + h0 + lid] = vec2<f32>(M, L);
+    pML[(wg.x * p.rows + r) * p.heads + h0 + lid] = vec2<f32>(M, L);
   }
 }

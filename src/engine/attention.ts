@@ -22,15 +22,18 @@
 import type { Model } from "../model/model.ts";
 import type { KvBlock, KvPool } from "./kv_pool.ts";
 import { Params, type Program } from "./program.ts";
-import { decodeRows, recordDecodeAttention, recordDecodeSplits, usesDecodeAttention } from "./attention_decode.ts";
+import { decodeRows, recordApeDecodeSplits, recordDecodeAttention, recordDecodeSplits, usesDecodeAttention } from "./attention_decode.ts";
 import { recordTiledAttention, usesTiledAttention } from "./attention_tiled.ts";
 
 export interface AttentionCall {
   layer: number;
   /** Fused qkv rows ([rows, qkvDim] f32; q heads first). */
   q: GPUBuffer;
-  /** Per query row (pos, listStart, listLen, _) and the block descriptors they index. */
-  rowInfo: GPUBuffer;
+  /**
+   * Per query row (pos, listStart, listLen, _) and the block descriptors they index. rowInfo may be a range of
+   * a buffer (Forward keeps APE's two parts' rows in one buffer, so that one dispatch can serve both).
+   */
+  rowInfo: GPUBuffer | GPUBufferBinding;
   blocks: GPUBuffer;
   /** [rows, heads * headDim] values and [rows, heads] log-sum-exps (-1e30 where nothing is visible). */
   out: GPUBuffer;
@@ -118,19 +121,28 @@ export function recordAttention(prog: Program, model: Model, pool: KvPool, a: At
 /**
  * APE's attention for one layer: the plain part (prefix + query / generated tokens, scores as they are)
  * and the context part (all selected contexts, scores / T), merged with w_C = sigmoid(S*T*LSE_C - LSE_O)
- * into `out`. A decode step whose context part runs split-K runs its plain part split-K too, and one
- * ape_combine pass combines both parts' splits and merges them (no per-part combine, no merge pass:
- * 3 dispatches instead of 5); otherwise each part takes recordAttention's kernel (into its call's out
+ * into `out`. A decode step whose context part runs split-K runs its plain part split-K too (in the same
+ * dispatch where both parts' rows share a buffer: recordApeDecodeSplits), and one ape_combine pass combines
+ * both parts' splits and merges them (no per-part combine, no merge pass: 2 dispatches instead of 5); otherwise each part takes recordAttention's kernel (into its call's out
  * and lse) and ape_merge merges them.
  */
 export function recordApeAttention(prog: Program, model: Model, pool: KvPool, plain: AttentionCall, ctx: AttentionCall, out: GPUBuffer, st: number): void {
   const { config: c, kernels: k } = model;
   if (usesDecodeAttention(model, ctx)) { // plain has ctx's rows and groups
-    const C = recordDecodeSplits(prog, model, pool, ctx, 0);
-    const O = recordDecodeSplits(prog, model, pool, plain, 1);
+    // both parts in one split dispatch where the buffers allow (Forward's layout), else one each
+    const both = recordApeDecodeSplits(prog, model, pool, ctx, plain);
+    let parts: [GPUBuffer, GPUBuffer, GPUBuffer, GPUBuffer], splitsC: number, splitsO: number, offO = 0;
+    if (both) {
+      ({ splitsC, splitsO, offO } = both);
+      parts = [both.ml, both.acc, both.ml, both.acc];
+    } else {
+      const C = recordDecodeSplits(prog, model, pool, ctx, 0);
+      const O = recordDecodeSplits(prog, model, pool, plain, 1);
+      [splitsC, splitsO, parts] = [C.splits, O.splits, [C.ml, C.acc, O.ml, O.acc]];
+    }
     const pipe = k.pipeline("ape_combine");
-    const params = prog.uniform(new Params().u(plain.rows, c.heads, c.headDim, C.splits, O.splits).f(st).bytes());
-    prog.dispatch(pipe, k.bind(pipe, [C.ml, C.acc, O.ml, O.acc, out, params]), c.heads, plain.rows);
+    const params = prog.uniform(new Params().u(plain.rows, c.heads, c.headDim, splitsC, splitsO).f(st).u(offO).bytes());
+    prog.dispatch(pipe, k.bind(pipe, [...parts, out, params]), c.heads, plain.rows);
     return;
   }
   recordAttention(prog, model, pool, plain);

@@ -248,9 +248,41 @@ function decodePipeline(model: Model, pool: KvPool, s: DecodeShape, direct: bool
     });
 }
 
-function decodeParams(prog: Program, model: Model, a: AttentionCall, s: DecodeShape): GPUBufferBinding {
+/** The kernels' uniforms; `second`: the lanes kernel's second part in the same dispatch (APE's plain part). */
+function decodeParams(prog: Program, model: Model, a: AttentionCall, s: DecodeShape, rowOff = 0, second?: { a: AttentionCall; splits: number; rowOff: number }): GPUBufferBinding {
   const c = model.config;
   const qkvDim = (c.heads + 2 * c.kvHeads) * c.headDim;
-  const scale = 1 / (Math.sqrt(c.headDim) * a.temperature);
-  return prog.uniform(new Params().u(a.rows, c.heads, c.kvHeads, qkvDim).f(scale).u(c.slidingWindow, s.splits, s.chunks).bytes());
+  const scale = (t: number) => 1 / (Math.sqrt(c.headDim) * t);
+  return prog.uniform(
+    new Params().u(a.rows, c.heads, c.kvHeads, qkvDim).f(scale(a.temperature)).u(c.slidingWindow, s.splits, s.chunks, rowOff)
+      .f(second ? scale(second.a.temperature) : 1).u(second?.splits ?? 0, second?.rowOff ?? 0).bytes(),
+  );
+}
+
+/** A call's rowInfo as (buffer, first row): a binding's offset in 16-byte rows. */
+function rowsOf(a: AttentionCall): { buffer: GPUBuffer; row: number } {
+  const b = a.rowInfo;
+  return "buffer" in b ? { buffer: b.buffer, row: (b.offset ?? 0) / 16 } : { buffer: b, row: 0 };
+}
+
+/**
+ * APE's two parts (context `ctx`, plain `plain`: the same rows and q) split-K in ONE dispatch of the lanes
+ * kernel, when their rowInfo rows sit in one buffer and their lists index one blocks buffer (Forward's
+ * layout): the context part's splits first, the plain part's after them in the same partials (entry offO on).
+ * Undefined where that does not hold (another kernel, separate buffers): the caller records the parts apart.
+ */
+export function recordApeDecodeSplits(prog: Program, model: Model, pool: KvPool, ctx: AttentionCall, plain: AttentionCall): { ml: GPUBuffer; acc: GPUBuffer; splitsC: number; splitsO: number; offO: number } | undefined {
+  const { config: c, kernels: k } = model;
+  const rc = rowsOf(ctx), ro = rowsOf(plain);
+  if (rc.buffer !== ro.buffer || ctx.blocks !== plain.blocks || ctx.q !== plain.q || ctx.rows !== plain.rows || !decodeRows(ctx) || !decodeRows(plain)) return undefined;
+  const C = decodeShape(model, ctx.rows, listKeys(ctx)), O = decodeShape(model, plain.rows, listKeys(plain));
+  if (C.kernel !== "lanes" || O.kernel !== "lanes" || C.threads !== O.threads || C.keysPerStep !== O.keysPerStep || C.chunks !== O.chunks) return undefined;
+  const splits = C.splits + O.splits;
+  if (splits > DECODE_ROW_LIMIT) return undefined;
+  const n = splits * ctx.rows * c.heads;
+  const { ml, acc } = partialBuffers(prog, 0, n * 8, n * c.headDim * 4);
+  const params = decodeParams(prog, model, ctx, C, rc.row, { a: plain, splits: O.splits, rowOff: ro.row });
+  const pipe = decodePipeline(model, pool, C, false);
+  prog.dispatch(pipe, k.bind(pipe, [ctx.q, pool.k[ctx.layer], pool.v[ctx.layer], { buffer: rc.buffer }, ctx.blocks, ml, acc, params]), splits, c.kvHeads * C.chunks, ctx.rows);
+  return { ml, acc, splitsC: C.splits, splitsO: O.splits, offO: C.splits * ctx.rows * c.heads };
 }

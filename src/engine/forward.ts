@@ -82,10 +82,14 @@ export class Forward {
   // per-row state, rewritten between decode steps
   readonly cosSin: GPUBuffer;
   readonly dest: GPUBuffer;
-  readonly rowsPlain: GPUBuffer;
-  readonly blocksPlain: GPUBuffer;
-  readonly rowsCtx: GPUBuffer;
-  readonly blocksCtx: GPUBuffer;
+  /**
+   * Per row (pos, listStart, listLen, _) of the plain part at rows 0..n, and with APE of the context part
+   * from row ctxRow on (aligned for a binding offset), both parts' lists indexing the one `blocks` array:
+   * so one split dispatch can serve both parts of an APE decode step (recordApeDecodeSplits).
+   */
+  readonly rows: GPUBuffer;
+  readonly blocks: GPUBuffer;
+  readonly ctxRow: number;
   readonly ape: boolean;
   #scratch: GPUBuffer[] = [];
 
@@ -117,10 +121,9 @@ export class Forward {
     this.logitRows = input.logits.count;
     this.logits = buf(Math.max(1, this.logitRows) * c.vocabSize, "logits");
     const state = this.layoutState();
-    this.rowsPlain = this.track(uploadU32(dev, state.rowsPlain));
-    this.blocksPlain = this.track(uploadU32(dev, state.blocksPlain));
-    this.rowsCtx = this.track(uploadU32(dev, state.rowsCtx));
-    this.blocksCtx = this.track(uploadU32(dev, state.blocksCtx));
+    this.ctxRow = state.ctxRow;
+    this.rows = this.track(uploadU32(dev, state.rows));
+    this.blocks = this.track(uploadU32(dev, state.blocks));
     dev.queue.writeBuffer(this.cosSin, 0, state.cosSin);
     dev.queue.writeBuffer(this.dest, 0, state.dest);
 
@@ -169,7 +172,7 @@ export class Forward {
     const ctxLists = input.groups.map((g) => ({ rows: g.rows, blocks: g.contexts ?? [] }));
     const part = (layer: number, ctx: boolean, out: GPUBuffer, lseOut: GPUBuffer, temperature: number): AttentionCall => ({
       layer, q: qkv, out, lse: lseOut, temperature, rows: n,
-      rowInfo: ctx ? this.rowsCtx : this.rowsPlain, blocks: ctx ? this.blocksCtx : this.blocksPlain, lists: ctx ? ctxLists : plainLists,
+      rowInfo: { buffer: this.rows, offset: ctx ? this.ctxRow * 16 : 0, size: n * 16 }, blocks: this.blocks, lists: ctx ? ctxLists : plainLists,
     });
 
     // ---- the forward pass ----
@@ -231,8 +234,11 @@ export class Forward {
     const { model: { config: c, invFreq }, n, input } = this;
     const positions = new Uint32Array(n);
     const dest = new Uint32Array(n * 4);
-    const rowsPlain = new Uint32Array(n * 4), rowsCtx = new Uint32Array(n * 4);
-    const blocksPlain: number[] = [], blocksCtx: number[] = [];
+    // the context part's rows from a row that a binding offset can start at
+    const align = this.model.gpu.device.limits.minStorageBufferOffsetAlignment;
+    const ctxRow = this.ape ? Math.ceil((n * 16) / align) * align / 16 : 0;
+    const rows = new Uint32Array((this.ape ? ctxRow + n : n) * 4);
+    const blocks: number[] = [];
     let r = 0;
     for (const g of input.groups) {
       g.write.tokens = Math.max(g.write.tokens, g.writeAt + g.rows);
@@ -241,14 +247,14 @@ export class Forward {
         for (const b of list) out.push(b.base, b.tokens, b.capacity, b.firstPos);
         return [start, list.length];
       };
-      const [ps, pl] = describe(g.plain, blocksPlain);
-      const [cs, cl] = describe(g.contexts ?? [], blocksCtx);
+      const [ps, pl] = describe(g.plain, blocks);
+      const [cs, cl] = describe(g.contexts ?? [], blocks);
       for (let i = 0; i < g.rows; i++, r++) {
         const pos = g.write.firstPos + g.writeAt + i;
         positions[r] = pos;
         dest.set([g.write.base, g.write.capacity, g.writeAt + i, 0], r * 4);
-        rowsPlain.set([pos, ps, pl, 0], r * 4);
-        rowsCtx.set([pos, cs, cl, 0], r * 4);
+        rows.set([pos, ps, pl, 0], r * 4);
+        if (this.ape) rows.set([pos, cs, cl, 0], (ctxRow + r) * 4);
       }
     }
     if (r !== n) throw new Error(`forward: groups cover ${r} rows, batch has ${n}`);
@@ -258,10 +264,9 @@ export class Forward {
       positions,
       cosSin: cosSinTable(invFreq, positions).subarray(0, n * c.headDim / 2 * 2),
       dest,
-      rowsPlain,
-      rowsCtx,
-      blocksPlain: new Uint32Array(blocksPlain.length ? blocksPlain : [0, 0, 0, 0]),
-      blocksCtx: new Uint32Array(blocksCtx.length ? blocksCtx : [0, 0, 0, 0]),
+      rows,
+      ctxRow,
+      blocks: new Uint32Array(blocks.length ? blocks : [0, 0, 0, 0]),
     };
   }
 
@@ -271,10 +276,8 @@ export class Forward {
     const s = this.layoutState();
     dev.queue.writeBuffer(this.cosSin, 0, s.cosSin);
     dev.queue.writeBuffer(this.dest, 0, s.dest);
-    dev.queue.writeBuffer(this.rowsPlain, 0, s.rowsPlain);
-    dev.queue.writeBuffer(this.blocksPlain, 0, s.blocksPlain);
-    dev.queue.writeBuffer(this.rowsCtx, 0, s.rowsCtx);
-    dev.queue.writeBuffer(this.blocksCtx, 0, s.blocksCtx);
+    dev.queue.writeBuffer(this.rows, 0, s.rows);
+    dev.queue.writeBuffer(this.blocks, 0, s.blocks);
   }
 
   setIds(ids: Uint32Array): void {
