@@ -101,8 +101,8 @@ export interface DecodeOptions {
 
 /**
  * The kernel and its shape for `rows` rows over lists of at most `keys` keys (their blocks' capacities).
- * Lanes on GPUs, keys on CPU adapters wherever head_dim allows. On a GPU: enough workgroups to fill the machine (~1024:
- * a few rounds of those an H200's 132 SMs hold at once) but no split under 256 keys; on a CPU adapter,
+ * Lanes on GPUs, keys on CPU adapters wherever head_dim allows. On a GPU: enough workgroups to fill the machine (~512
+ * up to 64K keys, ~1024 past them: a few rounds of those an H200's 132 SMs hold at once) but no split under 256 keys; on a CPU adapter,
  * which runs a few workgroups at a time, fewer and longer splits. `opts` as a number: the split count.
  */
 export function decodeShape(model: Model, rows: number, keys: number, opts: DecodeOptions | number = {}): DecodeShape {
@@ -135,9 +135,10 @@ export function decodeShape(model: Model, rows: number, keys: number, opts: Deco
   // fewest keys per split: on GPUs 128 for lanes (8K keys: 20.9 us vs 26.0 at 64 and 36.4 at 32), down to 32
   // for short lists, which need the workgroups (320 keys: 13.6 us at 32, 15.6 at 128; 1024: 14.2 at 64)
   const lanesMin = Math.min(128, Math.max(32, 2 ** Math.floor(Math.log2(Math.max(1, keys / 16)))));
-  // (GPUs: ~1024 workgroups; H200, lanes with its combine, one layer-call: 32K keys 47.3 us at 1024 vs 56.9 at
-  // 2048 and 56.8 at 4096; 128K keys 138.7 vs 147.0 and 166.0)
-  const [target, minKeys] = gpu.isCpu ? [8, 512] : [1024, kernel === "keys" ? 256 : lanesMin];
+  // (GPUs: ~1024 workgroups from 64K keys on, ~512 below; H200, lanes with its combine, one layer-call: 32K keys
+  // 44.1 us at 512, 48.0 at 1024, 57.6-57.7 at 768 / 1536 (2026-12-02 22:03), 56.9 at 2048 and 56.8 at 4096;
+  // 128K keys 138.7 at 1024 vs 147.0 at 2048 and 166.0 at 4096; 8K keys the same at 512 to 1536)
+  const [target, minKeys] = gpu.isCpu ? [8, 512] : [keys <= 65536 ? 512 : 1024, kernel === "keys" ? 256 : lanesMin];
   const wanted = Math.ceil((o.targetWorkgroups ?? target) / (c.kvHeads * chunks * rows));
   const n = o.splits ?? Math.max(1, Math.min(wanted, Math.ceil(keys / (o.minKeysPerSplit ?? minKeys)), 65535));
   return { kernel, splits: n, headsPerGroup, chunks, threads, keysPerStep, prefetch: !gpu.isCpu, keysPerThread, vUnroll: Math.min(8, o.vUnroll ?? 4) };
