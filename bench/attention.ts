@@ -20,6 +20,8 @@
  *   rows[:NTxBC]      the rows kernel (one query vector per invocation) with NT invocations, BC keys per tile
  *   blocks[:TQxTK]    the blocks kernel (4x4 register blocks of scores)
  *   ...@S             a split target of S workgroups (default 2048), or ...=K: exactly K splits
+ *   i8[:P][=K]        compute "int8"'s kernel (src/engine/attention_i8.ts, f16 KV, adapters with int8 subgroup
+ *                     matrices: the quantize pass and the kernel timed together), P = 1 or 2 int8 parts of P
  */
 import process from "node:process";
 import { getGpu } from "../src/gpu/device.ts";
@@ -29,6 +31,7 @@ import { Program } from "../src/engine/program.ts";
 import { type KvBlock, type KvDtype, KvPool } from "../src/engine/kv_pool.ts";
 import type { AttentionCall } from "../src/engine/attention.ts";
 import { recordTiledAttention, type TiledOptions } from "../src/engine/attention_tiled.ts";
+import { recordI8Attention } from "../src/engine/attention_i8.ts";
 import type { Model } from "../src/model/model.ts";
 import { f16ToF32, f32ToF16 } from "../src/model/quant.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
@@ -59,10 +62,12 @@ const SWEEP: Record<string, string[]> = {
   cpu: ["auto", "blocks", "rows:128x32", "rows:64x16"],
 };
 
-/** `--variant` item -> options for recordTiledAttention. */
-function parseVariant(v: string): TiledOptions {
+/** `--variant` item -> options for recordTiledAttention (or, `i8[:P][=K]`, for recordI8Attention: P's int8 parts). */
+function parseVariant(v: string): TiledOptions & { i8?: { pSplit?: number } } {
+  const i8 = /^i8(?::([12]))?(?:=(\d+))?$/.exec(v);
+  if (i8) return { i8: { pSplit: i8[1] ? Number(i8[1]) : undefined }, splits: i8[2] ? Number(i8[2]) : undefined };
   const m = /^(auto|rows|blocks)(?::(\d+)x(\d+))?(?:@(\d+)|=(\d+))?$/.exec(v);
-  if (!m) throw new InvalidArgumentError(`--variant: auto, rows[:NTxBC], blocks[:TQxTK], each optionally @target or =splits (got '${v}')`);
+  if (!m) throw new InvalidArgumentError(`--variant: auto, rows[:NTxBC], blocks[:TQxTK], each optionally @target or =splits; i8[:1|2][=splits] (got '${v}')`);
   const o: TiledOptions = {};
   if (m[1] !== "auto") o.kernel = m[1] as "rows" | "blocks";
   if (m[2]) {
@@ -138,7 +143,12 @@ export async function run(argv: string[]): Promise<number> {
         const label = `${cs.name.padEnd(10)} ${kv}  ${variant.padEnd(18)}`;
         const prog = new Program(dev);
         try {
-          const splits = recordTiledAttention(prog, model, pool, call, parseVariant(variant));
+          const o = parseVariant(variant);
+          if (o.i8 && (kv !== "f16" || !gpu.hasInt8Matrix)) {
+            console.log(`${label} skipped (int8 attention: f16 KV on an adapter with int8 subgroup matrices)`);
+            continue;
+          }
+          const splits = o.i8 ? recordI8Attention(prog, model, pool, call, { splits: o.splits, pSplit: o.i8.pSplit }) : recordTiledAttention(prog, model, pool, call, o);
           const { ms } = await timeReplays(dev, prog, lse, { trials, reps: n });
           const got = new Float32Array(await readBuffer(dev, out, out.size));
           const err = checkSamples(got, checks, { cs, q, kf, vf, rowInfo, heads, kvHeads, hd, qkvDim, group });

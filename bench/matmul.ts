@@ -31,6 +31,7 @@ import { InvalidArgumentError } from "../src/errors.ts";
 import { parseArgs } from "../sdk/commands/args.ts";
 import { randomWeightBytes, randomWords } from "./random_weights.ts";
 import { fmaPeak } from "./fma_probe.ts";
+import { mmaPeak } from "./mma_probe.ts";
 
 const SHAPES: Record<string, { name: string; N: number; K: number }[]> = {
   "llama-3.2-1b": [
@@ -92,6 +93,10 @@ export async function run(argv: string[]): Promise<number> {
       if (!gpu.hasInt8Matrix) {
         console.log(`i8: skipped (the adapter has no int8 subgroup matrices)`);
         continue;
+      }
+      for (const shape of ["named", "array"] as const) {
+        const m = await mmaPeak(gpu, k, shape);
+        console.log(`i8: subgroup-matrix multiply rate (mma_probe, accumulators in ${shape === "named" ? "named variables" : "an array"}): ${m.tops.toFixed(1)} TOP/s (${m.ms.toFixed(2)} ms)`);
       }
     }
     for (const sh of shapes) {

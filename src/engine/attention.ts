@@ -24,6 +24,7 @@ import type { KvBlock, KvPool } from "./kv_pool.ts";
 import { Params, type Program } from "./program.ts";
 import { decodeRows, recordApeDecodeSplits, recordDecodeAttention, recordDecodeSplits, usesDecodeAttention } from "./attention_decode.ts";
 import { recordTiledAttention, usesTiledAttention } from "./attention_tiled.ts";
+import { recordI8Attention, usesInt8Attention } from "./attention_i8.ts";
 
 export interface AttentionCall {
   layer: number;
@@ -113,7 +114,9 @@ export function recordAttention(prog: Program, model: Model, pool: KvPool, a: At
   // (attention_decode.ts); over a short list the row kernel below
   if (usesDecodeAttention(model, a)) return void recordDecodeAttention(prog, model, pool, a);
   // many rows in groups (prefill, context encoding, APE queries): tiles of query rows share every K/V
-  // load; a batched decode step's rows (each its own group) share none, and take the row kernel
+  // load (on integer tensor cores under compute "int8": attention_i8.ts); a batched decode step's rows
+  // (each its own group) share none, and take the row kernel
+  if (!decodeRows(a) && usesInt8Attention(model, pool, a)) return void recordI8Attention(prog, model, pool, a);
   if (!decodeRows(a) && usesTiledAttention(model, a)) return void recordTiledAttention(prog, model, pool, a);
   recordRowAttention(prog, model, pool, a);
 }

@@ -157,7 +157,8 @@ export function chooseSplits(opts: { workgroups: number; keyTiles: number; isCpu
 const tileTables = new WeakMap<Program, Map<object, Map<number, { buffer: GPUBuffer; count: number }>>>();
 const partials = new WeakMap<Program, { ml: GPUBuffer; acc: GPUBuffer; mlBytes: number; accBytes: number }>();
 
-function tileBuffer(prog: Program, a: AttentionCall, group: number, perTile: number) {
+/** The program's tile table for a list set and tile size (built once, the same for every layer). */
+export function tileBuffer(prog: Program, a: AttentionCall, group: number, perTile: number) {
   let byList = tileTables.get(prog);
   if (!byList) tileTables.set(prog, (byList = new Map()));
   let byTile = byList.get(a.lists);
@@ -172,7 +173,8 @@ function tileBuffer(prog: Program, a: AttentionCall, group: number, perTile: num
   return t;
 }
 
-function partialBuffers(prog: Program, mlBytes: number, accBytes: number) {
+/** The program's split-K partials, grown to at least these sizes (shared by every attention of the program). */
+export function partialBuffers(prog: Program, mlBytes: number, accBytes: number) {
   let p = partials.get(prog);
   if (!p || p.mlBytes < mlBytes || p.accBytes < accBytes) {
     mlBytes = Math.max(mlBytes, p?.mlBytes ?? 0);

@@ -1,0 +1,253 @@
+// attention_tiled_i8_f16kv: tiled (FlashAttention-2 style) attention for batches of many query rows (APE queries,
+// prefill) with Q.K^T and P.V on Dawn's int8 subgroup matrices (chromium_experimental_subgroup_matrix, i8 x i8 -> i32,
+// 16 x 16 x 32), for compute "int8" over half-float KV pools (src/engine/attention_i8.ts). SageAttention-style:
+// Q quantized per query vector here, K and V per key vector (quantize_kv_i8.wgsl, before this kernel in the same
+// layer); the scores' i32 sums rescaled by both scales; softmax online in f32; P.V with V's per-key scale folded into
+// P, P quantized per (row, key tile) relative to its largest value (PSPLIT 1: one int8, 7 bits; PSPLIT 2: a 14-bit
+// fixed point as two int8 halves, hi * 127 + lo, two multiplies).
+// A workgroup of 4 subgroups owns a tile of up to 64 query vectors (row, query head) of one row group and ONE kv head
+// (the query heads of its GQA group), each subgroup 16 of them, and streams key tiles of 64 keys. Visibility: a key at
+// kp is visible to a row at qp iff kp <= qp (and qp - kp < window when set); scores q.k * scale. Key tiles no row of
+// the tile can see are skipped; split-K: workgroup z = split takes the list's key tiles t with t % splits == split.
+// Inputs:  q: array<vec4<f32>> (fused qkv rows; head h of row r at r * qStride + h * HD); kq, vq: array<vec4<u32>>
+//          (int8 K / V at pool slots, HD bytes each: quantize_kv_i8.wgsl); scales: array<f32> (K's at [slot], V's at
+//          [vsOff + slot]); rowInfo: array<vec4<u32>> per row (pos, listStart, listLen, _); blocks: array<vec4<u32>>
+//          (base, tokens, capacity, firstPos); tiles: array<vec2<u32>> per workgroup y (first query vector, count;
+//          vector v = row * group + g); params (scale includes log2(e): the softmax runs in base 2).
+// Outputs: as attention_tiled.wgsl: splits == 1: out [rows, heads * HD] and stats = lse [rows, heads] (-1e30 when
+//          nothing is visible); splits > 1: out = pAcc [splits, rows, heads, HD], stats = pML [splits, rows, heads] x
+//          (m, l), natural-log units (attention_combine.wgsl's input).
+// Layout:  lane (r, h) = (lane % 16, lane / 16) of subgroup s holds query vector 16 s + r: its output values
+//          h * 32 .. h * 32 + 31 in registers, and the scores / probabilities of keys h * 32 .. h * 32 + 31 of each
+//          tile. Per key tile: K and V int8 tiles copied to workgroup memory (rows of 80 bytes); S = Q K^T as 4 result
+//          matrices (16 vectors x 16 keys, 2 k steps each), through workgroup memory to the lanes; P written as int8
+//          (rows of 80 bytes); O_tile = P V as 4 result matrices (16 vectors x 16 values), through workgroup memory
+//          again, added to the lanes' registers with the row's factor.
+// Bounds:  HD = 64; subgroups of 32 (Gpu.hasInt8Matrix); grid (kvHeads, tiles, splits); workgroup memory ~38 KiB.
+diagnostic(off, chromium.subgroup_matrix_uniformity);
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+
+struct Params { rows: u32, heads: u32, kvHeads: u32, group: u32, qStride: u32, scale: f32, window: u32, splits: u32, vsOff: u32 }
+@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> kq: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> vq: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> rowInfo: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read> blocks: array<vec4<u32>>;
+@group(0) @binding(5) var<storage, read> tiles: array<vec2<u32>>;
+@group(0) @binding(6) var<storage, read_write> out: array<f32>;
+@group(0) @binding(7) var<storage, read_write> stats: array<f32>;
+@group(0) @binding(8) var<uniform> p: Params;
+@group(0) @binding(9) var<storage, read> scales: array<f32>;
+
+override PSPLIT: u32 = 2u; // 1: P as one int8 per value; 2: as two (hi * 127 + lo)
+alias L = subgroup_matrix_left<i8, 32, 16>;
+alias R = subgroup_matrix_right<i8, 16, 32>;
+alias A = subgroup_matrix_result<i32, 16, 16>;
+const HD = 64u;
+const BC = 64u;           // keys per key tile
+const SGQ = 4u;           // subgroups per workgroup
+const KW = 20u;           // words per staged 64-byte row (16 of padding against bank conflicts)
+const KB = 80u;           // its bytes
+const SS = 68u;           // i32 per staged row of a result matrix
+const NEG = -1e30;
+const LN2 = 0.6931471805599453;
+
+var<workgroup> kst: array<i32, 1280>;              // K tile: 64 keys x 80 bytes
+var<workgroup> vst: array<i32, 1280>;              // V tile
+var<workgroup> kss: array<f32, 64>;                // K's scales of the tile's keys (0 past the block)
+var<workgroup> vss: array<f32, 64>;                // V's
+var<workgroup> sst: array<i32, 4352>;              // per subgroup 16 x SS i32: S, then P V
+var<workgroup> pst: array<i32, 2560>;              // per subgroup 2 x (16 rows x 80 bytes): Q at first, then P (hi, lo)
+var<workgroup> posLo: atomic<u32>;
+var<workgroup> posHi: atomic<u32>;
+var<workgroup> uni: vec4<u32>;
+
+fn pack(v: vec4<f32>) -> i32 {
+  let b = vec4<u32>(bitcast<vec4<u32>>(vec4<i32>(v)) & vec4<u32>(255u));
+  return bitcast<i32>(b.x | (b.y << 8u) | (b.z << 16u) | (b.w << 24u));
+}
+
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let sg = lid / 32u;
+  let lane = lid % 32u;
+  let r = lane % 16u;
+  let h = lane / 16u;
+  let tile = tiles[wg.y];
+  let v0 = tile.x;
+  let nv = tile.y;
+  let kvh = wg.x;
+  let split = wg.z;
+  let G = p.group;
+  if (lid == 0u) {
+    atomicStore(&posLo, 0xffffffffu);
+    atomicStore(&posHi, 0u);
+  }
+  let iv = sg * 16u + r;
+  let mine = iv < nv;
+  let v = v0 + min(iv, nv - 1u);
+  let row = v / G;
+  let head = kvh * G + v % G;
+  let qp = rowInfo[row].x;
+  workgroupBarrier();
+  if (mine && h == 0u) {
+    atomicMin(&posLo, qp);
+    atomicMax(&posHi, qp);
+  }
+  // this lane's 32 values of its query vector, quantized with the vector's scale (over both halves)
+  let qBase = (row * p.qStride + head * HD) / 4u + h * 8u;
+  var qv: array<vec4<f32>, 8>;
+  var amax = 0.0;
+  for (var i = 0u; i < 8u; i++) {
+    qv[i] = select(vec4<f32>(0.0), q[qBase + i], mine);
+    let a = abs(qv[i]);
+    amax = max(amax, max(max(a.x, a.y), max(a.z, a.w)));
+  }
+  amax = max(amax, subgroupShuffleXor(amax, 16u));
+  let qInv = select(0.0, 127.0 / amax, amax > 0.0);
+  let qScale = amax / 127.0 * p.scale;
+  let pb = sg * 640u; // this subgroup's P staging (words): hi at pb, lo at pb + 320
+  for (var i = 0u; i < 8u; i++) { pst[pb + r * KW + h * 8u + i] = pack(clamp(round(qv[i] * qInv), vec4<f32>(-127.0), vec4<f32>(127.0))); }
+  workgroupBarrier();
+  let qa0 = subgroupMatrixLoad<L>(&pst, pb * 4u, false, KB);
+  let qa1 = subgroupMatrixLoad<L>(&pst, pb * 4u + 32u, false, KB);
+  if (lid == 0u) { uni = vec4<u32>(atomicLoad(&posLo), atomicLoad(&posHi), 0u, 0u); }
+  let range = workgroupUniformLoad(&uni); // the tile's lowest and highest query position
+  let loPos = range.x;
+  let hiPos = range.y;
+  let r0 = rowInfo[v0 / G]; // every row of a tile shares its group's list
+  let listStart = r0.y;
+  let listEnd = r0.y + r0.z;
+  let w = p.window;
+  let sb = sg * 16u * SS; // this subgroup's result staging (i32)
+  let qf = select(0.0, 1.0, mine);
+
+  var m = NEG; // running max (base-2 units)
+  var l = 0.0;
+  var o: array<f32, 32>;
+  var c = 0u; // tiles of the list before the current block
+  for (var b = listStart; b < listEnd; b++) {
+    let blk = blocks[b];
+    let nt = (blk.y + BC - 1u) / BC;
+    let slot0 = blk.x * p.kvHeads + kvh * blk.z;
+    for (var t = (split + p.splits - c % p.splits) % p.splits; t < nt; t += p.splits) {
+      let t0 = t * BC;
+      let n = min(BC, blk.y - t0);
+      let kp0 = blk.w + t0;
+      if (kp0 > hiPos || (w > 0u && kp0 + n - 1u + w <= loPos)) { continue; }
+      let full = n == BC && kp0 + n - 1u <= loPos && (w == 0u || hiPos - kp0 < w);
+      workgroupBarrier(); // everyone is done with the previous tile
+      // 64 keys x 64 bytes of K and of V: 256 vec4 each, two per invocation
+      for (var e = lid; e < 256u; e += 128u) {
+        let key = e / 4u;
+        let src = (slot0 + t0 + key) * 4u + e % 4u;
+        let x = kq[src];
+        let y = vq[src];
+        let at = key * KW + 4u * (e % 4u);
+        kst[at] = bitcast<i32>(x.x); kst[at + 1u] = bitcast<i32>(x.y); kst[at + 2u] = bitcast<i32>(x.z); kst[at + 3u] = bitcast<i32>(x.w);
+        vst[at] = bitcast<i32>(y.x); vst[at + 1u] = bitcast<i32>(y.y); vst[at + 2u] = bitcast<i32>(y.z); vst[at + 3u] = bitcast<i32>(y.w);
+      }
+      if (lid < 64u) {
+        let ok = lid < n; // past the block: scale 0 (whatever the slots hold)
+        kss[lid] = select(0.0, scales[slot0 + t0 + min(lid, n - 1u)], ok);
+        vss[lid] = select(0.0, scales[p.vsOff + slot0 + t0 + min(lid, n - 1u)], ok);
+      }
+      workgroupBarrier();
+      // S = Q K^T: 16 vectors x 64 keys
+      var s0: A; var s1: A; var s2: A; var s3: A;
+      s0 = subgroupMatrixMultiplyAccumulate(qa0, subgroupMatrixLoad<R>(&kst, 0u * KB, true, KB), s0);
+      s0 = subgroupMatrixMultiplyAccumulate(qa1, subgroupMatrixLoad<R>(&kst, 0u * KB + 32u, true, KB), s0);
+      s1 = subgroupMatrixMultiplyAccumulate(qa0, subgroupMatrixLoad<R>(&kst, 16u * KB, true, KB), s1);
+      s1 = subgroupMatrixMultiplyAccumulate(qa1, subgroupMatrixLoad<R>(&kst, 16u * KB + 32u, true, KB), s1);
+      s2 = subgroupMatrixMultiplyAccumulate(qa0, subgroupMatrixLoad<R>(&kst, 32u * KB, true, KB), s2);
+      s2 = subgroupMatrixMultiplyAccumulate(qa1, subgroupMatrixLoad<R>(&kst, 32u * KB + 32u, true, KB), s2);
+      s3 = subgroupMatrixMultiplyAccumulate(qa0, subgroupMatrixLoad<R>(&kst, 48u * KB, true, KB), s3);
+      s3 = subgroupMatrixMultiplyAccumulate(qa1, subgroupMatrixLoad<R>(&kst, 48u * KB + 32u, true, KB), s3);
+      subgroupMatrixStore(&sst, sb, s0, false, SS);
+      subgroupMatrixStore(&sst, sb + 16u, s1, false, SS);
+      subgroupMatrixStore(&sst, sb + 32u, s2, false, SS);
+      subgroupMatrixStore(&sst, sb + 48u, s3, false, SS);
+      workgroupBarrier();
+      // online softmax over this lane's 32 keys (and its partner lane's, h ^ 1, for the row's max and sum)
+      var sc: array<f32, 32>;
+      var mt = NEG;
+      for (var j = 0u; j < 32u; j++) {
+        let key = h * 32u + j;
+        var x = f32(sst[sb + r * SS + key]) * qScale * kss[key];
+        if (!full) {
+          let kp = kp0 + key;
+          x = select(NEG, x, key < n && kp <= qp && (w == 0u || qp - kp < w));
+        }
+        sc[j] = x;
+        mt = max(mt, x);
+      }
+      mt = max(mt, subgroupShuffleXor(mt, 16u));
+      let mNew = max(m, mt);
+      let corr = exp2(m - mNew);
+      m = mNew;
+      var ls = 0.0;
+      var pm = 0.0;
+      for (var j = 0u; j < 32u; j++) {
+        let pj = select(0.0, exp2(sc[j] - mNew), sc[j] > NEG);
+        ls += pj;
+        sc[j] = pj * vss[h * 32u + j]; // V's scale folded into P
+        pm = max(pm, sc[j]);
+      }
+      ls += subgroupShuffleXor(ls, 16u);
+      pm = max(pm, subgroupShuffleXor(pm, 16u));
+      l = l * corr + ls;
+      let top = select(127.0, 16129.0, PSPLIT == 2u);
+      let pInv = select(0.0, top / pm, pm > 0.0);
+      let fr = pm / top * qf; // the row's factor: O_tile = fr * (P_q V_q)
+      for (var i = 0u; i < 8u; i++) {
+        let x = round(vec4<f32>(sc[4u * i], sc[4u * i + 1u], sc[4u * i + 2u], sc[4u * i + 3u]) * pInv);
+        if (PSPLIT == 2u) {
+          let hi = floor(x / 127.0);
+          pst[pb + r * KW + h * 8u + i] = pack(hi);
+          pst[pb + 320u + r * KW + h * 8u + i] = pack(x - 127.0 * hi);
+        } else {
+          pst[pb + r * KW + h * 8u + i] = pack(x);
+        }
+      }
+      for (var i = 0u; i < 32u; i++) { o[i] *= corr; }
+      workgroupBarrier();
+      // O_tile = P V: 16 vectors x 64 values, P's hi part (or its only part)
+      for (var part = 0u; part < PSPLIT; part++) {
+        let pa0 = subgroupMatrixLoad<L>(&pst, (pb + part * 320u) * 4u, false, KB);
+        let pa1 = subgroupMatrixLoad<L>(&pst, (pb + part * 320u) * 4u + 32u, false, KB);
+        var o0: A; var o1: A; var o2: A; var o3: A;
+        o0 = subgroupMatrixMultiplyAccumulate(pa0, subgroupMatrixLoad<R>(&vst, 0u, false, KB), o0);
+        o0 = subgroupMatrixMultiplyAccumulate(pa1, subgroupMatrixLoad<R>(&vst, 32u * KB, false, KB), o0);
+        o1 = subgroupMatrixMultiplyAccumulate(pa0, subgroupMatrixLoad<R>(&vst, 16u, false, KB), o1);
+        o1 = subgroupMatrixMultiplyAccumulate(pa1, subgroupMatrixLoad<R>(&vst, 32u * KB + 16u, false, KB), o1);
+        o2 = subgroupMatrixMultiplyAccumulate(pa0, subgroupMatrixLoad<R>(&vst, 32u, false, KB), o2);
+        o2 = subgroupMatrixMultiplyAccumulate(pa1, subgroupMatrixLoad<R>(&vst, 32u * KB + 32u, false, KB), o2);
+        o3 = subgroupMatrixMultiplyAccumulate(pa0, subgroupMatrixLoad<R>(&vst, 48u, false, KB), o3);
+        o3 = subgroupMatrixMultiplyAccumulate(pa1, subgroupMatrixLoad<R>(&vst, 32u * KB + 48u, false, KB), o3);
+        if (part == 1u) { workgroupBarrier(); } // the lanes are done reading the hi part's products
+        subgroupMatrixStore(&sst, sb, o0, false, SS);
+        subgroupMatrixStore(&sst, sb + 16u, o1, false, SS);
+        subgroupMatrixStore(&sst, sb + 32u, o2, false, SS);
+        subgroupMatrixStore(&sst, sb + 48u, o3, false, SS);
+        workgroupBarrier();
+        let f = select(fr, fr * 127.0, PSPLIT == 2u && part == 0u);
+        for (var i = 0u; i < 32u; i++) { o[i] += f * f32(sst[sb + r * SS + h * 32u + i]); }
+      }
+    }
+    c += nt;
+  }
+  if (!mine) { return; }
+  let rh = (split * p.rows + row) * p.heads + head;
+  var f = 1.0;
+  if (p.splits == 1u) { f = select(0.0, 1.0 / l, l > 0.0); }
+  for (var i = 0u; i < 32u; i++) { out[rh * HD + h * 32u + i] = o[i] * f; }
+  if (h == 0u) {
+    if (p.splits == 1u) {
+      stats[rh] = select(NEG, m * LN2 + log(l), l > 0.0);
+    } else {
+      stats[2u * rh] = select(NEG, m * LN2, m > NEG);
+      stats[2u * rh + 1u] = l;
+    }
+  }
+}
