@@ -68,9 +68,10 @@ export async function run(argv: string[]): Promise<number> {
   // --i8-tiles FMxFNxSGMxSGNxBK,...: the int8 tilings to compare (default: the engine's)
   const i8Tiles: I8Tile[] = (a.string["i8-tiles"]?.split(",") ?? [null]).map((t) => {
     if (t === null) return I8_TILE;
-    const v = t.split("x").map(Number);
-    if (v.length < 5 || v.length > 6 || v.some((n) => !Number.isInteger(n) || n < 0)) throw new InvalidArgumentError(`--i8-tiles: FMxFNxSGMxSGNxBK[xPROBE], e.g. 2x4x4x2x64 (got '${t}')`);
-    return { FM: v[0], FN: v[1], SGM: v[2], SGN: v[3], BK: v[4], probe: v[5] };
+    const named = t.endsWith("n"); // accumulators in named variables (FM 2, FN 4)
+    const v = (named ? t.slice(0, -1) : t).split("x").map(Number);
+    if (v.length < 5 || v.length > 6 || v.some((n) => !Number.isInteger(n) || n < 0)) throw new InvalidArgumentError(`--i8-tiles: FMxFNxSGMxSGNxBK[xPROBE][n], e.g. 2x4x4x2x64 (got '${t}')`);
+    return { FM: v[0], FN: v[1], SGM: v[2], SGN: v[3], BK: v[4], probe: v[5], named };
   });
   const gpu = await getGpu();
   const dev = gpu.device;
@@ -181,7 +182,7 @@ export async function run(argv: string[]): Promise<number> {
         }
         const tflops = flops / us / 1e6;
         if (fmt === "i8") {
-          const tl = `${i8Tile.FM}x${i8Tile.FN}x${i8Tile.SGM}x${i8Tile.SGN}x${i8Tile.BK}${i8Tile.probe ? `x${i8Tile.probe}` : ""}`;
+          const tl = `${i8Tile.FM}x${i8Tile.FN}x${i8Tile.SGM}x${i8Tile.SGN}x${i8Tile.BK}${i8Tile.probe ? `x${i8Tile.probe}` : ""}${i8Tile.named ? "n" : ""}`;
           console.log(`${label} tile ${tl.padEnd(10)} ${Math.max(0, us).toFixed(0).padStart(9)} us x${n}  ${tflops.toFixed(2).padStart(6)} TOP/s  max err ${(err / mag).toExponential(1)}${exact}`);
           x.destroy();
           y.destroy();

@@ -42,8 +42,10 @@ override FN: u32 = 4u; // along N
 override SGM: u32 = 4u; // subgroups per workgroup along M
 override SGN: u32 = 2u; // along N
 override BK: u32 = 64u; // bytes of k per step
+override NAMED: bool = false; // FM = 2 and FN = 4 only: the 8 accumulators in named variables, not an array
 override PROBE: u32 = 0u; // benchmarks only (`ape bench matmul --i8-tiles ...x1`): 1 = the multiplies alone, no copies
 const SG = 32u; // invocations per subgroup
+alias A = subgroup_matrix_result<i32, 16, 16>;
 override WG: u32 = SG * SGM * SGN;
 override BM: u32 = 16u * FM * SGM;
 override BN: u32 = 16u * FN * SGN;
@@ -82,6 +84,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     rw[i] = select(vec4<u32>(0u), wq[(nTile + c / RV) * rowV + min(v, rowV - 1u)], v < rowV);
   }
   var acc: array<subgroup_matrix_result<i32, 16, 16>, 16>;
+  var c00: A; var c01: A; var c02: A; var c03: A; var c10: A; var c11: A; var c12: A; var c13: A; // NAMED
   let am = (sg / SGN) * 16u * FM; // the subgroup's rows within the tile
   let bn = (sg % SGN) * 16u * FN; // its columns
   if (PROBE == 1u) { // the multiply rate alone: fragments loaded once, the steps' multiplies on them (wrong results)
@@ -121,7 +124,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         rw[i] = select(vec4<u32>(0u), wq[(nTile + c / RV) * rowV + min(v, rowV - 1u)], v < rowV);
       }
     }
-    for (var kk = 0u; kk < BK; kk += 32u) {
+    for (var kk = 0u; kk < select(BK, 0u, NAMED); kk += 32u) {
       var a: array<subgroup_matrix_left<i8, 32, 16>, 4>;
       for (var i = 0u; i < FM; i++) {
         a[i] = subgroupMatrixLoad<subgroup_matrix_left<i8, 32, 16>>(&xst, bx * 4u + (am + 16u * i) * ST + kk, false, ST);
@@ -133,9 +136,26 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
       }
     }
+    for (var kk = 0u; kk < select(0u, BK, NAMED); kk += 32u) {
+      let xo = bx * 4u + am * ST + kk;
+      let wo = bw * 4u + bn * ST + kk;
+      let a0 = subgroupMatrixLoad<subgroup_matrix_left<i8, 32, 16>>(&xst, xo, false, ST);
+      let a1 = subgroupMatrixLoad<subgroup_matrix_left<i8, 32, 16>>(&xst, xo + 16u * ST, false, ST);
+      var b = subgroupMatrixLoad<subgroup_matrix_right<i8, 16, 32>>(&wst, wo, true, ST);
+      c00 = subgroupMatrixMultiplyAccumulate(a0, b, c00); c10 = subgroupMatrixMultiplyAccumulate(a1, b, c10);
+      b = subgroupMatrixLoad<subgroup_matrix_right<i8, 16, 32>>(&wst, wo + 16u * ST, true, ST);
+      c01 = subgroupMatrixMultiplyAccumulate(a0, b, c01); c11 = subgroupMatrixMultiplyAccumulate(a1, b, c11);
+      b = subgroupMatrixLoad<subgroup_matrix_right<i8, 16, 32>>(&wst, wo + 32u * ST, true, ST);
+      c02 = subgroupMatrixMultiplyAccumulate(a0, b, c02); c12 = subgroupMatrixMultiplyAccumulate(a1, b, c12);
+      b = subgroupMatrixLoad<subgroup_matrix_right<i8, 16, 32>>(&wst, wo + 48u * ST, true, ST);
+      c03 = subgroupMatrixMultiplyAccumulate(a0, b, c03); c13 = subgroupMatrixMultiplyAccumulate(a1, b, c13);
+    }
     // the buffer just read is written again two steps on, after the next step's barrier: one barrier per step
   }
   workgroupBarrier(); // done with the staging buffers: they hold the epilogue's slots now
+  if (NAMED) {
+    acc[0] = c00; acc[1] = c01; acc[2] = c02; acc[3] = c03; acc[4] = c10; acc[5] = c11; acc[6] = c12; acc[7] = c13;
+  }
   for (var f = 0u; f < FM * FN; f++) {
     subgroupMatrixStore(&xst, sg * 256u, acc[f], false, 16u);
     workgroupBarrier();

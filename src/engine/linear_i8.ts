@@ -45,6 +45,8 @@ export interface I8Tile {
   BK: number;
   /** Benchmarks only: 1 times the multiplies alone (matmul_i8's PROBE; the results are wrong). */
   probe?: number;
+  /** The accumulators in named variables instead of an array (matmul_i8's NAMED; FM = 2, FN = 4 only). */
+  named?: boolean;
 }
 
 /** The tiling recordLinearI8 uses unless told otherwise. */
@@ -61,9 +63,9 @@ export function i8TileConstants(device: GPUDevice, t: I8Tile): { constants: Reco
   const bad = ![1, 2, 4].includes(t.FM) || ![1, 2, 4].includes(t.FN) || ![32, 64].includes(t.BK) || !Number.isInteger(t.SGM) || !Number.isInteger(t.SGN) ||
     t.SGM < 1 || t.SGN < 1 || wg > device.limits.maxComputeInvocationsPerWorkgroup || (BM * rv) % wg !== 0 || (BN * rv) % wg !== 0 ||
     (BM * rv) / wg > 8 || (BN * rv) / wg > 8 || BM > I8_TILE_M || BN > I8_TILE_N || t.SGM * t.SGN * 256 > 6144 ||
-    stage > 24576 || 2 * 24576 > device.limits.maxComputeWorkgroupStorageSize;
+    stage > 24576 || 2 * 24576 > device.limits.maxComputeWorkgroupStorageSize || (!!t.named && (t.FM !== 2 || t.FN !== 4));
   if (bad) throw new Error(`matmul_i8: unsupported tiling ${JSON.stringify(t)} (${wg} invocations, ${stage} bytes of workgroup memory)`);
-  return { constants: { FM: t.FM, FN: t.FN, SGM: t.SGM, SGN: t.SGN, BK: t.BK, ...(t.probe ? { PROBE: t.probe } : {}) }, BM, BN };
+  return { constants: { FM: t.FM, FN: t.FN, SGM: t.SGM, SGN: t.SGN, BK: t.BK, ...(t.probe ? { PROBE: t.probe } : {}), ...(t.named ? { NAMED: 1 } : {}) }, BM, BN };
 }
 /** The k step of one i8 subgroup-matrix multiply (16 x 16 x 32). */
 export const I8_K_STEP = 32;
