@@ -155,14 +155,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       }
       workgroupBarrier();
       // S = Q K^T: 16 vectors x 64 keys
-      var s0: A; var s1: A; var s2: A; var s3: A;
-      s0 = subgroupMatrixMultiplyAccumulate(qa0, subgroupMatrixLoad<R>(&kst, 0u * KB, true, KB), s0);
+      // (each product starts from subgroupMatrixMultiply: no reliance on a matrix variable's zero value in a loop)
+      var s0 = subgroupMatrixMultiply<i32>(qa0, subgroupMatrixLoad<R>(&kst, 0u * KB, true, KB));
       s0 = subgroupMatrixMultiplyAccumulate(qa1, subgroupMatrixLoad<R>(&kst, 0u * KB + 32u, true, KB), s0);
-      s1 = subgroupMatrixMultiplyAccumulate(qa0, subgroupMatrixLoad<R>(&kst, 16u * KB, true, KB), s1);
+      var s1 = subgroupMatrixMultiply<i32>(qa0, subgroupMatrixLoad<R>(&kst, 16u * KB, true, KB));
       s1 = subgroupMatrixMultiplyAccumulate(qa1, subgroupMatrixLoad<R>(&kst, 16u * KB + 32u, true, KB), s1);
-      s2 = subgroupMatrixMultiplyAccumulate(qa0, subgroupMatrixLoad<R>(&kst, 32u * KB, true, KB), s2);
+      var s2 = subgroupMatrixMultiply<i32>(qa0, subgroupMatrixLoad<R>(&kst, 32u * KB, true, KB));
       s2 = subgroupMatrixMultiplyAccumulate(qa1, subgroupMatrixLoad<R>(&kst, 32u * KB + 32u, true, KB), s2);
-      s3 = subgroupMatrixMultiplyAccumulate(qa0, subgroupMatrixLoad<R>(&kst, 48u * KB, true, KB), s3);
+      var s3 = subgroupMatrixMultiply<i32>(qa0, subgroupMatrixLoad<R>(&kst, 48u * KB, true, KB));
       s3 = subgroupMatrixMultiplyAccumulate(qa1, subgroupMatrixLoad<R>(&kst, 48u * KB + 32u, true, KB), s3);
       subgroupMatrixStore(&sst, sb, s0, false, SS);
       subgroupMatrixStore(&sst, sb + 16u, s1, false, SS);
@@ -216,14 +216,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       for (var part = 0u; part < PSPLIT; part++) {
         let pa0 = subgroupMatrixLoad<L>(&pst, (pb + part * 320u) * 4u, false, KB);
         let pa1 = subgroupMatrixLoad<L>(&pst, (pb + part * 320u) * 4u + 32u, false, KB);
-        var o0: A; var o1: A; var o2: A; var o3: A;
-        o0 = subgroupMatrixMultiplyAccumulate(pa0, subgroupMatrixLoad<R>(&vst, 0u, false, KB), o0);
+        var o0 = subgroupMatrixMultiply<i32>(pa0, subgroupMatrixLoad<R>(&vst, 0u, false, KB));
         o0 = subgroupMatrixMultiplyAccumulate(pa1, subgroupMatrixLoad<R>(&vst, 32u * KB, false, KB), o0);
-        o1 = subgroupMatrixMultiplyAccumulate(pa0, subgroupMatrixLoad<R>(&vst, 16u, false, KB), o1);
+        var o1 = subgroupMatrixMultiply<i32>(pa0, subgroupMatrixLoad<R>(&vst, 16u, false, KB));
         o1 = subgroupMatrixMultiplyAccumulate(pa1, subgroupMatrixLoad<R>(&vst, 32u * KB + 16u, false, KB), o1);
-        o2 = subgroupMatrixMultiplyAccumulate(pa0, subgroupMatrixLoad<R>(&vst, 32u, false, KB), o2);
+        var o2 = subgroupMatrixMultiply<i32>(pa0, subgroupMatrixLoad<R>(&vst, 32u, false, KB));
         o2 = subgroupMatrixMultiplyAccumulate(pa1, subgroupMatrixLoad<R>(&vst, 32u * KB + 32u, false, KB), o2);
-        o3 = subgroupMatrixMultiplyAccumulate(pa0, subgroupMatrixLoad<R>(&vst, 48u, false, KB), o3);
+        var o3 = subgroupMatrixMultiply<i32>(pa0, subgroupMatrixLoad<R>(&vst, 48u, false, KB));
         o3 = subgroupMatrixMultiplyAccumulate(pa1, subgroupMatrixLoad<R>(&vst, 32u * KB + 48u, false, KB), o3);
         if (part == 1u) { workgroupBarrier(); } // the lanes are done reading the hi part's products
         subgroupMatrixStore(&sst, sb, o0, false, SS);

@@ -90,6 +90,17 @@ describe(`int8 tiled attention vs float64 on ${runtimeName()}`, () => {
     }
   });
 
+  it.skipIf(!gpu.hasInt8Matrix)("one key tile: 64 rows over one block of 64 keys, all visible", async () => {
+    const model = await models.get(SHAPE);
+    const t = new I8Case(model, [{ capacity: 64, tokens: 64, firstPos: 0 }], [{ pos: range(100, 64), list: [0] }]);
+    try {
+      await t.check("one tile", 1, { splits: 1 });
+      await t.check("one tile, P in one int8", 1, { splits: 1, pSplit: 1 });
+    } finally {
+      t.destroy();
+    }
+  });
+
   it.skipIf(!gpu.hasInt8Matrix)("an APE query of 64 rows over 120 odd-sized blocks (some empty): split-K chosen, 1, 300; P in one int8 and two", async () => {
     const model = await models.get(SHAPE);
     const rand = rng(5);

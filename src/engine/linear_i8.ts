@@ -50,7 +50,9 @@ export interface I8Tile {
 }
 
 /** The tiling recordLinearI8 uses unless told otherwise. */
-export const I8_TILE: I8Tile = { FM: 2, FN: 4, SGM: 4, SGN: 2, BK: 64 };
+// named accumulators: measured on the H200 (bench matmul, 4096 rows) 121-132 TOP/s against 61-62 with the array (the
+// subgroup-matrix multiply itself: 1,248 TOP/s with named accumulators, 70 in an array: bench/mma_probe.ts)
+export const I8_TILE: I8Tile = { FM: 2, FN: 4, SGM: 4, SGN: 2, BK: 64, named: true };
 
 /** x's rows (the scratch) and W's int8 rows are padded to a multiple of this: any tile's BM and BN divide it. */
 export const I8_TILE_M = 256;
