@@ -203,7 +203,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       pm = max(pm, subgroupShuffleXor(pm, 16u));
       l = l * corr + ls;
       let top = select(127.0, 16129.0, PSPLIT == 2u);
-      let pInv = select(0.0, top / pm, pm > 0.0);
+      let pInv = select(0.0, top / pm, pm > 1e-30); // (a tile this far below the running max adds nothing; no inf)
       let fr = pm / top * qf; // the row's factor: O_tile = fr * (P_q V_q)
       for (var i = 0u; i < 8u; i++) {
         let x = round(vec4<f32>(sc[4u * i], sc[4u * i + 1u], sc[4u * i + 2u], sc[4u * i + 3u]) * pInv);
