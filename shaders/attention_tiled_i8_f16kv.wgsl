@@ -44,6 +44,9 @@ override PSPLIT: u32 = 2u; // 1: P as one int8 per value; 2: as two (hi * 127 + 
 // Benchmarks only (`ape bench attention --variant i8:P:MASK`), wrong results: bits leave out a phase to time the rest:
 // 1 the K / V copy, 2 the S products, 4 the softmax arithmetic, 8 the P V products and their read-back.
 override ABLATE: u32 = 0u;
+// Tests only: DEBUG 1 writes, instead of the output, the last key tile's scores (base-2 units) of each lane's 32 keys,
+// 2 the raw i32 products, 3 the keys' K scales, 4 the row's running max (wrong outputs otherwise).
+override DEBUG: u32 = 0u;
 alias L = subgroup_matrix_left<i8, 32, 16>;
 alias R = subgroup_matrix_right<i8, 16, 32>;
 alias A = subgroup_matrix_result<i32, 16, 16>;
@@ -129,6 +132,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var m = NEG; // running max (base-2 units)
   var l = 0.0;
   var o: array<f32, 32>;
+  var dbg: array<f32, 32>;
   var c = 0u; // tiles of the list before the current block
   for (var b = listStart; b < listEnd; b++) {
     let blk = blocks[b];
@@ -186,6 +190,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
         sc[j] = x;
         mt = max(mt, x);
+        if (DEBUG == 1u) { dbg[j] = x; }
+        if (DEBUG == 2u) { dbg[j] = f32(sst[sb + r * SS + key]); }
+        if (DEBUG == 3u) { dbg[j] = kss[key]; }
       }
       mt = max(mt, subgroupShuffleXor(mt, 16u));
       let mNew = max(m, mt);
@@ -242,6 +249,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     c += nt;
   }
   if (!mine) { return; }
+  if (DEBUG > 0u) {
+    let rd = (split * p.rows + row) * p.heads + head;
+    for (var i = 0u; i < 32u; i++) { out[rd * HD + h * 32u + i] = select(dbg[i], m, DEBUG == 4u); }
+    return;
+  }
   let rh = (split * p.rows + row) * p.heads + head;
   var f = 1.0;
   if (p.splits == 1u) { f = select(0.0, 1.0 / l, l > 0.0); }

@@ -79,7 +79,7 @@ export function quantizeItems(lists: AttentionCall["lists"], kvHeads: number): U
  * Records the quantize pass, the int8 kernel and (when split) the combine for one attention call. `splits` forces the
  * split count (tests). Returns the splits.
  */
-export function recordI8Attention(prog: Program, model: Model, pool: KvPool, a: AttentionCall, opts: { splits?: number; pSplit?: number; ablate?: number } = {}): number {
+export function recordI8Attention(prog: Program, model: Model, pool: KvPool, a: AttentionCall, opts: { splits?: number; pSplit?: number; ablate?: number; debug?: number } = {}): number {
   const { config: c, kernels: k, gpu } = model;
   if (c.headDim !== HD || pool.dtype !== "f16") throw new Error(`int8 attention: head_dim 64 and f16 KV only (got ${c.headDim}, ${pool.dtype})`);
   const group = c.heads / c.kvHeads;
@@ -109,7 +109,7 @@ export function recordI8Attention(prog: Program, model: Model, pool: KvPool, a: 
     workgroups: tiles.count * c.kvHeads, keyTiles, isCpu: gpu.isCpu,
     maxSplitsByMemory: Math.floor(gpu.limits.maxStorageBufferBindingSize / perSplit),
   });
-  const pipe = k.pipeline("attention_tiled_i8_f16kv", { PSPLIT: opts.pSplit ?? I8_P_SPLIT, ...(opts.ablate ? { ABLATE: opts.ablate } : {}) });
+  const pipe = k.pipeline("attention_tiled_i8_f16kv", { PSPLIT: opts.pSplit ?? I8_P_SPLIT, ...(opts.ablate ? { ABLATE: opts.ablate } : {}), ...(opts.debug ? { DEBUG: opts.debug } : {}) });
   const qkvDim = (c.heads + 2 * c.kvHeads) * c.headDim;
   const scale = Math.LOG2E / (Math.sqrt(c.headDim) * a.temperature);
   const params = prog.uniform(new Params().u(a.rows, c.heads, c.kvHeads, group, qkvDim).f(scale).u(c.slidingWindow, splits, sh.slots).bytes());
