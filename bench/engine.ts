@@ -1,5 +1,5 @@
 /**
- * `ape bench engine [--dtype f16|f32|q8_0|q4_1|q4_0] [--compute f32|f16|int8] [--layers N] [--prefill 512] [--decode 128] [--shape llama-3.2-1b|tiny|smollm2-135m]`
+ * `ape bench engine [--dtype f16|f32|q8_0|q4_1|q4_0] [--compute f32|f16|int8] [--kv f32|f16] [--layers N] [--prefill 512] [--decode 128] [--shape llama-3.2-1b|tiny|smollm2-135m]`
  *
  * Prefill tokens/s and batch-1 decode tokens/s for a model of the given shape with random weights,
  * and the fraction of the memory-bandwidth floor that decode reaches: (bytes of weights + KV read per
@@ -112,18 +112,20 @@ export function modelArgs(s: Record<string, string | undefined>) {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { string: ["dtype", "compute", "layers", "prefill", "decode", "shape", "context"] });
+  const a = parseArgs(argv, { string: ["dtype", "compute", "layers", "prefill", "decode", "shape", "context", "kv"] });
+  const kvDtype = a.string.kv ?? "f32";
+  if (kvDtype !== "f32" && kvDtype !== "f16") throw new InvalidArgumentError(`--kv must be f32 or f16 (got '${kvDtype}')`);
   const { shapeName, shape, dtype, compute } = modelArgs(a.string);
   const cfg = shapeConfig(shape);
   if (a.string.layers) cfg.layers = Number(a.string.layers);
   const prefillN = Number(a.string.prefill ?? 512), decodeN = Number(a.string.decode ?? 128);
   const gpu = await getGpu();
   console.log(`adapter: ${gpu.description}`);
-  console.log(`model: ${shapeName} shape (${cfg.layers} layers, hidden ${cfg.hidden}, vocab ${cfg.vocabSize}), random ${dtype} weights, ${compute} compute`);
+  console.log(`model: ${shapeName} shape (${cfg.layers} layers, hidden ${cfg.hidden}, vocab ${cfg.vocabSize}), random ${dtype} weights, ${compute} compute, KV ${kvDtype}`);
   let t = performance.now();
   const model = buildModel(gpu, cfg, randomSource(cfg, DTYPES[dtype]), { source: "random", fingerprintSeed: "bench", compute });
   console.log(`load: ${((performance.now() - t) / 1000).toFixed(1)} s`);
-  const engine = new Engine(model, { kvBudgetBytes: 2 * 2 ** 30, maxBatchRows: 8192 });
+  const engine = new Engine(model, { kvBudgetBytes: 2 * 2 ** 30, maxBatchRows: 8192, kvDtype });
   const bw = await copyBandwidth(gpu, model.kernels);
   console.log(`copy bandwidth (read+write): ${(bw / 1e12).toFixed(3)} TB/s`);
   const peak = await fmaPeak(gpu, model.kernels);
