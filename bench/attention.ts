@@ -20,7 +20,7 @@
  *   rows[:NTxBC]      the rows kernel (one query vector per invocation) with NT invocations, BC keys per tile
  *   blocks[:TQxTK]    the blocks kernel (4x4 register blocks of scores)
  *   ...@S             a split target of S workgroups (default 2048), or ...=K: exactly K splits
- *   i8[s1|s4][:P[:M]][=K]  compute "int8"'s kernel (s1: one subgroup per workgroup, s4: four) (src/engine/attention_i8.ts, f16 KV, adapters with int8 subgroup
+ *   i8[:P[:M]][=K]    compute "int8"'s kernel (src/engine/attention_i8.ts, f16 KV, adapters with int8 subgroup
  *                     matrices: the quantize pass and the kernel timed together), P = 1 or 2 int8 parts of P;
  *                     M: the kernel's ABLATE mask (phases left out, to time the rest; wrong results)
  */
@@ -64,12 +64,9 @@ const SWEEP: Record<string, string[]> = {
 };
 
 /** `--variant` item -> options for recordTiledAttention (or, `i8[:P][=K]`, for recordI8Attention: P's int8 parts). */
-function parseVariant(v: string): TiledOptions & { i8?: { pSplit?: number; ablate?: number; subgroups?: 1 | 4 } } {
-  const i8 = /^i8(s1|s4)?(?::([12])(?::(\d+))?)?(?:=(\d+))?$/.exec(v);
-  if (i8) {
-    const i8o = { subgroups: i8[1] === "s1" ? 1 as const : i8[1] === "s4" ? 4 as const : undefined, pSplit: i8[2] ? Number(i8[2]) : undefined, ablate: i8[3] ? Number(i8[3]) : undefined };
-    return { i8: i8o, splits: i8[4] ? Number(i8[4]) : undefined };
-  }
+function parseVariant(v: string): TiledOptions & { i8?: { pSplit?: number; ablate?: number } } {
+  const i8 = /^i8(?::([12])(?::(\d+))?)?(?:=(\d+))?$/.exec(v);
+  if (i8) return { i8: { pSplit: i8[1] ? Number(i8[1]) : undefined, ablate: i8[2] ? Number(i8[2]) : undefined }, splits: i8[3] ? Number(i8[3]) : undefined };
   const m = /^(auto|rows|blocks)(?::(\d+)x(\d+))?(?:@(\d+)|=(\d+))?$/.exec(v);
   if (!m) throw new InvalidArgumentError(`--variant: auto, rows[:NTxBC], blocks[:TQxTK], each optionally @target or =splits; i8[:1|2][=splits] (got '${v}')`);
   const o: TiledOptions = {};

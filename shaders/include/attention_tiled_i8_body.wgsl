@@ -1,6 +1,5 @@
-// attention_tiled_i8_body: the int8 tiled attention kernel shared by attention_tiled_i8_f16kv.wgsl (4 subgroups per
-// workgroup) and attention_tiled_i8_sg1_f16kv.wgsl (one: a workgroup barrier is a subgroup's); the including file
-// defines SGQ (subgroups per workgroup) and includes this after its header. See attention_tiled_i8_f16kv.wgsl.
+// attention_tiled_i8_body: the body of the int8 tiled attention kernel; the including file enables the subgroup-matrix
+// extension and defines SGQ (subgroups per workgroup) before including this. See attention_tiled_i8_f16kv.wgsl.
 
 struct Params { rows: u32, heads: u32, kvHeads: u32, group: u32, qStride: u32, scale: f32, window: u32, splits: u32, vsOff: u32 }
 @group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
@@ -39,6 +38,9 @@ var<workgroup> kss: array<f32, 64>;                // K's scales of the tile's k
 var<workgroup> vss: array<f32, 64>;                // V's
 var<workgroup> sst: array<i32, SGQ * 16u * SS>;    // per subgroup 16 x SS i32: S, then P V
 var<workgroup> pst: array<i32, SGQ * 640u>;        // per subgroup 2 x (16 rows x 80 bytes): Q at first, then P (hi, lo)
+var<workgroup> xm: array<f32, WG>;                 // the lanes' exchange of row maxima, sums and P maxima
+var<workgroup> xl: array<f32, WG>;
+var<workgroup> xp: array<f32, WG>;
 var<workgroup> posLo: atomic<u32>;
 var<workgroup> posHi: atomic<u32>;
 var<workgroup> uni: vec4<u32>;
@@ -84,7 +86,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let a = abs(qv[i]);
     amax = max(amax, max(max(a.x, a.y), max(a.z, a.w)));
   }
-  amax = max(amax, subgroupShuffleXor(amax, 16u));
+  // the two lanes of a vector (lid and lid ^ 16) exchange through workgroup memory (subgroupShuffleXor gave wrong
+  // partners on the H200 under Dawn: the products were off by one half's scale)
+  xm[lid] = amax;
+  workgroupBarrier();
+  amax = max(amax, xm[lid ^ 16u]);
   let qInv = select(0.0, 127.0 / amax, amax > 0.0);
   let qScale = amax / 127.0 * p.scale;
   let pb = sg * 640u; // this subgroup's P staging (words): hi at pb, lo at pb + 320
@@ -168,7 +174,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         if (DEBUG == 2u) { dbg[j] = f32(sst[sb + r * SS + key]); }
         if (DEBUG == 3u) { dbg[j] = kss[key]; }
       }
-      mt = max(mt, subgroupShuffleXor(mt, 16u));
+      xm[lid] = mt;
+      workgroupBarrier();
+      mt = max(mt, xm[lid ^ 16u]);
       let mNew = max(m, mt);
       let corr = exp2(m - mNew);
       m = mNew;
@@ -180,8 +188,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         sc[j] = pj * vss[h * 32u + j]; // V's scale folded into P
         pm = max(pm, sc[j]);
       }
-      ls += subgroupShuffleXor(ls, 16u);
-      pm = max(pm, subgroupShuffleXor(pm, 16u));
+      xl[lid] = ls;
+      xp[lid] = pm;
+      workgroupBarrier();
+      ls += xl[lid ^ 16u];
+      pm = max(pm, xp[lid ^ 16u]);
       l = l * corr + ls;
       let top = select(127.0, 16129.0, PSPLIT == 2u);
       let pInv = select(0.0, top / pm, pm > 1e-30); // (a tile this far below the running max adds nothing; no inf)

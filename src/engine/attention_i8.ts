@@ -32,9 +32,8 @@ import { chooseSplits, partialBuffers, tileBuffer } from "./attention_tiled.ts";
 export const I8_ATTENTION_MIN_ROWS = 64;
 /** P as two int8 halves of a 14-bit fixed point (2) or as one int8 (1): the kernel's PSPLIT. */
 export const I8_P_SPLIT = 2;
-/** Subgroups per workgroup (16 query vectors each): 4 (attention_tiled_i8_f16kv) or 1 (attention_tiled_i8_sg1_f16kv). */
-export const I8_SUBGROUPS: 1 | 4 = 4;
-const HD = 64, KEYS_PER_TILE = 64;
+// (one subgroup per workgroup, each copying its own K / V tiles, measured 2.4-2.8x slower on the H200)
+const HD = 64, KEYS_PER_TILE = 64, VECTORS_PER_TILE = 64;
 
 /** Bytes of one int8 shadow (K or V: one byte per element of every pool slot) and of both parts' scales. */
 export function i8ShadowBytes(capacity: number, kvHeads: number, headDim: number): { ints: number; scales: number } {
@@ -81,7 +80,7 @@ export function quantizeItems(lists: AttentionCall["lists"], kvHeads: number): U
  * Records the quantize pass, the int8 kernel and (when split) the combine for one attention call. `splits` forces the
  * split count (tests). Returns the splits.
  */
-export function recordI8Attention(prog: Program, model: Model, pool: KvPool, a: AttentionCall, opts: { splits?: number; pSplit?: number; ablate?: number; debug?: number; subgroups?: 1 | 4 } = {}): number {
+export function recordI8Attention(prog: Program, model: Model, pool: KvPool, a: AttentionCall, opts: { splits?: number; pSplit?: number; ablate?: number; debug?: number} = {}): number {
   const { config: c, kernels: k, gpu } = model;
   if (c.headDim !== HD || pool.dtype !== "f16") throw new Error(`int8 attention: head_dim 64 and f16 KV only (got ${c.headDim}, ${pool.dtype})`);
   const group = c.heads / c.kvHeads;
@@ -103,8 +102,7 @@ export function recordI8Attention(prog: Program, model: Model, pool: KvPool, a: 
     prog.dispatch(qp, k.bind(qp, [pool.k[a.layer], pool.v[a.layer], items.buffer, sh.kq, sh.vq, sh.scales, params]), items.count, c.kvHeads);
   }
 
-  const sgs = opts.subgroups ?? I8_SUBGROUPS;
-  const tiles = tileBuffer(prog, a, group, 16 * sgs);
+  const tiles = tileBuffer(prog, a, group, VECTORS_PER_TILE);
   if (tiles.count > 65535) throw new Error(`int8 attention: ${tiles.count} tiles exceed a grid dimension (65535); split the batch`);
   const keyTiles = Math.max(0, ...a.lists.map((g) => g.blocks.reduce((n, b) => n + Math.ceil(b.tokens / KEYS_PER_TILE), 0)));
   const perSplit = a.rows * c.heads * c.headDim * 4;
@@ -112,7 +110,7 @@ export function recordI8Attention(prog: Program, model: Model, pool: KvPool, a: 
     workgroups: tiles.count * c.kvHeads, keyTiles, isCpu: gpu.isCpu,
     maxSplitsByMemory: Math.floor(gpu.limits.maxStorageBufferBindingSize / perSplit),
   });
-  const pipe = k.pipeline(sgs === 1 ? "attention_tiled_i8_sg1_f16kv" : "attention_tiled_i8_f16kv", { PSPLIT: opts.pSplit ?? I8_P_SPLIT, ...(opts.ablate ? { ABLATE: opts.ablate } : {}), ...(opts.debug ? { DEBUG: opts.debug } : {}) });
+  const pipe = k.pipeline("attention_tiled_i8_f16kv", { PSPLIT: opts.pSplit ?? I8_P_SPLIT, ...(opts.ablate ? { ABLATE: opts.ablate } : {}), ...(opts.debug ? { DEBUG: opts.debug } : {}) });
   const qkvDim = (c.heads + 2 * c.kvHeads) * c.headDim;
   const scale = Math.LOG2E / (Math.sqrt(c.headDim) * a.temperature);
   const params = prog.uniform(new Params().u(a.rows, c.heads, c.kvHeads, group, qkvDim).f(scale).u(c.slidingWindow, splits, sh.slots).bytes());
