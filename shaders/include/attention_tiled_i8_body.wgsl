@@ -18,7 +18,7 @@ override PSPLIT: u32 = 2u; // 1: P as one int8 per value; 2: as two (hi * 127 + 
 // 1 the K / V copy, 2 the S products, 4 the softmax arithmetic, 8 the P V products and their read-back.
 override ABLATE: u32 = 0u;
 // Tests only: DEBUG 1 writes, instead of the output, the last key tile's scores (base-2 units) of each lane's 32 keys,
-// 2 the raw i32 products, 3 the keys' K scales, 4 the row's running max (wrong outputs otherwise).
+// 2 the raw i32 products, 3 the keys' K scales, 4 the row's running max, 5 K bytes, 6 Q bytes (wrong outputs otherwise).
 override DEBUG: u32 = 0u;
 alias L = subgroup_matrix_left<i8, 32, 16>;
 alias R = subgroup_matrix_right<i8, 16, 32>;
@@ -96,6 +96,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let pb = sg * 640u; // this subgroup's P staging (words): hi at pb, lo at pb + 320
   for (var i = 0u; i < 8u; i++) { pst[pb + r * KW + h * 8u + i] = pack(clamp(round(qv[i] * qInv), vec4<f32>(-127.0), vec4<f32>(127.0))); }
   workgroupBarrier();
+  var dq: array<f32, 32>;
+  if (DEBUG == 6u) {
+    for (var j = 0u; j < 32u; j++) { dq[j] = f32((pst[pb + r * KW + (h * 32u + j) / 4u] << (24u - 8u * ((h * 32u + j) % 4u))) >> 24u); }
+  }
   let qa0 = subgroupMatrixLoad<L>(&pst, pb * 4u, false, KB);
   let qa1 = subgroupMatrixLoad<L>(&pst, pb * 4u + 32u, false, KB);
   if (lid == 0u) { uni = vec4<u32>(atomicLoad(&posLo), atomicLoad(&posHi), 0u, 0u); }
@@ -173,6 +177,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         if (DEBUG == 1u) { dbg[j] = x; }
         if (DEBUG == 2u) { dbg[j] = f32(sst[sb + r * SS + key]); }
         if (DEBUG == 3u) { dbg[j] = kss[key]; }
+        // 5: the K bytes of key r (values h * 32 + j) as staged; 6: this lane's Q bytes as quantized (pst before P)
+        if (DEBUG == 5u) { dbg[j] = f32((kst[r * KW + (h * 32u + j) / 4u] << (24u - 8u * ((h * 32u + j) % 4u))) >> 24u); }
       }
       xm[lid] = mt;
       workgroupBarrier();
@@ -236,7 +242,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   if (!mine) { return; }
   if (DEBUG > 0u) {
     let rd = (split * p.rows + row) * p.heads + head;
-    for (var i = 0u; i < 32u; i++) { out[rd * HD + h * 32u + i] = select(dbg[i], m, DEBUG == 4u); }
+    for (var i = 0u; i < 32u; i++) { out[rd * HD + h * 32u + i] = select(select(dbg[i], dq[i], DEBUG == 6u), m, DEBUG == 4u); }
     return;
   }
   let rh = (split * p.rows + row) * p.heads + head;
