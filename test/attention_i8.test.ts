@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { getGpu } from "../src/gpu/device.ts";
 import type { Model } from "../src/model/model.ts";
 import { Program } from "../src/engine/program.ts";
-import { I8_ATTENTION_MIN_ROWS, quantizeItems, recordI8Attention, usesInt8Attention } from "../src/engine/attention_i8.ts";
+import { I8_ATTENTION_MIN_ROWS, I8_ATTENTION_READY, quantizeItems, recordI8Attention, usesInt8Attention } from "../src/engine/attention_i8.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { attentionModels, type BlockSpec, type GroupSpec, KvCase, NEG } from "./reference/attention_case.ts";
 import { rng } from "./reference/random_model.ts";
@@ -76,14 +76,14 @@ describe(`int8 tiled attention vs float64 on ${runtimeName()}`, () => {
     expect(Array.from(items)).toEqual([0, 16, 0, 16, 128, 200, 0, 64, 128, 200, 64, 64, 128, 200, 128, 2]);
   });
 
-  it("the engine takes it only under compute int8, f16 KV, head_dim 64 and enough rows, on int8 adapters", async () => {
+  it("the engine takes it only under compute int8, f16 KV, head_dim 64 and enough rows, on int8 adapters (once ready)", async () => {
     const model = await models.get(SHAPE);
     const t = new I8Case(model, [{ capacity: 8, tokens: 8, firstPos: 0 }], [{ pos: [8], list: [0] }]);
     try {
       const rows = { rows: I8_ATTENTION_MIN_ROWS };
       expect(usesInt8Attention(model, t.pool, rows)).toBe(false); // compute "f32"
       const int8 = { ...model, compute: "int8" } as Model;
-      expect(usesInt8Attention(int8, t.pool, rows)).toBe(gpu.hasInt8Matrix);
+      expect(usesInt8Attention(int8, t.pool, rows)).toBe(gpu.hasInt8Matrix && I8_ATTENTION_READY);
       expect(usesInt8Attention(int8, t.pool, { rows: I8_ATTENTION_MIN_ROWS - 1 })).toBe(false);
     } finally {
       t.destroy();

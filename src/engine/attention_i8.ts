@@ -10,7 +10,7 @@
  * The error is the quantization's: a score is off by at most (max|q| sum|k| + max|k| sum|q|) / 254 times the score
  * scale, an output value by P's rounding (2^-15 of the row's tile maximum per key with the 14-bit P) plus V's (|v| / 254
  * per key, averaged over the keys); test/attention_i8.test.ts measures it against float64 on the H200.
- * Where: adapters with int8 subgroup matrices (Gpu.hasInt8Matrix), a model with compute "int8", f16 KV pools,
+ * Not taken by the engine yet (I8_ATTENTION_READY: its H200 results are wrong, see below). Where, once ready: adapters with int8 subgroup matrices (Gpu.hasInt8Matrix), a model with compute "int8", f16 KV pools,
  * head_dim 64, at least I8_ATTENTION_MIN_ROWS rows, and a shadow that fits the device's binding limit; elsewhere the
  * f32 tiled kernels (attention_tiled.ts).
  *
@@ -40,10 +40,17 @@ export function i8ShadowBytes(capacity: number, kvHeads: number, headDim: number
   return { ints: capacity * kvHeads * headDim, scales: 2 * capacity * kvHeads * 4 };
 }
 
+/**
+ * Whether the engine may take the int8 kernel at all. Not yet: on the H200 (2026-12-03) its scores' i32 products differ
+ * from the exact products of the same int8 values (correlation ~0.95: test/attention_i8.test.ts fails there, errors
+ * 0.02-2 against float64), so compute "int8" keeps the f32 tiled attention until the kernel passes its tests.
+ */
+export const I8_ATTENTION_READY = false;
+
 /** Whether recordAttention takes the int8 kernel for this call. */
 export function usesInt8Attention(model: Model, pool: KvPool, a: Pick<AttentionCall, "rows">): boolean {
   const { gpu, config: c } = model;
-  if (model.compute !== "int8" || !gpu.hasInt8Matrix || pool.dtype !== "f16" || c.headDim !== HD || a.rows < I8_ATTENTION_MIN_ROWS) return false;
+  if (!I8_ATTENTION_READY || model.compute !== "int8" || !gpu.hasInt8Matrix || pool.dtype !== "f16" || c.headDim !== HD || a.rows < I8_ATTENTION_MIN_ROWS) return false;
   const s = i8ShadowBytes(pool.capacity, c.kvHeads, c.headDim);
   return Math.max(s.ints, s.scales) <= gpu.limits.maxStorageBufferBindingSize;
 }
