@@ -86,8 +86,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let a = abs(qv[i]);
     amax = max(amax, max(max(a.x, a.y), max(a.z, a.w)));
   }
-  // the two lanes of a vector (lid and lid ^ 16) exchange through workgroup memory (subgroupShuffleXor gave wrong
-  // partners on the H200 under Dawn: the products were off by one half's scale)
+  // the two lanes of a vector (lid and lid ^ 16) exchange through workgroup memory (tried in place of
+  // subgroupShuffleXor while looking for the wrong products; the products stayed as wrong, so shuffles are not the cause)
   xm[lid] = amax;
   workgroupBarrier();
   amax = max(amax, xm[lid ^ 16u]);
