@@ -26,7 +26,7 @@ import type { Model } from "../model/model.ts";
 import type { KvPool } from "./kv_pool.ts";
 import { Params, type Program } from "./program.ts";
 import type { AttentionCall } from "./attention.ts";
-import { chooseSplits, partialBuffers, tileBuffer } from "./attention_tiled.ts";
+import { chooseSplits, splitTargets, tileBuffer } from "./attention_tiled.ts";
 
 /** Calls of at least this many rows take the int8 kernel under compute "int8" (fewer: the f32 kernels). */
 export const I8_ATTENTION_MIN_ROWS = 64;
@@ -121,14 +121,9 @@ export function recordI8Attention(prog: Program, model: Model, pool: KvPool, a: 
   const qkvDim = (c.heads + 2 * c.kvHeads) * c.headDim;
   const scale = Math.LOG2E / (Math.sqrt(c.headDim) * a.temperature);
   const params = prog.uniform(new Params().u(a.rows, c.heads, c.kvHeads, group, qkvDim).f(scale).u(c.slidingWindow, splits, sh.slots).bytes());
-  const part = splits > 1 ? partialBuffers(prog, splits * a.rows * c.heads * 8, splits * perSplit) : undefined;
-  const out = part ? part.acc : a.out, stats = part ? part.ml : a.lse;
+  const { out, stats, combine } = splitTargets(prog, model, a, splits);
   const bind = k.bind(pipe, [a.q, sh.kq, sh.vq, a.rowInfo, a.blocks, tiles.buffer, out, stats, params, sh.scales]);
   prog.dispatch(pipe, bind, c.kvHeads, tiles.count, splits);
-  if (part) {
-    const combine = k.pipeline("attention_combine");
-    const cp = prog.uniform(new Params().u(a.rows, c.heads, c.headDim, splits).bytes());
-    prog.dispatch(combine, k.bind(combine, [part.ml, part.acc, a.out, a.lse, cp]), c.heads, a.rows);
-  }
+  combine();
   return splits;
 }

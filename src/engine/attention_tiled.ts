@@ -173,8 +173,7 @@ export function tileBuffer(prog: Program, a: AttentionCall, group: number, perTi
   return t;
 }
 
-/** The program's split-K partials, grown to at least these sizes (shared by every attention of the program). */
-export function partialBuffers(prog: Program, mlBytes: number, accBytes: number) {
+function partialBuffers(prog: Program, mlBytes: number, accBytes: number) {
   let p = partials.get(prog);
   if (!p || p.mlBytes < mlBytes || p.accBytes < accBytes) {
     mlBytes = Math.max(mlBytes, p?.mlBytes ?? 0);
@@ -225,16 +224,27 @@ export function recordTiledAttention(prog: Program, model: Model, pool: KvPool, 
   const qkvDim = (c.heads + 2 * c.kvHeads) * c.headDim;
   const scale = 1 / (Math.sqrt(c.headDim) * a.temperature);
   const params = prog.uniform(new Params().u(a.rows, c.heads, c.kvHeads, group, qkvDim).f(scale).u(c.slidingWindow, splits).bytes());
-  const part = splits > 1 ? partialBuffers(prog, splits * a.rows * c.heads * 8, splits * perSplit) : undefined;
-  const out = part ? part.acc : a.out, stats = part ? part.ml : a.lse;
+  const { out, stats, combine } = splitTargets(prog, model, a, splits);
   const bind = k.bind(pipe, [a.q, pool.k[a.layer], pool.v[a.layer], a.rowInfo, a.blocks, tiles.buffer, out, stats, params]);
   // x = kv head: consecutive workgroups are the kv heads of one tile (heaviest tiles first over all heads)
   if (tiles.count > 65535) throw new Error(`tiled attention: ${tiles.count} tiles exceed a grid dimension (65535); split the batch`);
   prog.dispatch(pipe, bind, c.kvHeads, tiles.count, splits);
-  if (part) {
-    const combine = k.pipeline("attention_combine");
-    const cp = prog.uniform(new Params().u(a.rows, c.heads, c.headDim, splits).bytes());
-    prog.dispatch(combine, k.bind(combine, [part.ml, part.acc, a.out, a.lse, cp]), c.heads, a.rows);
-  }
+  combine();
   return splits;
+}
+
+/**
+ * Where a tiled kernel with `splits` key splits writes: the call's out and lse (one split), or the program's split-K
+ * partials; `combine` records attention_combine into the call's out and lse after the kernel (nothing for one split).
+ */
+export function splitTargets(prog: Program, model: Model, a: AttentionCall, splits: number): { out: GPUBuffer; stats: GPUBuffer; combine: () => void } {
+  const { config: c, kernels: k } = model;
+  if (splits <= 1) return { out: a.out, stats: a.lse, combine: () => {} };
+  const part = partialBuffers(prog, splits * a.rows * c.heads * 8, splits * a.rows * c.heads * c.headDim * 4);
+  const combine = () => {
+    const pipe = k.pipeline("attention_combine");
+    const cp = prog.uniform(new Params().u(a.rows, c.heads, c.headDim, splits).bytes());
+    prog.dispatch(pipe, k.bind(pipe, [part.ml, part.acc, a.out, a.lse, cp]), c.heads, a.rows);
+  };
+  return { out: part.acc, stats: part.ml, combine };
 }
