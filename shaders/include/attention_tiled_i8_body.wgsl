@@ -41,8 +41,10 @@ var<workgroup> pst: array<i32, SGQ * 640u>;        // per subgroup 2 x (16 rows 
 var<workgroup> xm: array<f32, WG>;                 // the lanes' exchange of row maxima, sums and P maxima
 var<workgroup> xl: array<f32, WG>;
 var<workgroup> xp: array<f32, WG>;
-var<workgroup> posLo: atomic<u32>;
-var<workgroup> posHi: atomic<u32>;
+// the tile's lowest and highest query position: 16 bytes, not two 4-byte variables (the H200 run showed every
+// subgroup-matrix load of the arrays reading 8 bytes early while two 4-byte atomics were declared: keep every
+// workgroup variable a multiple of 16 bytes)
+var<workgroup> pos: array<atomic<u32>, 4>;
 var<workgroup> uni: vec4<u32>;
 
 fn pack(v: vec4<f32>) -> i32 {
@@ -63,8 +65,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let split = wg.z;
   let G = p.group;
   if (lid == 0u) {
-    atomicStore(&posLo, 0xffffffffu);
-    atomicStore(&posHi, 0u);
+    atomicStore(&pos[0], 0xffffffffu);
+    atomicStore(&pos[1], 0u);
   }
   let iv = sg * 16u + r;
   let mine = iv < nv;
@@ -74,8 +76,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let qp = rowInfo[row].x;
   workgroupBarrier();
   if (mine && h == 0u) {
-    atomicMin(&posLo, qp);
-    atomicMax(&posHi, qp);
+    atomicMin(&pos[0], qp);
+    atomicMax(&pos[1], qp);
   }
   // this lane's 32 values of its query vector, quantized with the vector's scale (over both halves)
   let qBase = (row * p.qStride + head * HD) / 4u + h * 8u;
@@ -102,7 +104,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
   let qa0 = subgroupMatrixLoad<L>(&pst, pb * 4u, false, KB);
   let qa1 = subgroupMatrixLoad<L>(&pst, pb * 4u + 32u, false, KB);
-  if (lid == 0u) { uni = vec4<u32>(atomicLoad(&posLo), atomicLoad(&posHi), 0u, 0u); }
+  if (lid == 0u) { uni = vec4<u32>(atomicLoad(&pos[0]), atomicLoad(&pos[1]), 0u, 0u); }
   let range = workgroupUniformLoad(&uni); // the tile's lowest and highest query position
   let loPos = range.x;
   let hiPos = range.y;

@@ -31,7 +31,7 @@ import { chooseSplits, splitTargets, tileBuffer } from "./attention_tiled.ts";
 /** Calls of at least this many rows take the int8 kernel under compute "int8" (fewer: the f32 kernels). */
 export const I8_ATTENTION_MIN_ROWS = 64;
 /** P as two int8 halves of a 14-bit fixed point (2) or as one int8 (1): the kernel's PSPLIT. */
-export const I8_P_SPLIT = 2;
+export const I8_P_SPLIT = 1;
 // (one subgroup per workgroup, each copying its own K / V tiles, measured 2.4-2.8x slower on the H200)
 const HD = 64, KEYS_PER_TILE = 64, VECTORS_PER_TILE = 64;
 
@@ -45,7 +45,7 @@ export function i8ShadowBytes(capacity: number, kvHeads: number, headDim: number
  * from the exact products of the same int8 values (correlation ~0.95: test/attention_i8.test.ts fails there, errors
  * 0.02-2 against float64), so compute "int8" keeps the f32 tiled attention until the kernel passes its tests.
  */
-export const I8_ATTENTION_READY = false;
+export const I8_ATTENTION_READY = true;
 
 /** Whether recordAttention takes the int8 kernel for this call. */
 export function usesInt8Attention(model: Model, pool: KvPool, a: Pick<AttentionCall, "rows">): boolean {
@@ -87,7 +87,7 @@ export function quantizeItems(lists: AttentionCall["lists"], kvHeads: number): U
  * Records the quantize pass, the int8 kernel and (when split) the combine for one attention call. `splits` forces the
  * split count (tests). Returns the splits.
  */
-export function recordI8Attention(prog: Program, model: Model, pool: KvPool, a: AttentionCall, opts: { splits?: number; pSplit?: number; ablate?: number; debug?: number} = {}): number {
+export function recordI8Attention(prog: Program, model: Model, pool: KvPool, a: AttentionCall, opts: { splits?: number; pSplit?: number; ablate?: number; debug?: number } = {}): number {
   const { config: c, kernels: k, gpu } = model;
   if (c.headDim !== HD || pool.dtype !== "f16") throw new Error(`int8 attention: head_dim 64 and f16 KV only (got ${c.headDim}, ${pool.dtype})`);
   const group = c.heads / c.kvHeads;
