@@ -7,7 +7,7 @@
  * directly, random q, K and V. Cases (1B shape: 32 q heads, 8 kv heads, head_dim 64):
  *   ape128k   an APE query: 256 rows over 256 blocks of 512 keys (every key visible)
  *   ape32k    the same over 64 blocks
- *   prefill8k a causal sequential prefill of 8192 rows over their own block of 8192 keys
+ *   prefill8k a causal sequential prefill of 8192 rows over their own block of 8192 keys (prefill2k: of 2048)
  * (`--shape tiny`: 4 q / 2 kv heads, head_dim 64, 32 rows over 16 blocks of 64 keys and a 512-row prefill,
  * for CPU adapters.) Each recorded call is encoded `reps` times in one pass (default: ~0.25 s of work at
  * 20 TFLOP/s on a GPU, 2 on a CPU adapter) minus a 1-call submit, best of --trials. Prints ms per
@@ -20,9 +20,10 @@
  *   rows[:NTxBC]      the rows kernel (one query vector per invocation) with NT invocations, BC keys per tile
  *   blocks[:TQxTK]    the blocks kernel (4x4 register blocks of scores)
  *   ...@S             a split target of S workgroups (default 2048), or ...=K: exactly K splits
- *   i8[:P[:M]][=K]    compute "int8"'s kernel (src/engine/attention_i8.ts, f16 KV, adapters with int8 subgroup
+ *   i8[w][:P[:M]][=K] compute "int8"'s kernel (src/engine/attention_i8.ts, f16 KV, adapters with int8 subgroup
  *                     matrices: the quantize pass and the kernel timed together), P = 1 or 2 int8 parts of P;
- *                     M: the kernel's ABLATE mask (phases left out, to time the rest; wrong results)
+ *                     M: the kernel's ABLATE mask (phases left out, to time the rest; wrong results); w: the lanes
+ *                     exchange through workgroup memory (XCHG 0; default subgroupShuffleXor)
  */
 import process from "node:process";
 import { getGpu } from "../src/gpu/device.ts";
@@ -48,6 +49,7 @@ const CASES: Record<string, Case[]> = {
     { name: "ape128k", rows: 256, blocks: 256, keysPerBlock: 512, causal: false },
     { name: "ape32k", rows: 256, blocks: 64, keysPerBlock: 512, causal: false },
     { name: "prefill8k", rows: 8192, blocks: 1, keysPerBlock: 8192, causal: true },
+    { name: "prefill2k", rows: 2048, blocks: 1, keysPerBlock: 2048, causal: true },
   ],
   tiny: [
     { name: "ape1k", rows: 32, blocks: 16, keysPerBlock: 64, causal: false },
@@ -63,12 +65,12 @@ const SWEEP: Record<string, string[]> = {
   cpu: ["auto", "blocks", "rows:128x32", "rows:64x16"],
 };
 
-/** `--variant` item -> options for recordTiledAttention (or, `i8[:P][=K]`, for recordI8Attention: P's int8 parts). */
-function parseVariant(v: string): TiledOptions & { i8?: { pSplit?: number; ablate?: number } } {
-  const i8 = /^i8(?::([12])(?::(\d+))?)?(?:=(\d+))?$/.exec(v);
-  if (i8) return { i8: { pSplit: i8[1] ? Number(i8[1]) : undefined, ablate: i8[2] ? Number(i8[2]) : undefined }, splits: i8[3] ? Number(i8[3]) : undefined };
+/** `--variant` item -> options for recordTiledAttention (or, `i8[w][:P[:M]][=K]`, for recordI8Attention). */
+function parseVariant(v: string): TiledOptions & { i8?: { pSplit?: number; ablate?: number; xchg?: number } } {
+  const i8 = /^i8(w)?(?::([12])(?::(\d+))?)?(?:=(\d+))?$/.exec(v);
+  if (i8) return { i8: { xchg: i8[1] ? 0 : undefined, pSplit: i8[2] ? Number(i8[2]) : undefined, ablate: i8[3] ? Number(i8[3]) : undefined }, splits: i8[4] ? Number(i8[4]) : undefined };
   const m = /^(auto|rows|blocks)(?::(\d+)x(\d+))?(?:@(\d+)|=(\d+))?$/.exec(v);
-  if (!m) throw new InvalidArgumentError(`--variant: auto, rows[:NTxBC], blocks[:TQxTK], each optionally @target or =splits; i8[:1|2][=splits] (got '${v}')`);
+  if (!m) throw new InvalidArgumentError(`--variant: auto, rows[:NTxBC], blocks[:TQxTK], each optionally @target or =splits; i8[w][:1|2[:mask]][=splits] (got '${v}')`);
   const o: TiledOptions = {};
   if (m[1] !== "auto") o.kernel = m[1] as "rows" | "blocks";
   if (m[2]) {

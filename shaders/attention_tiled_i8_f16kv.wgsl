@@ -3,8 +3,8 @@
 // 16 x 16 x 32), for compute "int8" over half-float KV pools (src/engine/attention_i8.ts). SageAttention-style:
 // Q quantized per query vector here, K and V per key vector (quantize_kv_i8.wgsl, before this kernel in the same
 // layer); the scores' i32 sums rescaled by both scales; softmax online in f32; P.V with V's per-key scale folded into
-// P, P quantized per (row, key tile) relative to its largest value (PSPLIT 1: one int8, 7 bits; PSPLIT 2: a 14-bit
-// fixed point as two int8 halves, hi * 127 + lo, two multiplies).
+// P, P quantized per (row, key tile) relative to its largest value (PARTS 1: one int8, 7 bits, this file; PARTS 2: a 14-bit
+// fixed point as two int8 halves, hi * 127 + lo, two multiplies: attention_tiled_i8p2_f16kv.wgsl).
 // A workgroup of SGQ = 4 subgroups owns a tile of up to 16 SGQ query vectors (row, query head) of one row group and ONE kv head
 // (the query heads of its GQA group), each subgroup 16 of them, and streams key tiles of 64 keys. Visibility: a key at
 // kp is visible to a row at qp iff kp <= qp (and qp - kp < window when set); scores q.k * scale. Key tiles no row of
@@ -23,9 +23,12 @@
 //          matrices (16 vectors x 16 keys, 2 k steps each), through workgroup memory to the lanes; P written as int8
 //          (rows of 80 bytes); O_tile = P V as 4 result matrices (16 vectors x 16 values), through workgroup memory
 //          again, added to the lanes' registers with the row's factor.
-// Bounds:  HD = 64; subgroups of 32 (Gpu.hasInt8Matrix); grid (kvHeads, tiles, splits); workgroup memory ~38 KiB.
+// Bounds:  HD = 64; subgroups of 32 (Gpu.hasInt8Matrix); grid (kvHeads, tiles, splits); workgroup memory ~35 KiB (PARTS 2: ~40).
+// Every workgroup variable is a multiple of 16 bytes: on the H200 (Dawn, Vulkan) two 4-byte variables beside the
+// staging arrays made every subgroupMatrixLoad from them read 8 bytes early.
 diagnostic(off, chromium.subgroup_matrix_uniformity);
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
-const SGQ = 4u; // subgroups per workgroup
+const SGQ = 4u;   // subgroups per workgroup
+const PARTS = 1u; // P as one int8 (attention_tiled_i8p2_f16kv.wgsl: two)
 //#include attention_tiled_i8_body.wgsl

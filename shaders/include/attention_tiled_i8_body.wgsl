@@ -1,5 +1,6 @@
 // attention_tiled_i8_body: the body of the int8 tiled attention kernel; the including file enables the subgroup-matrix
-// extension and defines SGQ (subgroups per workgroup) before including this. See attention_tiled_i8_f16kv.wgsl.
+// extension and defines SGQ (subgroups per workgroup) and PARTS (P as one int8, or two: hi * 127 + lo) before including
+// this. See attention_tiled_i8_f16kv.wgsl.
 
 struct Params { rows: u32, heads: u32, kvHeads: u32, group: u32, qStride: u32, scale: f32, window: u32, splits: u32, vsOff: u32 }
 @group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
@@ -13,13 +14,15 @@ struct Params { rows: u32, heads: u32, kvHeads: u32, group: u32, qStride: u32, s
 @group(0) @binding(8) var<uniform> p: Params;
 @group(0) @binding(9) var<storage, read> scales: array<f32>;
 
-override PSPLIT: u32 = 2u; // 1: P as one int8 per value; 2: as two (hi * 127 + lo)
 // Benchmarks only (`ape bench attention --variant i8:P:MASK`), wrong results: bits leave out a phase to time the rest:
 // 1 the K / V copy, 2 the S products, 4 the softmax arithmetic, 8 the P V products and their read-back.
 override ABLATE: u32 = 0u;
 // Tests only: DEBUG 1 writes, instead of the output, the last key tile's scores (base-2 units) of each lane's 32 keys,
 // 2 the raw i32 products, 3 the keys' K scales, 4 the row's running max, 5 K bytes, 6 Q bytes (wrong outputs otherwise).
 override DEBUG: u32 = 0u;
+// How the two lanes of a query vector (lid, lid ^ 16) exchange maxima and sums: 0 through workgroup memory (a barrier
+// each), 1 by subgroupShuffleXor (no barrier).
+override XCHG: u32 = 0u;
 alias L = subgroup_matrix_left<i8, 32, 16>;
 alias R = subgroup_matrix_right<i8, 16, 32>;
 alias A = subgroup_matrix_result<i32, 16, 16>;
@@ -37,7 +40,7 @@ var<workgroup> vst: array<i32, 1280>;              // V tile
 var<workgroup> kss: array<f32, 64>;                // K's scales of the tile's keys (0 past the block)
 var<workgroup> vss: array<f32, 64>;                // V's
 var<workgroup> sst: array<i32, SGQ * 16u * SS>;    // per subgroup 16 x SS i32: S, then P V
-var<workgroup> pst: array<i32, SGQ * 640u>;        // per subgroup 2 x (16 rows x 80 bytes): Q at first, then P (hi, lo)
+var<workgroup> pst: array<i32, SGQ * PARTS * 320u>; // per subgroup PARTS x (16 rows x 80 bytes): Q at first, then P (hi, lo)
 var<workgroup> xm: array<f32, WG>;                 // the lanes' exchange of row maxima, sums and P maxima
 var<workgroup> xl: array<f32, WG>;
 var<workgroup> xp: array<f32, WG>;
@@ -88,14 +91,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let a = abs(qv[i]);
     amax = max(amax, max(max(a.x, a.y), max(a.z, a.w)));
   }
-  // the two lanes of a vector (lid and lid ^ 16) exchange through workgroup memory (tried in place of
-  // subgroupShuffleXor while looking for the wrong products; the products stayed as wrong, so shuffles are not the cause)
-  xm[lid] = amax;
-  workgroupBarrier();
-  amax = max(amax, xm[lid ^ 16u]);
+  // the two lanes of a vector (lid and lid ^ 16) exchange (XCHG)
+  if (XCHG == 1u) {
+    amax = max(amax, subgroupShuffleXor(amax, 16u));
+  } else {
+    xm[lid] = amax;
+    workgroupBarrier();
+    amax = max(amax, xm[lid ^ 16u]);
+  }
   let qInv = select(0.0, 127.0 / amax, amax > 0.0);
   let qScale = amax / 127.0 * p.scale;
-  let pb = sg * 640u; // this subgroup's P staging (words): hi at pb, lo at pb + 320
+  let pb = sg * PARTS * 320u; // this subgroup's P staging (words): hi at pb, lo at pb + 320
   for (var i = 0u; i < 8u; i++) { pst[pb + r * KW + h * 8u + i] = pack(clamp(round(qv[i] * qInv), vec4<f32>(-127.0), vec4<f32>(127.0))); }
   workgroupBarrier();
   var dq: array<f32, 32>;
@@ -182,9 +188,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         // 5: the K bytes of key r (values h * 32 + j) as staged; 6: this lane's Q bytes as quantized (pst before P)
         if (DEBUG == 5u) { dbg[j] = f32((kst[r * KW + (h * 32u + j) / 4u] << (24u - 8u * ((h * 32u + j) % 4u))) >> 24u); }
       }
-      xm[lid] = mt;
-      workgroupBarrier();
-      mt = max(mt, xm[lid ^ 16u]);
+      if (XCHG == 1u) {
+        mt = max(mt, subgroupShuffleXor(mt, 16u));
+      } else {
+        xm[lid] = mt;
+        workgroupBarrier();
+        mt = max(mt, xm[lid ^ 16u]);
+      }
       let mNew = max(m, mt);
       let corr = exp2(m - mNew);
       m = mNew;
@@ -196,18 +206,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         sc[j] = pj * vss[h * 32u + j]; // V's scale folded into P
         pm = max(pm, sc[j]);
       }
-      xl[lid] = ls;
-      xp[lid] = pm;
-      workgroupBarrier();
-      ls += xl[lid ^ 16u];
-      pm = max(pm, xp[lid ^ 16u]);
+      if (XCHG == 1u) {
+        ls += subgroupShuffleXor(ls, 16u);
+        pm = max(pm, subgroupShuffleXor(pm, 16u));
+      } else {
+        xl[lid] = ls;
+        xp[lid] = pm;
+        workgroupBarrier();
+        ls += xl[lid ^ 16u];
+        pm = max(pm, xp[lid ^ 16u]);
+      }
       l = l * corr + ls;
-      let top = select(127.0, 16129.0, PSPLIT == 2u);
+      let top = select(127.0, 16129.0, PARTS == 2u);
       let pInv = select(0.0, top / pm, pm > 1e-30); // (a tile this far below the running max adds nothing; no inf)
       let fr = pm / top * qf; // the row's factor: O_tile = fr * (P_q V_q)
       for (var i = 0u; i < 8u; i++) {
         let x = round(vec4<f32>(sc[4u * i], sc[4u * i + 1u], sc[4u * i + 2u], sc[4u * i + 3u]) * pInv);
-        if (PSPLIT == 2u) {
+        if (PARTS == 2u) {
           let hi = floor(x / 127.0);
           pst[pb + r * KW + h * 8u + i] = pack(hi);
           pst[pb + 320u + r * KW + h * 8u + i] = pack(x - 127.0 * hi);
@@ -218,7 +233,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       for (var i = 0u; i < 32u; i++) { o[i] *= corr; }
       workgroupBarrier();
       // O_tile = P V: 16 vectors x 64 values, P's hi part (or its only part)
-      for (var part = 0u; part < select(PSPLIT, 0u, (ABLATE & 8u) != 0u); part++) {
+      for (var part = 0u; part < select(PARTS, 0u, (ABLATE & 8u) != 0u); part++) {
         let pa0 = subgroupMatrixLoad<L>(&pst, (pb + part * 320u) * 4u, false, KB);
         let pa1 = subgroupMatrixLoad<L>(&pst, (pb + part * 320u) * 4u + 32u, false, KB);
         var o0 = subgroupMatrixMultiply<i32>(pa0, subgroupMatrixLoad<R>(&vst, 0u, false, KB));
@@ -235,7 +250,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         subgroupMatrixStore(&sst, sb + 32u, o2, false, SS);
         subgroupMatrixStore(&sst, sb + 48u, o3, false, SS);
         workgroupBarrier();
-        let f = select(fr, fr * 127.0, PSPLIT == 2u && part == 0u);
+        let f = select(fr, fr * 127.0, PARTS == 2u && part == 0u);
         for (var i = 0u; i < 32u; i++) { o[i] += f * f32(sst[sb + r * SS + h * 32u + i]); }
       }
     }

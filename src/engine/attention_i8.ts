@@ -4,15 +4,16 @@
  * SageAttention-style. Per layer-call, quantize_kv_i8.wgsl first gives every key vector of the call's listed blocks
  * an int8 copy with one scale (s = max|x| / 127) in a per-program shadow of the pool's slots; the kernel quantizes each
  * query vector the same way, rescales the scores' exact i32 sums by both scales, runs the softmax online in f32, folds
- * V's per-key scale into P and quantizes P per (row, 64-key tile) relative to its largest value: as two int8 halves of
- * a 14-bit fixed point by default (I8_P_SPLIT), or one int8. Output and log-sum-exp in attention_tiled's format, split-K
+ * V's per-key scale into P and quantizes P per (row, 64-key tile) relative to its largest value: as one int8 by default
+ * (I8_P_SPLIT), or as two int8 halves of a 14-bit fixed point. Output and log-sum-exp in attention_tiled's format, split-K
  * partials merged by attention_combine.wgsl.
  * The error is the quantization's: a score is off by at most (max|q| sum|k| + max|k| sum|q|) / 254 times the score
- * scale, an output value by P's rounding (2^-15 of the row's tile maximum per key with the 14-bit P) plus V's (|v| / 254
- * per key, averaged over the keys); test/attention_i8.test.ts measures it against float64 on the H200.
- * Not taken by the engine yet (I8_ATTENTION_READY: its H200 results are wrong, see below). Where, once ready: adapters with int8 subgroup matrices (Gpu.hasInt8Matrix), a model with compute "int8", f16 KV pools,
- * head_dim 64, at least I8_ATTENTION_MIN_ROWS rows, and a shadow that fits the device's binding limit; elsewhere the
- * f32 tiled kernels (attention_tiled.ts).
+ * scale, an output value by P's rounding (1/254 of the row's tile maximum per key; 2^-15 with the 14-bit P) plus V's
+ * (|v| / 254 per key, averaged over the keys); test/attention_i8.test.ts measures it against float64 on the H200
+ * (outputs within 1e-4..6e-3, more for peaked scores: the score error grows with the scores' size).
+ * Taken by recordAttention on adapters with int8 subgroup matrices (Gpu.hasInt8Matrix), for a model with compute
+ * "int8", f16 KV pools, head_dim 64, at least I8_ATTENTION_MIN_ROWS rows, and a shadow that fits the device's binding
+ * limit (APEKIT_INT8_ATTENTION=0 declines it); elsewhere the f32 tiled kernels (attention_tiled.ts).
  *
  * @example
  * ```ts
@@ -22,6 +23,7 @@
  * console.log(I8_ATTENTION_MIN_ROWS, i8ShadowBytes(1024, 8, 64)); // 64 { ints: 524288, scales: 65536 }
  * ```
  */
+import process from "node:process";
 import type { Model } from "../model/model.ts";
 import type { KvPool } from "./kv_pool.ts";
 import { Params, type Program } from "./program.ts";
@@ -30,8 +32,12 @@ import { chooseSplits, splitTargets, tileBuffer } from "./attention_tiled.ts";
 
 /** Calls of at least this many rows take the int8 kernel under compute "int8" (fewer: the f32 kernels). */
 export const I8_ATTENTION_MIN_ROWS = 64;
-/** P as two int8 halves of a 14-bit fixed point (2) or as one int8 (1): the kernel's PSPLIT. */
+/** P as one int8 (1: attention_tiled_i8_f16kv) or as two int8 halves of a 14-bit fixed point (2: attention_tiled_i8p2_f16kv). */
 export const I8_P_SPLIT = 1;
+/** Calls with at least this many workgroups run unsplit. */
+export const I8_NO_SPLIT_WORKGROUPS = 512;
+/** How the kernel's two lanes of a query vector exchange maxima and sums: 0 workgroup memory, 1 subgroupShuffleXor. */
+export const I8_XCHG = 1;
 // (one subgroup per workgroup, each copying its own K / V tiles, measured 2.4-2.8x slower on the H200)
 const HD = 64, KEYS_PER_TILE = 64, VECTORS_PER_TILE = 64;
 
@@ -41,16 +47,15 @@ export function i8ShadowBytes(capacity: number, kvHeads: number, headDim: number
 }
 
 /**
- * Whether the engine may take the int8 kernel at all. Not yet: on the H200 (2026-12-03) its scores' i32 products differ
- * from the exact products of the same int8 values (correlation ~0.95: test/attention_i8.test.ts fails there, errors
- * 0.02-2 against float64), so compute "int8" keeps the f32 tiled attention until the kernel passes its tests.
+ * Whether the engine may take the int8 kernel at all: yes since its H200 tests pass (2026-12-03; before, two 4-byte
+ * workgroup variables beside the staging arrays made the subgroup-matrix loads read 8 bytes early).
  */
 export const I8_ATTENTION_READY = true;
 
-/** Whether recordAttention takes the int8 kernel for this call. */
+/** Whether recordAttention takes the int8 kernel for this call (APEKIT_INT8_ATTENTION=0 declines it: the f32 tiled kernels). */
 export function usesInt8Attention(model: Model, pool: KvPool, a: Pick<AttentionCall, "rows">): boolean {
   const { gpu, config: c } = model;
-  if (!I8_ATTENTION_READY || model.compute !== "int8" || !gpu.hasInt8Matrix || pool.dtype !== "f16" || c.headDim !== HD || a.rows < I8_ATTENTION_MIN_ROWS) return false;
+  if (!I8_ATTENTION_READY || process.env.APEKIT_INT8_ATTENTION === "0" || model.compute !== "int8" || !gpu.hasInt8Matrix || pool.dtype !== "f16" || c.headDim !== HD || a.rows < I8_ATTENTION_MIN_ROWS) return false;
   const s = i8ShadowBytes(pool.capacity, c.kvHeads, c.headDim);
   return Math.max(s.ints, s.scales) <= gpu.limits.maxStorageBufferBindingSize;
 }
@@ -87,7 +92,7 @@ export function quantizeItems(lists: AttentionCall["lists"], kvHeads: number): U
  * Records the quantize pass, the int8 kernel and (when split) the combine for one attention call. `splits` forces the
  * split count (tests). Returns the splits.
  */
-export function recordI8Attention(prog: Program, model: Model, pool: KvPool, a: AttentionCall, opts: { splits?: number; pSplit?: number; ablate?: number; debug?: number } = {}): number {
+export function recordI8Attention(prog: Program, model: Model, pool: KvPool, a: AttentionCall, opts: { splits?: number; pSplit?: number; ablate?: number; debug?: number; xchg?: number } = {}): number {
   const { config: c, kernels: k, gpu } = model;
   if (c.headDim !== HD || pool.dtype !== "f16") throw new Error(`int8 attention: head_dim 64 and f16 KV only (got ${c.headDim}, ${pool.dtype})`);
   const group = c.heads / c.kvHeads;
@@ -113,11 +118,14 @@ export function recordI8Attention(prog: Program, model: Model, pool: KvPool, a: 
   if (tiles.count > 65535) throw new Error(`int8 attention: ${tiles.count} tiles exceed a grid dimension (65535); split the batch`);
   const keyTiles = Math.max(0, ...a.lists.map((g) => g.blocks.reduce((n, b) => n + Math.ceil(b.tokens / KEYS_PER_TILE), 0)));
   const perSplit = a.rows * c.heads * c.headDim * 4;
-  const splits = opts.splits ?? chooseSplits({
+  // no split-K from I8_NO_SPLIT_WORKGROUPS workgroups on (H200, 2048-row prefill: 1024 workgroups, 0.475 ms unsplit
+  // against 0.795 with 2 splits and their combine)
+  const splits = opts.splits ?? (tiles.count * c.kvHeads >= I8_NO_SPLIT_WORKGROUPS ? 1 : chooseSplits({
     workgroups: tiles.count * c.kvHeads, keyTiles, isCpu: gpu.isCpu,
     maxSplitsByMemory: Math.floor(gpu.limits.maxStorageBufferBindingSize / perSplit),
-  });
-  const pipe = k.pipeline("attention_tiled_i8_f16kv", { PSPLIT: opts.pSplit ?? I8_P_SPLIT, ...(opts.ablate ? { ABLATE: opts.ablate } : {}), ...(opts.debug ? { DEBUG: opts.debug } : {}) });
+  }));
+  const name = (opts.pSplit ?? I8_P_SPLIT) === 2 ? "attention_tiled_i8p2_f16kv" : "attention_tiled_i8_f16kv";
+  const pipe = k.pipeline(name, { ...(opts.ablate ? { ABLATE: opts.ablate } : {}), ...(opts.debug ? { DEBUG: opts.debug } : {}), XCHG: opts.xchg ?? I8_XCHG });
   const qkvDim = (c.heads + 2 * c.kvHeads) * c.headDim;
   const scale = Math.LOG2E / (Math.sqrt(c.headDim) * a.temperature);
   const params = prog.uniform(new Params().u(a.rows, c.heads, c.kvHeads, group, qkvDim).f(scale).u(c.slidingWindow, splits, sh.slots).bytes());
