@@ -3,7 +3,7 @@ import { getGpu } from "../src/gpu/device.ts";
 import { buildModel, type Model } from "../src/model/model.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { decode } from "../src/engine/generate.ts";
-import { encodeContexts, encodePrefix, startQuery } from "../src/ape/ape.ts";
+import { encodeContexts, encodePrefix, sequentialLogits, startQuery } from "../src/ape/ape.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { CpuReference } from "./reference/cpu_model.ts";
 import { randomModel, relError, rng, tinyConfig } from "./reference/random_model.ts";
@@ -57,6 +57,33 @@ describe(`GPU decode loop on ${runtimeName()}`, () => {
       seq.push(t);
     }
     expect(got).toEqual(want);
+  });
+
+  it("streamed recording (a submit after every layer while the rest is recorded) gives the same logits and tokens", async () => {
+    const streamed = new Engine(model, { kvBudgetBytes: 4 << 20, layersPerSubmit: 1 });
+    try {
+      expect([engine.layersPerSubmit, streamed.layersPerSubmit]).toEqual([model.gpu.isCpu ? 0 : 4, 1]);
+      const prompt = Uint32Array.from(ids(9));
+      const whole = new Engine(model, { kvBudgetBytes: 4 << 20, layersPerSubmit: 0 });
+      try {
+        const want = await sequentialLogits(whole, prompt, true);
+        expect(Array.from(await sequentialLogits(streamed, prompt, true))).toEqual(Array.from(want));
+      } finally {
+        whole.destroy();
+      }
+      const block = streamed.pool.allocate(prompt.length + 8, 0);
+      const got: number[] = [];
+      try {
+        for await (const chunk of decode(streamed, {
+          prompt, block, maxTokens: 8, stepsPerReadback: 3, group: (rows, writeAt) => ({ rows, write: block, writeAt, plain: [block] }),
+        })) got.push(...chunk);
+      } finally {
+        streamed.pool.release(block);
+      }
+      expect(got).toEqual(await run(Array.from(prompt), 8));
+    } finally {
+      streamed.destroy();
+    }
   });
 
   it("stops right after an end-of-sequence id", async () => {

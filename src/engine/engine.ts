@@ -40,6 +40,12 @@ export interface EngineOptions {
   maxBatchRows?: number;
   /** KV cache storage: "f32" (default) or "f16" (half the memory; attention math stays f32). */
   kvDtype?: KvDtype;
+  /**
+   * A newly recorded forward pass is submitted every this many layers while the host records the rest (the GPU
+   * starts on the first layers meanwhile); 0 records it whole, then submits. Default: 4 on GPUs, 0 on CPU adapters
+   * (lavapipe runs a submit's work before it returns).
+   */
+  layersPerSubmit?: number;
 }
 
 /** One forward pass of a chunked run: rows [start, start + rows) of the input, as its own ForwardInput. */
@@ -54,6 +60,8 @@ export interface Chunk {
 export class Engine {
   readonly pool: KvPool;
   readonly maxBatchRows: number;
+  /** Layers recorded between submits of a newly recorded forward pass (0: whole, then submitted). */
+  readonly layersPerSubmit: number;
   /** Rows in one forward pass: maxBatchRows, or fewer where the widest per-row buffer would not fit. */
   readonly batchRows: number;
   /** Logit rows one forward pass can hold ([rows, vocab] f32 in one binding). */
@@ -67,6 +75,9 @@ export class Engine {
     if (!Number.isInteger(maxBatchRows) || maxBatchRows < 1) throw new InvalidArgumentError(`maxBatchRows must be a positive integer (got ${maxBatchRows})`);
     this.pool = new KvPool(model.gpu, model.config, opts.kvBudgetBytes ?? 256 * 1024 * 1024, opts.kvDtype ?? "f32");
     this.maxBatchRows = maxBatchRows;
+    const lps = opts.layersPerSubmit ?? (model.gpu.isCpu ? 0 : 4);
+    if (!Number.isInteger(lps) || lps < 0) throw new InvalidArgumentError(`layersPerSubmit must be a non-negative integer (got ${lps})`);
+    this.layersPerSubmit = lps;
     const { limits } = model.gpu;
     this.bufferLimit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
     const [label, bytes] = Object.entries(forwardRowBytes(model.config)).reduce((a, b) => (b[1] > a[1] ? b : a));
@@ -121,6 +132,18 @@ export class Engine {
   }
 
   /**
+   * Records a forward pass of `ids.length` rows for `input`, its ids written: streamed where the engine streams
+   * (submitted every layersPerSubmit layers while recorded). The caller submits what is left with
+   * `program.submitRest()` (then the whole again with `program.submit()`).
+   */
+  record(input: ForwardInput, ids: Uint32Array): Forward {
+    const lps = this.layersPerSubmit;
+    const fwd = new Forward(this.model, this.pool, ids.length, input, undefined, lps > 0 ? { ids, layersPerSubmit: lps } : undefined);
+    if (lps === 0) fwd.setIds(ids);
+    return fwd;
+  }
+
+  /**
    * Records and submits the forward passes of `input` over `ids` without waiting (inside the
    * caller's error scope, if any); resolves to the requested logits ([count, vocab]) once read back.
    */
@@ -139,12 +162,13 @@ export class Engine {
           // a pass like the last one: rewrite its state (positions, destinations, block lists) and replay it
           fwd.input.groups.forEach((g, i) => (g.writeAt = ch.input.groups[i].writeAt));
           fwd.refreshState();
+          fwd.setIds(ids.subarray(ch.start, ch.start + ch.rows));
+          fwd.program.submit();
         } else {
           fwd?.destroy(); // buffers of submitted work are freed by WebGPU once that work is done
-          fwd = new Forward(this.model, this.pool, ch.rows, ch.input);
+          fwd = this.record(ch.input, ids.subarray(ch.start, ch.start + ch.rows));
+          fwd.program.submitRest();
         }
-        fwd.setIds(ids.subarray(ch.start, ch.start + ch.rows));
-        fwd.program.submit();
         // the copy to the host is queued now, before the next pass rewrites the logits buffer
         if (ch.input.logits.count > 0) reads.push(fwd.readLogits().then((l) => out.set(l, ch.logitAt * V)));
       }

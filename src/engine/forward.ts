@@ -74,6 +74,15 @@ export function forwardRowBytes(c: Model["config"]): Record<string, number> {
 }
 
 /** Scratch buffers, state buffers and the recorded dispatches for one batch shape. */
+/**
+ * Streamed recording (Forward's last argument): the ids, written before anything is submitted, and how many layers
+ * the host records between submits, so that the GPU starts on the first layers while the host records the rest.
+ */
+export interface ForwardStream {
+  ids: Uint32Array;
+  layersPerSubmit: number;
+}
+
 export class Forward {
   readonly program: Program;
   readonly ids: GPUBuffer;
@@ -95,9 +104,11 @@ export class Forward {
 
   /**
    * Records the forward pass for `input` over `n` rows. `ids` may be given as a GPU buffer (the
-   * sampler's output, for decode), else a buffer is created and `setIds` fills it.
+   * sampler's output, for decode), else a buffer is created and `setIds` fills it. With `stream`, the ids
+   * are written first and the program is submitted every `layersPerSubmit` layers while it is recorded: the
+   * caller submits the rest with `program.submitRest()` (a later `program.submit()` replays it all).
    */
-  constructor(readonly model: Model, readonly pool: KvPool, readonly n: number, readonly input: ForwardInput, idsBuffer?: GPUBuffer) {
+  constructor(readonly model: Model, readonly pool: KvPool, readonly n: number, readonly input: ForwardInput, idsBuffer?: GPUBuffer, stream?: ForwardStream) {
     const { config: c, kernels: k, gpu } = model;
     const dev = gpu.device;
     const prog = (this.program = new Program(dev));
@@ -126,6 +137,7 @@ export class Forward {
     this.blocks = this.track(uploadU32(dev, state.blocks));
     dev.queue.writeBuffer(this.cosSin, 0, state.cosSin);
     dev.queue.writeBuffer(this.dest, 0, state.dest);
+    if (stream) this.setIds(stream.ids);
 
     const layout = model.matvecLayout ?? (gpu.isCpu ? "rows" : "lanes");
     // decode on a GPU: RMSNorm rides in the next projection's input stage and SwiGLU in gate_up's epilogue (fewer
@@ -214,6 +226,7 @@ export class Forward {
         prog.dispatch(swiglu, k.bind(swiglu, [gu, h, sp]), ceil(c.intermediate, 64), n);
         linear(h, L.down, x, n, true); // x += down_proj(h)
       }
+      if (stream && (l + 1) % stream.layersPerSubmit === 0 && l + 1 < c.layers) prog.submitRest();
     }
     if (this.logitRows > 0) {
       normedLinear(model.norm, model.lmHead, this.logits, this.logitRows, input.logits.from);

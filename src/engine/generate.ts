@@ -94,7 +94,7 @@ export async function* decode(engine: Engine, req: DecodeRequest): AsyncGenerato
       });
     }
     const sampler = own(new Sampler(engine.model, req.sampling ?? {}, maxTokens, history));
-    const prefill = own(new Forward(engine.model, engine.pool, last.rows, last.input));
+    const prefill = own(engine.record(last.input, prompt.subarray(last.start))); // streamed: its first layers run meanwhile
     sampler.record(prefill.program, prefill.logits);
     // the decode step is recorded once the prefill is submitted (recording ~150 dispatches costs tens of
     // ms on the host, time the GPU spends on the prefill), still inside the error scopes
@@ -110,8 +110,7 @@ export async function* decode(engine: Engine, req: DecodeRequest): AsyncGenerato
       for (; enqueued < upTo; enqueued++) {
         sampler.setStep(enqueued);
         if (enqueued === 0) {
-          prefill.setIds(prompt.subarray(last.start));
-          prefill.program.submit();
+          prefill.program.submitRest(); // (its ids are written)
         } else {
           stepGroup.writeAt = prompt.length + enqueued - 1; // the previous token's slot
           const st = stepForward();

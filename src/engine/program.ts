@@ -95,27 +95,45 @@ export class Program {
     return b;
   }
 
-  encode(pass: GPUComputePassEncoder): void {
+  encode(pass: GPUComputePassEncoder, from = 0, to = this.steps.length): void {
     if (this.#mapped.length) this.seal();
     let current: GPUComputePipeline | undefined;
-    for (const s of this.steps) {
+    for (let i = from; i < to; i++) {
+      const s = this.steps[i];
       if (s.pipeline !== current) pass.setPipeline((current = s.pipeline)); // each call costs a few us in JS
       pass.setBindGroup(0, s.bind);
       pass.dispatchWorkgroups(s.grid[0], s.grid[1], s.grid[2]);
     }
   }
 
+  /** Steps already submitted by submitRest (or submit). */
+  #sent = 0;
+
   /**
    * Encodes the whole program in one compute pass and submits it. On a lost device it throws
    * GpuDeviceLostError instead (WebGPU would drop the work silently).
    */
   submit(): void {
+    this.#submit(0, this.steps.length);
+  }
+
+  /**
+   * Submits the steps recorded since the last submitRest (all of them the first time), so that the GPU runs the
+   * first part of a program while the host still records the rest (Forward's streamed recording); a later submit()
+   * replays the whole program. Nothing to submit: does nothing.
+   */
+  submitRest(): void {
+    if (this.#sent < this.steps.length) this.#submit(this.#sent, this.steps.length);
+  }
+
+  #submit(from: number, to: number): void {
     deviceErrors(this.device).throwIfLost();
     const enc = this.device.createCommandEncoder();
     const pass = enc.beginComputePass();
-    this.encode(pass);
+    this.encode(pass, from, to);
     pass.end();
     this.device.queue.submit([enc.finish()]);
+    this.#sent = Math.max(this.#sent, to);
   }
 
   destroy(): void {
