@@ -1,5 +1,5 @@
 /**
- * `ape bench engine [--dtype f16|f32|q8_0|q4_1|q4_0] [--compute f32|f16|int8] [--kv f32|f16] [--layers N] [--prefill 512] [--decode 128] [--shape llama-3.2-1b|tiny|smollm2-135m]`
+ * `ape bench engine [--dtype f16|f32|q8_0|q4_1|q4_0] [--compute f32|f16|int8] [--kv f32|f16] [--layers N] [--prefill 512] [--decode 128] [--shape llama-3.2-1b|tiny|smollm2-135m] [--layers-per-submit N]`
  *
  * Prefill tokens/s and batch-1 decode tokens/s for a model of the given shape with random weights,
  * and the fraction of the memory-bandwidth floor that decode reaches: (bytes of weights + KV read per
@@ -112,7 +112,7 @@ export function modelArgs(s: Record<string, string | undefined>) {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parseArgs(argv, { string: ["dtype", "compute", "layers", "prefill", "decode", "shape", "context", "kv"] });
+  const a = parseArgs(argv, { string: ["dtype", "compute", "layers", "prefill", "decode", "shape", "context", "kv", "layers-per-submit"] });
   const kvDtype = a.string.kv ?? "f32";
   if (kvDtype !== "f32" && kvDtype !== "f16") throw new InvalidArgumentError(`--kv must be f32 or f16 (got '${kvDtype}')`);
   const { shapeName, shape, dtype, compute } = modelArgs(a.string);
@@ -125,7 +125,9 @@ export async function run(argv: string[]): Promise<number> {
   let t = performance.now();
   const model = buildModel(gpu, cfg, randomSource(cfg, DTYPES[dtype]), { source: "random", fingerprintSeed: "bench", compute });
   console.log(`load: ${((performance.now() - t) / 1000).toFixed(1)} s`);
-  const engine = new Engine(model, { kvBudgetBytes: 2 * 2 ** 30, maxBatchRows: 8192, kvDtype });
+  const lps = a.string["layers-per-submit"] === undefined ? undefined : Number(a.string["layers-per-submit"]);
+  const engine = new Engine(model, { kvBudgetBytes: 2 * 2 ** 30, maxBatchRows: 8192, kvDtype, layersPerSubmit: lps });
+  console.log(`prefill recording: ${engine.layersPerSubmit ? `submitted every ${engine.layersPerSubmit} layers while recorded` : "whole, then submitted"}`);
   const bw = await copyBandwidth(gpu, model.kernels);
   console.log(`copy bandwidth (read+write): ${(bw / 1e12).toFixed(3)} TB/s`);
   const peak = await fmaPeak(gpu, model.kernels);

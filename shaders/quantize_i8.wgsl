@@ -4,6 +4,8 @@
 // Inputs:  src: array<u32>, R rows of K values from row `fromRow` on (f32 words when SRC_F16 is false, else
 //          f16 pairs packed two per word: value k in half k % 2 of word k / 2, as apekit stores f16 weights);
 //          params { R, K, Kp, fromRow, rowStride (source values per row: K, or the buffer's row length) }.
+//          SWIGLU (f32 only): the rows are gate_up's [gate (K) | up (K)] (rowStride 2K) and the values quantized are
+//          silu(gate) * up, as swiglu.wgsl computes them (the int8 down_proj's input without swiglu's dispatch).
 // Outputs: q: array<u32> [R, Kp / 4]: int8 values packed four per word, little-endian (value k in byte k % 4 of
 //          word k / 4, the byte order subgroupMatrixLoad reads i8 from); values K..Kp-1 of a row are zero
 //          (Kp: K rounded up to the matmul's k step). scale: array<f32> [R].
@@ -17,6 +19,7 @@ struct Params { R: u32, K: u32, Kp: u32, fromRow: u32, rowStride: u32 }
 @group(0) @binding(3) var<uniform> p: Params;
 
 override SRC_F16: bool = false;
+override SWIGLU: bool = false;
 var<workgroup> red: array<f32, 256>;
 
 // values 4i .. 4i+3 of source row r (i < K / 4)
@@ -26,7 +29,12 @@ fn quad(r: u32, i: u32) -> vec4<f32> {
     return vec4<f32>(unpack2x16float(src[o]), unpack2x16float(src[o + 1u]));
   }
   let o = r * p.rowStride + 4u * i;
-  return vec4<f32>(bitcast<f32>(src[o]), bitcast<f32>(src[o + 1u]), bitcast<f32>(src[o + 2u]), bitcast<f32>(src[o + 3u]));
+  let v = vec4<f32>(bitcast<f32>(src[o]), bitcast<f32>(src[o + 1u]), bitcast<f32>(src[o + 2u]), bitcast<f32>(src[o + 3u]));
+  if (SWIGLU) {
+    let u = o + p.K;
+    return v / (1.0 + exp(-v)) * vec4<f32>(bitcast<f32>(src[u]), bitcast<f32>(src[u + 1u]), bitcast<f32>(src[u + 2u]), bitcast<f32>(src[u + 3u]));
+  }
+  return v;
 }
 
 @compute @workgroup_size(256)

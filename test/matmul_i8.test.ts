@@ -37,7 +37,7 @@ const roundEven = (v: number) => {
  * q from the GPU against the CPU quantizer's: equal, or one apart where v / s sits within a rounding of a half (GPU
  * division may be off by an ulp or two: WGSL allows 2.5), in at most 1% of the values; scales within 1e-6.
  */
-function expectQuantized(got: Int8Array, gotS: Float32Array, want: { q: Int8Array; s: Float32Array }) {
+function expectQuantized(got: Int8Array, gotS: Float32Array, want: { q: Int8Array; s: Float32Array }, sTol = 1e-6) {
   let off = 0;
   for (let i = 0; i < want.q.length; i++) {
     const d = Math.abs(got[i] - want.q[i]);
@@ -45,7 +45,7 @@ function expectQuantized(got: Int8Array, gotS: Float32Array, want: { q: Int8Arra
     off += d;
   }
   expect(off).toBeLessThanOrEqual(Math.ceil(want.q.length / 100));
-  for (let r = 0; r < want.s.length; r++) expect(Math.abs(gotS[r] - want.s[r])).toBeLessThanOrEqual(1e-6 * want.s[r]);
+  for (let r = 0; r < want.s.length; r++) expect(Math.abs(gotS[r] - want.s[r])).toBeLessThanOrEqual(sTol * want.s[r]);
 }
 
 /** The CPU quantizer quantize_i8 must match: per row s = max|v| / 127, q = clamp(round(v * (127 / max|v|))). */
@@ -103,6 +103,26 @@ describe(`int8 prefill (compute "int8") on ${runtimeName()}`, () => {
     const rows = new Float32Array(R * K);
     for (let r = 0; r < R; r++) rows.set(all.subarray((from + r) * stride, (from + r) * stride + K), r * K);
     expectQuantized(new Int8Array(await readBuffer(gpu.device, q, R * K)), new Float32Array(await readBuffer(gpu.device, s, R * 4)), quantizeCpu(rows, R, K, K));
+    prog.destroy();
+    for (const b of [src, q, s]) b.destroy();
+  });
+
+  it("quantize_i8 with SwiGLU quantizes silu(gate) * up of gate_up's [gate | up] rows (down_proj's int8 input)", async () => {
+    const R = 5, K = 96, Kp = 128;
+    const gu = randomRows(13, R, 2 * K);
+    const h = new Float32Array(R * K);
+    for (let r = 0; r < R; r++) {
+      for (let c = 0; c < K; c++) {
+        const g = gu[r * 2 * K + c], u = gu[r * 2 * K + K + c];
+        h[r * K + c] = g / (1 + Math.exp(-g)) * u;
+      }
+    }
+    const src = uploadF32(gpu.device, gu), q = storageBuffer(gpu.device, R * Kp), s = storageBuffer(gpu.device, R * 4);
+    const prog = new Program(gpu.device);
+    recordQuantize(prog, k, src, q, s, { rows: R, K, Kp, swiglu: true });
+    prog.submit();
+    // the GPU's exp is within a few ulp: scales within 1e-5, bytes one apart at most near a half
+    expectQuantized(new Int8Array(await readBuffer(gpu.device, q, R * Kp)), new Float32Array(await readBuffer(gpu.device, s, R * 4)), quantizeCpu(h, R, K, Kp), 1e-5);
     prog.destroy();
     for (const b of [src, q, s]) b.destroy();
   });

@@ -219,6 +219,9 @@ export class Forward {
       } else if (fused) { // one row, gate_up in chunks: down_proj takes silu(gate) * up in its input stage
         normedLinear(L.mlpNorm, L.gateUp, gu);
         linear(gu, L.down, x, n, true, { swiglu: true });
+      } else if (i8 && usesInt8(L.down, n)) { // compute int8: SwiGLU inside down_proj's input quantization
+        normedLinear(L.mlpNorm, L.gateUp, gu);
+        linear(gu, L.down, x, n, true, { swiglu: true });
       } else {
         normedLinear(L.mlpNorm, L.gateUp, gu);
         const swiglu = k.pipeline("swiglu");

@@ -361,7 +361,11 @@ export function recordLinear(
   if (input.swigluOut && (!lanes || W.chunks.length !== 1 || W.rows % 2 !== 0 || accumulate || input.swiglu)) {
     throw new Error(`recordLinear: SwiGLU on the output needs one row in the lanes layout, W in one chunk with an even row count, no accumulate and no SwiGLU input (${rows} rows, ${layout}, ${W.chunks.length} chunks, ${W.rows} rows of W)`);
   }
-  if (input.swiglu && !lanes) throw new Error(`recordLinear: SwiGLU in the input stage needs one row in the lanes layout (${rows} rows, ${layout})`);
+  // compute "int8": a prefill's rows through W's int8 copy on integer tensor cores (linear_i8.ts; SwiGLU in its quantize)
+  if (layout === "lanes" && !input.norm && !input.swigluOut && !input.rope && fromRow === 0 && i8 && usesInt8(W, rows)) {
+    return recordLinearI8(prog, k, x, W, y, rows, i8, accumulate, i8Tile, !!input.swiglu);
+  }
+  if (input.swiglu && !lanes) throw new Error(`recordLinear: SwiGLU in the input stage needs one row in the lanes layout, or the int8 kernels (${rows} rows, ${layout})`);
   const rope = input.rope;
   if (rope && (!lanes || W.chunks.length !== 1 || accumulate || input.swiglu || input.swigluOut || W.rows !== (rope.heads + 2 * rope.kvHeads) * rope.headDim || rope.headDim % 4 !== 0)) {
     throw new Error(`recordLinear: RoPE on the output needs the qkv projection ((heads + 2 kvHeads) * headDim rows, one chunk) of one row in the lanes layout, no accumulate, no SwiGLU (${rows} rows, ${layout}, ${W.chunks.length} chunks, ${W.rows} rows of W)`);
@@ -376,10 +380,6 @@ export function recordLinear(
     throw new ModelFormatError(`an f16 linear layer has ${W.cols} input features; apekit's f16 kernels need a multiple of 8`);
   }
   if (rows > 1 && ceil(rows, 32) > 65535) throw new Error(`recordLinear: ${rows} rows exceed one dispatch of the matmul kernels`);
-  // compute "int8": a prefill's rows through W's int8 copy on integer tensor cores (linear_i8.ts)
-  if (layout === "lanes" && !input.norm && !input.swiglu && !input.swigluOut && fromRow === 0 && i8 && usesInt8(W, rows)) {
-    return recordLinearI8(prog, k, x, W, y, rows, i8, accumulate, i8Tile);
-  }
   if (batched) { // a few rows on a GPU: each weight read once for all of them
     for (const ch of W.chunks) {
       const shape = matvec && "batch" in matvec ? matvec : batchShape(ch.rows, W.cols, rows);

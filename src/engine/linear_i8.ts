@@ -89,15 +89,15 @@ export function i8ScratchBytes(rows: number, maxK: number): { q: number; s: numb
 
 /**
  * Records quantize_i8 over R rows of `src` (f32 words, or f16 pairs with `f16`), rows of `rowStride` values from
- * row `fromRow`, into q ([R, Kp] int8) and s ([R] f32).
+ * row `fromRow`, into q ([R, Kp] int8) and s ([R] f32); with `swiglu`, of silu(gate) * up from [gate | up] rows.
  */
 export function recordQuantize(
   prog: Program, k: Kernels, src: GPUBuffer, q: GPUBuffer, s: GPUBuffer,
-  o: { rows: number; K: number; Kp: number; fromRow?: number; rowStride?: number; f16?: boolean },
+  o: { rows: number; K: number; Kp: number; fromRow?: number; rowStride?: number; f16?: boolean; swiglu?: boolean },
 ): void {
-  if (o.K % (o.f16 ? 8 : 4) !== 0 || o.Kp % 4 !== 0 || o.Kp < o.K) throw new Error(`quantize_i8: K ${o.K} / Kp ${o.Kp} unsupported`);
-  const pipe = k.pipeline("quantize_i8", { SRC_F16: o.f16 ? 1 : 0 });
-  const params = prog.uniform(new Params().u(o.rows, o.K, o.Kp, o.fromRow ?? 0, o.rowStride ?? o.K).bytes());
+  if (o.K % (o.f16 ? 8 : 4) !== 0 || o.Kp % 4 !== 0 || o.Kp < o.K || (o.swiglu && o.f16)) throw new Error(`quantize_i8: K ${o.K} / Kp ${o.Kp}${o.swiglu && o.f16 ? ", SwiGLU of f16" : ""} unsupported`);
+  const pipe = k.pipeline("quantize_i8", { SRC_F16: o.f16 ? 1 : 0, SWIGLU: o.swiglu ? 1 : 0 });
+  const params = prog.uniform(new Params().u(o.rows, o.K, o.Kp, o.fromRow ?? 0, o.rowStride ?? (o.swiglu ? 2 * o.K : o.K)).bytes());
   prog.dispatch(pipe, k.bind(pipe, [src, q, s, params]), Math.min(o.rows, 65535), ceil(o.rows, 65535));
 }
 
@@ -130,18 +130,20 @@ export function attachInt8(gpu: Gpu, k: Kernels, W: GpuLinear): void {
 }
 
 /**
- * y = x W^T (+ bias; + y with `accumulate`) for `rows` rows of x (f32 [rows, W.cols]) on the int8 kernels:
- * quantize_i8 of x into the scratch, then matmul_i8 per chunk of W's int8 copy.
+ * y = x W^T (+ bias; + y with `accumulate`) for `rows` rows of x (f32 [rows, W.cols]; with `swiglu`, x = silu(gate) *
+ * up of gate_up's [rows, 2 W.cols]) on the int8 kernels: quantize_i8 of x into the scratch, then matmul_i8 per chunk of
+ * W's int8 copy.
  */
 export function recordLinearI8(
   prog: Program, k: Kernels, x: GPUBuffer, W: GpuLinear, y: GPUBuffer, rows: number, scratch: I8Scratch, accumulate = false, tile = I8_TILE,
+  swiglu = false,
 ): void {
   const i8 = W.i8!;
   const need = i8ScratchBytes(rows, W.cols);
   if (scratch.q.size < need.q || scratch.s.size < need.s) {
     throw new Error(`recordLinearI8: scratch of ${scratch.q.size} / ${scratch.s.size} bytes for ${rows} rows x ${W.cols} (needs ${need.q} / ${need.s})`);
   }
-  recordQuantize(prog, k, x, scratch.q, scratch.s, { rows, K: W.cols, Kp: i8.Kp });
+  recordQuantize(prog, k, x, scratch.q, scratch.s, { rows, K: W.cols, Kp: i8.Kp, swiglu });
   const flags = (W.bias ? 1 : 0) | (accumulate ? 2 : 0);
   const t = i8TileConstants(k.device, tile);
   const pipe = k.pipeline("matmul_i8", t.constants);
