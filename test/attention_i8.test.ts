@@ -13,6 +13,7 @@ import { I8_ATTENTION_MIN_ROWS, I8_ATTENTION_READY, I8_P_SPLIT, quantizeItems, r
 import { runtimeName } from "../src/runtime.ts";
 import { attentionModels, type BlockSpec, type GroupSpec, KvCase, NEG } from "./reference/attention_case.ts";
 import { randomModel, relError, rng, tinyConfig } from "./reference/random_model.ts";
+import { roundEven } from "./reference/round_even.ts";
 import { buildModel } from "../src/model/model.ts";
 import { Engine } from "../src/engine/engine.ts";
 import { sequentialLogits } from "../src/ape/ape.ts";
@@ -73,12 +74,6 @@ class I8Case extends KvCase {
     return { splits: got.splits, outErr, lseErr };
   }
 }
-
-/** WGSL's round(): halves to even. */
-const roundEven = (x: number) => {
-  const r = Math.round(x);
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
-};
 
 /**
  * The CPU's int8 of one vector as the kernels quantize it (f32 arithmetic): q = clamp(round(x * (127 / max|x|))), and

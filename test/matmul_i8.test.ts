@@ -22,16 +22,12 @@ import { GpuUnavailableError } from "../src/errors.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { relError, rng } from "./reference/random_model.ts";
 import { cpuLinear } from "./reference/cpu_linear.ts";
+import { roundEven } from "./reference/round_even.ts";
 
 const gpu = await getGpu();
 const k = new Kernels(gpu.device, gpu.hasF16);
 if (!gpu.hasInt8Matrix) console.warn(`int8: the adapter (${gpu.description}) has no int8 subgroup matrices; matmul_i8 and the int8 model are not tested`);
 
-/** WGSL's round(): half to even. */
-const roundEven = (v: number) => {
-  const r = Math.round(v);
-  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-};
 
 /**
  * q from the GPU against the CPU quantizer's: equal, or one apart where v / s sits within a rounding of a half (GPU
