@@ -46,12 +46,13 @@ case "$job" in
     fi
     echo "== cargo test (host) =="
     (cd wasm && cargo test -q --release 2>&1)
-    echo "== vitest under Node $(node --version) =="
-    node_modules/.bin/vitest run "$@"
-    echo "== vitest under Bun $("$BUN" --version) (not the kernel-by-kernel files: Node ran them on the same Dawn; vitest.config.ts) =="
+    # (which kernel files each runtime runs, and why: vitest.config.ts)
+    echo "== vitest under Node $(node --version) (two files at a time) =="
+    APEKIT_TEST_WORKERS=2 node_modules/.bin/vitest run "$@"
+    echo "== vitest under Bun $("$BUN" --version) (not the kernel-by-kernel files: Node ran them on the same Dawn) =="
     APEKIT_KERNEL_TESTS=0 "$BUN" --bun node_modules/.bin/vitest run "$@"
-    echo "== vitest under Deno $("$DENO" --version | head -1) =="
-    "$DENO" run -A npm:vitest run "$@"
+    echo "== vitest under Deno $("$DENO" --version | head -1) (of the kernel-by-kernel files, f16_compute) =="
+    APEKIT_KERNEL_TESTS=deno "$DENO" run -A npm:vitest run "$@"
     ;;
   *) echo "usage: ./dev.sh demo|test|ape ..." >&2; exit 2 ;;
 esac

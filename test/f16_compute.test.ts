@@ -98,7 +98,7 @@ describe.skipIf(!gpu.hasF16)(`f16-compute kernels (matmul_f16c, matvec_f16c, mat
     expect(kernels.has("matvec_f16c") && kernels.has("matvec_f16")).toBe(true);
     for (const b of [xb, gb, yb]) b.destroy();
     destroyLinear(W);
-  });
+  }, 400_000); // the first of the two compiles 8 pipelines: past 120 s under Deno on a fresh machine's cold lavapipe
 });
 
 interface Reference {

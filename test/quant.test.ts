@@ -86,6 +86,20 @@ async function gpuLinear(
   return out;
 }
 
+/** The decode kernels' shapes (lanes per row, rows per lane group) that matvecShape picks among. */
+const MATVEC_SHAPES = [[32, 1], [64, 2], [128, 4], [256, 1], [128, 2]] as const;
+/**
+ * The shapes a format's kernel is checked in besides the engine's own pick. Every shape is a pipeline that a
+ * cold lavapipe compiles in 10-30 s, and the shape code (matvec_body.wgsl) is one for all formats: by default
+ * each format takes two shapes in turn (every shape still checked with two or more formats, at least one with
+ * two rows or more per lane group); APEKIT_FULL_KERNEL_TESTS=1 checks every format in every shape.
+ */
+function matvecShapes(type: string): (readonly [number, number])[] {
+  if (process.env.APEKIT_FULL_KERNEL_TESTS === "1") return [...MATVEC_SHAPES];
+  const i = QUANT.indexOf(type);
+  return [MATVEC_SHAPES[i % MATVEC_SHAPES.length], MATVEC_SHAPES[(i + 1) % MATVEC_SHAPES.length]];
+}
+
 describe(`quantized matvec / matmul kernels on ${runtimeName()}`, () => {
   const cases = QUANT.flatMap((type) => [
     { type, N: 70, K: FORMATS[type].blockSize === 256 ? 512 : 96, chunked: false },
@@ -111,7 +125,8 @@ describe(`quantized matvec / matmul kernels on ${runtimeName()}`, () => {
       // small enough (7 rows) that the slabs do not line up with the chunks
       // the decode kernels also with 64, 128 and 256 lanes per row and 2 or 4 rows per lane group (matvecShape
       // picks among them by layer shape; N is not a multiple of the rows a workgroup covers)
-      const runs = [[1, "lanes", 0, 32, 1], [1, "lanes", 0, 64, 2], [1, "lanes", 0, 128, 4], [1, "lanes", 0, 256, 1], [1, "rows", 0, 0, 0], [67, "lanes", 0, 0, 0], [67, "lanes", 7 * K * 4, 0, 0]] as const;
+      const shapes = matvecShapes(type);
+      const runs = [...shapes.map(([lanes, rows]) => [1, "lanes", 0, lanes, rows] as const), [1, "rows", 0, 0, 0], [67, "lanes", 0, 0, 0], [67, "lanes", 7 * K * 4, 0, 0]] as const;
       for (const [M, layout, scratch, lanes, rows] of runs) {
         const x = Float32Array.from({ length: M * K }, () => rand() * 2 - 1);
         const got = await gpuLinear(gpu0, kernels, W, x, M, layout, scratch, undefined, lanes ? { lanes, rows } : undefined);
@@ -128,13 +143,16 @@ describe(`quantized matvec / matmul kernels on ${runtimeName()}`, () => {
       const bias1 = chunked ? bias : undefined;
       expect(relError(await gpuLinear(gpu0, kernels, W, x.subarray(0, K), 1, "lanes", 0, { norm: { weight: g, eps } }), cpuLinear(normed, wq, 1, N, K, bias1)), "norm").toBeLessThan(1e-5);
       expect(relError(await gpuLinear(gpu0, kernels, W, x, 1, "lanes", 0, { swiglu: true }), cpuLinear(gated, wq, 1, N, K, bias1)), "swiglu").toBeLessThan(1e-5);
-      expect(relError(await gpuLinear(gpu0, kernels, W, x, 1, "lanes", 0, { swiglu: true }, { lanes: 128, rows: 2 }), cpuLinear(gated, wq, 1, N, K, bias1)), "swiglu, 128 lanes, 2 rows").toBeLessThan(1e-5);
+      for (const [lanes, rows] of shapes) {
+        expect(relError(await gpuLinear(gpu0, kernels, W, x, 1, "lanes", 0, { swiglu: true }, { lanes, rows }), cpuLinear(gated, wq, 1, N, K, bias1)), `swiglu, ${lanes} lanes, ${rows} rows`).toBeLessThan(1e-5);
+      }
       // SwiGLU on the output (W as [gate | up], one chunk): y[c] = silu(gate_c) * up_c, c < N / 2, with and without
       // RMSNorm on the input, in both row pairings (2 rows: gate c and up c; 4 rows: gate c, c + 1 and their ups);
       if (!chunked && N % 2 === 0) {
         const I = N / 2;
-        // (the shapes the runs above compiled: SwiGLU out is a flags bit, not a variant to compile)
-        for (const [norm, lanes, rows] of [[false, 64, 2], [true, 128, 4], [true, 64, 2]] as const) {
+        // (the shapes the runs above compiled, with and without RMSNorm: SwiGLU out is a flags bit, not a variant to compile)
+        const paired = shapes.filter(([, rows]) => rows >= 2);
+        for (const [norm, lanes, rows] of paired.flatMap(([lanes, rows]) => [[false, lanes, rows], [true, lanes, rows]] as const)) {
           const lin = cpuLinear(norm ? normed : x.subarray(0, K), wq, 1, N, K);
           const want = Float64Array.from({ length: I }, (_, c) => (lin[c] / (1 + Math.exp(-lin[c]))) * lin[I + c]);
           const got = await gpuLinear(gpu0, kernels, W, x.subarray(0, K), 1, "lanes", 0, { swigluOut: true, norm: norm ? { weight: g, eps } : undefined }, { lanes, rows });
