@@ -28,7 +28,7 @@
 import process from "node:process";
 import { getGpu } from "../src/gpu/device.ts";
 import { readBuffer, storageBuffer, uploadF32, uploadU32 } from "../src/gpu/buffers.ts";
-import { Kernels } from "../src/gpu/shaders.ts";
+import { Kernels, unrollsLoops } from "../src/gpu/shaders.ts";
 import { Program } from "../src/engine/program.ts";
 import { type KvBlock, type KvDtype, KvPool } from "../src/engine/kv_pool.ts";
 import type { AttentionCall } from "../src/engine/attention.ts";
@@ -103,7 +103,7 @@ export async function run(argv: string[]): Promise<number> {
   const cfg = shapeConfig({ ...SHAPES["llama-3.2-1b"], ...(shapeName === "tiny" ? { heads: 4, kvHeads: 2 } : {}), layers: 1 });
   const { heads, kvHeads, headDim: hd } = cfg;
   const group = heads / kvHeads, qkvDim = (heads + 2 * kvHeads) * hd;
-  const model = { config: cfg, gpu, kernels: new Kernels(dev, gpu.hasF16) } as unknown as Model;
+  const model = { config: cfg, gpu, kernels: new Kernels(dev, gpu.hasF16, unrollsLoops(gpu)) } as unknown as Model;
   console.log(`adapter: ${gpu.description}; shape ${shapeName} (${heads} q heads, ${kvHeads} kv heads, head_dim ${hd}); peak ${peak} TFLOP/s`);
   console.log(`variants: ${variants.join(" ")}`);
   const bits = randomWords();

@@ -15,7 +15,7 @@
  */
 import { getGpu } from "../src/gpu/device.ts";
 import { readBuffer, storageBuffer, uploadF32, uploadU32 } from "../src/gpu/buffers.ts";
-import { Kernels } from "../src/gpu/shaders.ts";
+import { Kernels, unrollsLoops } from "../src/gpu/shaders.ts";
 import { Program } from "../src/engine/program.ts";
 import { type KvDtype, KvPool } from "../src/engine/kv_pool.ts";
 import { type AttentionCall, recordRowAttention } from "../src/engine/attention.ts";
@@ -69,7 +69,7 @@ export async function run(argv: string[]): Promise<number> {
   const gpu = await getGpu();
   const dev = gpu.device;
   const c = config(shape);
-  const model = { config: c, kernels: new Kernels(dev, gpu.hasF16), gpu } as unknown as Model;
+  const model = { config: c, kernels: new Kernels(dev, gpu.hasF16, unrollsLoops(gpu)), gpu } as unknown as Model;
   const { heads, kvHeads, headDim: hd } = c;
   const qkvDim = (heads + 2 * kvHeads) * hd, group = heads / kvHeads;
   console.log(`adapter: ${gpu.description}; shape ${shapeName} (${heads} heads, ${kvHeads} kv heads, head_dim ${hd}); 1 row; peak ${peak} GB/s`);

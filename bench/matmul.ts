@@ -21,7 +21,7 @@
 import process from "node:process";
 import { getGpu } from "../src/gpu/device.ts";
 import { readBuffer, storageBuffer, uploadF32 } from "../src/gpu/buffers.ts";
-import { Kernels } from "../src/gpu/shaders.ts";
+import { Kernels, unrollsLoops } from "../src/gpu/shaders.ts";
 import { Program } from "../src/engine/program.ts";
 import { kernelFormat, type MatmulTile, matmulTile, recordLinear } from "../src/engine/linear.ts";
 import { attachInt8, I8_TILE, type I8Tile, i8ScratchBytes } from "../src/engine/linear_i8.ts";
@@ -75,7 +75,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   const gpu = await getGpu();
   const dev = gpu.device;
-  const k = new Kernels(dev, gpu.hasF16);
+  const k = new Kernels(dev, gpu.hasF16, unrollsLoops(gpu));
   const reps = a.string.reps === undefined ? undefined : Number(a.string.reps);
   const trials = Number(a.string.trials ?? 3);
   const probe = peakArg === undefined ? await fmaPeak(gpu, k) : undefined;

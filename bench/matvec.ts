@@ -26,7 +26,7 @@
  */
 import { getGpu } from "../src/gpu/device.ts";
 import { readBuffer, storageBuffer, uploadBytes, uploadF32 } from "../src/gpu/buffers.ts";
-import { Kernels } from "../src/gpu/shaders.ts";
+import { Kernels, unrollsLoops } from "../src/gpu/shaders.ts";
 import { Params, Program } from "../src/engine/program.ts";
 import { type BatchShape, batchShape, type MatvecShape, matvecShape, recordLinear } from "../src/engine/linear.ts";
 import { parseArgs } from "../sdk/commands/args.ts";
@@ -129,7 +129,7 @@ export async function run(argv: string[]): Promise<number> {
   const layers = parseLayers(a.string.layers);
   const trials = Number(a.string.trials ?? 3);
   const gpu = await getGpu();
-  const k = new Kernels(gpu.device, gpu.hasF16);
+  const k = new Kernels(gpu.device, gpu.hasF16, unrollsLoops(gpu));
   const dev = gpu.device;
   console.log(`adapter: ${gpu.description}`);
   const x = uploadF32(dev, Float32Array.from({ length: 2 * 8192 }, (_, i) => Math.sin(i)));
@@ -177,7 +177,7 @@ async function runBatch(opts: Record<string, string | undefined>, M: number, nor
   const layers = parseLayers(opts.layers);
   const trials = Number(opts.trials ?? 3);
   const gpu = await getGpu();
-  const k = new Kernels(gpu.device, gpu.hasF16);
+  const k = new Kernels(gpu.device, gpu.hasF16, unrollsLoops(gpu));
   const dev = gpu.device;
   console.log(`adapter: ${gpu.description}; ${M} rows of x${norm ? "; RMSNorm for qkv, gate_up, lm_head" : ""}`);
   const x = uploadF32(dev, Float32Array.from({ length: 33 * 8192 }, (_, i) => Math.sin(i))); // 33 rows: the matmul's call

@@ -12,6 +12,7 @@ import { buildModel, type Model } from "../src/model/model.ts";
 import type { ModelConfig } from "../src/model/config.ts";
 import type { KvDtype } from "../src/engine/kv_pool.ts";
 import { Program } from "../src/engine/program.ts";
+import { Kernels } from "../src/gpu/shaders.ts";
 import { recordAttention } from "../src/engine/attention.ts";
 import { chooseSplits, recordTiledAttention, rowsShape, rowsWorkgroupBytes, type TiledKernel, tiledKernel, tiledPipelineName, tiledShape, tiledWorkgroupBytes, tileTable } from "../src/engine/attention_tiled.ts";
 import { Engine } from "../src/engine/engine.ts";
@@ -130,6 +131,25 @@ describe(`tiled attention kernel vs float64 on ${runtimeName()}`, () => {
       t.destroy();
     }
   });
+
+  // GPUs compile the kernels with their //#unroll loops unrolled in the source (src/gpu/unroll.ts: Deno's wgpu would
+  // leave the rows kernel's register arrays in local memory); CPU adapters do not, so this compiles the unrolled text here
+  // (head_dim 16: 4 quads per vector, so 4 copies per unrolled quad loop; at 64 the unrolled kernel takes lavapipe minutes
+  // to compile; `bench attention --check` compares the 1B shape's unrolled kernel with float64 on the H200)
+  it.each(["f32", "f16"] as const)("the rows kernel with its loops unrolled, as GPUs compile it: causal prefill, 4 heads / 2 kv heads, head_dim 16, %s KV", async (dtype) => {
+    const base = await modelFor({ heads: 4, kvHeads: 2, headDim: 16 });
+    const model = { ...base, kernels: new Kernels(base.gpu.device, base.gpu.hasF16, true) };
+    const t = new TiledCase(model, dtype, [{ capacity: 37, tokens: 37, firstPos: 0 }, { capacity: 320, tokens: 300, firstPos: 37 }], [
+      { pos: range(37, 300), list: [0, 1] },
+    ]);
+    try {
+      expect(await t.check(0.9, { splits: 1, kernel: "rows" })).toBe(1);
+      expect(await t.check(1, { splits: 3, kernel: "rows" })).toBe(3);
+      expect(model.kernels.has(tiledPipelineName("rows", dtype))).toBe(true);
+    } finally {
+      t.destroy();
+    }
+  }, 400_000);
 
   it("sliding windows: causal prefill and a query whose window cuts through blocks", async () => {
     const cases = [

@@ -117,6 +117,20 @@ describe(`prefill matmul (matmul_f32 / matmul_f16 / matmul_f16c) on ${runtimeNam
     }
   });
 
+  // GPUs compile the kernels with their //#unroll loops unrolled in the source (src/gpu/unroll.ts); CPU adapters do not,
+  // so this case compiles the unrolled text here (the smallest GPU tiling: the unrolled tile is slow to compile on lavapipe)
+  it.each(FORMATS)("%s with the loops unrolled in the source, as GPUs compile it", async (fmt) => {
+    const k = new Kernels(gpu.device, gpu.hasF16, true);
+    const A = makeLayer(fmt, 140, 132, 13, true);
+    try {
+      const rand = rng(17);
+      const x = Float32Array.from({ length: 300 * 132 }, () => rand() * 2 - 1);
+      expect(relError(await run(k, A.W, x, 300, undefined, TILES[4]), cpuLinear(x, A.w, 300, 140, 132, A.b)), "300 x 140 x 132").toBeLessThan(bound(fmt));
+    } finally {
+      destroyLinear(A.W);
+    }
+  }, 300_000);
+
   it("a block format (q4_1) runs through dequantize + matmul_f32 slab by slab, with a GPU tiling", async () => {
     const k = new Kernels(gpu.device);
     const rand = rng(3);

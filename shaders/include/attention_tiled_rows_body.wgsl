@@ -13,8 +13,10 @@
 // per key 2 * HQ vec4 loads feed 8 * HQ FMAs. Keys go 16 at a time (scores in registers, one online-
 // softmax rescale per 16 keys). Two barriers per key tile. Tiles wholly visible to every row of the tile
 // skip the per-key masks; tiles no row can see (causal, window) are skipped.
-// Every private array is indexed only by loops of constant trip count (QMAX, CH: unrolled), the override
-// HQ only masking them, so they stay in registers on every compiler.
+// Every private array is indexed only by loops of constant trip count (HQ, a pipeline constant that Tint and
+// naga substitute before code generation, and CH), marked //#unroll: on GPUs they are unrolled in the source
+// (src/gpu/unroll.ts; Deno's wgpu would otherwise emit loops drivers do not unroll), so the arrays stay in
+// registers on every compiler.
 //#include attention_tiled_io.wgsl
 
 override HD: u32 = 64u;        // head_dim, a multiple of 4, <= 4 * QMAX
@@ -49,9 +51,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let v = v0 + min(lid, nv - 1u);
   let qBase = ((v / G) * p.qStride + (kvh * G + v % G) * HD) / 4u;
   var qv: array<vec4<f32>, QMAX>;
-  for (var i = 0u; i < QMAX; i++) {
-    if (i < HQ) { qv[i] = select(vec4<f32>(0.0), q[qBase + i] * p.scale, mine); }
-  }
+  //#unroll
+  for (var i = 0u; i < HQ; i++) { qv[i] = select(vec4<f32>(0.0), q[qBase + i] * p.scale, mine); }
   let qp = rowInfo[v / G].x;
   workgroupBarrier(); // posLo / posHi initialised
   if (mine) {
@@ -99,15 +100,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       workgroupBarrier();
       for (var c0 = 0u; c0 < BC; c0 += CH) {
         var s: array<f32, CH>;
+        //#unroll
         for (var j = 0u; j < CH; j++) {
           let kb = (c0 + j) * HQ;
           var a = qv[0] * ks[kb];
-          for (var i = 1u; i < QMAX; i++) {
-            if (i < HQ) { a += qv[i] * ks[kb + i]; }
-          }
+          //#unroll
+          for (var i = 1u; i < HQ; i++) { a += qv[i] * ks[kb + i]; }
           s[j] = (a.x + a.y) + (a.z + a.w);
         }
         if (!full) {
+          //#unroll
           for (var j = 0u; j < CH; j++) {
             let kp = kp0 + c0 + j;
             let vis = c0 + j < n && kp <= qp && (w == 0u || qp - kp < w);
@@ -115,22 +117,22 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
           }
         }
         var mx = s[0];
+        //#unroll
         for (var j = 1u; j < CH; j++) { mx = max(mx, s[j]); }
         let mNew = max(m, mx);
         let corr = exp(m - mNew);
         m = mNew;
         l *= corr;
-        for (var i = 0u; i < QMAX; i++) {
-          if (i < HQ) { o[i] *= corr; }
-        }
+        //#unroll
+        for (var i = 0u; i < HQ; i++) { o[i] *= corr; }
+        //#unroll
         for (var j = 0u; j < CH; j++) {
           // masked scores are exactly NEG: probability 0 (also while the row has seen nothing, mNew = NEG)
           let pj = select(0.0, exp(s[j] - mNew), s[j] > NEG);
           l += pj;
           let vb = (c0 + j) * HQ;
-          for (var i = 0u; i < QMAX; i++) {
-            if (i < HQ) { o[i] += pj * vs[vb + i]; }
-          }
+          //#unroll
+          for (var i = 0u; i < HQ; i++) { o[i] += pj * vs[vb + i]; }
         }
       }
     }
@@ -140,9 +142,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let rh = (split * p.rows + v / G) * p.heads + kvh * G + v % G;
   var f = 1.0;
   if (p.splits == 1u) { f = select(0.0, 1.0 / l, l > 0.0); }
-  for (var i = 0u; i < QMAX; i++) {
-    if (i < HQ) { out[rh * HQ + i] = o[i] * f; }
-  }
+  //#unroll
+  for (var i = 0u; i < HQ; i++) { out[rh * HQ + i] = o[i] * f; }
   if (p.splits == 1u) {
     stats[rh] = select(NEG, m + log(l), l > 0.0);
   } else {

@@ -98,8 +98,10 @@ fn store_w(b: u32, l: u32, t: u32, v: vec4<T>) {
 // y for the 4 rows m0.. and 4 columns n0.. of one accumulator group (a<r> = row m0 + r).
 fn store4(m0: u32, n0: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>) {
   let rows = array<vec4<f32>, 4>(a0, a1, a2, a3);
+  //#unroll
   for (var r = 0u; r < 4u; r++) {
     if (m0 + r >= p.M) { return; }
+    //#unroll
     for (var c = 0u; c < 4u; c++) {
       if (n0 + c < p.N) { store_y(m0 + r, n0 + c, rows[r][c]); }
     }
@@ -150,6 +152,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     if (s > 0u) {
       let xb = ((s - 1u) % NB) * BK * SX + ty;
       let wb = ((s - 1u) % NB) * BK * SW + tx;
+      //#unroll
       for (var kk = 0u; kk < BK; kk++) {
         let a0 = xs[xb + kk * SX];
         let b0 = ws[wb + kk * SW];

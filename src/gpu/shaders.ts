@@ -4,7 +4,10 @@
  * Kernels are plain files, never strings assembled in TypeScript; per-use specialisation goes
  * through WGSL `override` constants. Kernels that `enable f16;` (the f16-compute `*_f16c` ones) compile
  * only on a device created with the `shader-f16` feature (`hasF16`), and those that enable
- * `chromium_experimental_subgroup_matrix` (matmul_i8) only on a device that has it.
+ * `chromium_experimental_subgroup_matrix` (matmul_i8) only on a device that has it. Loops a kernel marks
+ * `//#unroll` are unrolled in the source on GPUs (unroll.ts: Deno's wgpu would leave them loops, and the
+ * private arrays they index in local memory); CPU adapters compile the loops as written (lavapipe's LLVM
+ * unrolls them itself, and compiles the unrolled text twice as slowly).
  *
  * @example
  * ```ts
@@ -17,6 +20,7 @@
 import { readFileSync } from "node:fs";
 import { CapacityError, GpuUnavailableError } from "../errors.ts";
 import { bufferLimits } from "./device.ts";
+import { unrollLoops } from "./unroll.ts";
 
 const UNIFORM_USAGE = 0x40;
 
@@ -63,16 +67,26 @@ export function foldsYIntoZ(pipeline: GPUComputePipeline): boolean {
   return FOLDS_Y.has(pipeline);
 }
 
+/**
+ * Whether kernels compiled for `gpu` have their `//#unroll` loops unrolled: on GPUs, not on CPU adapters;
+ * `APEKIT_UNROLL=1` or `0` decides instead (tests and benchmarks).
+ */
+export function unrollsLoops(gpu: { isCpu: boolean }): boolean {
+  const env = process.env.APEKIT_UNROLL;
+  return env === "1" ? true : env === "0" ? false : !gpu.isCpu;
+}
+
 /** Compiles each (kernel, constants) pair once per device. */
 export class Kernels {
   #pipelines = new Map<string, GPUComputePipeline>();
-  constructor(readonly device: GPUDevice, readonly hasF16 = false) {}
+  /** `unroll`: unroll the kernels' `//#unroll` loops (see unrollsLoops; default: only with APEKIT_UNROLL=1). */
+  constructor(readonly device: GPUDevice, readonly hasF16 = false, readonly unroll = process.env.APEKIT_UNROLL === "1") {}
 
   pipeline(name: string, constants: Record<string, number> = {}, entryPoint = "main"): GPUComputePipeline {
     const key = `${name}:${entryPoint}:${JSON.stringify(constants)}`;
     let p = this.#pipelines.get(key);
     if (!p) {
-      const code = shaderSource(name);
+      const code = this.unroll ? unrollLoops(shaderSource(name), constants, name) : shaderSource(name);
       if (!this.hasF16 && /^\s*enable\s+f16\s*;/m.test(code)) {
         throw new GpuUnavailableError(`kernel '${name}' computes in f16 and needs the WebGPU feature 'shader-f16', which this device lacks`);
       }

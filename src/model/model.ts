@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Gpu, getGpu } from "../gpu/device.ts";
 import { uploadF32 } from "../gpu/buffers.ts";
-import { Kernels } from "../gpu/shaders.ts";
+import { Kernels, unrollsLoops } from "../gpu/shaders.ts";
 import { GpuUnavailableError, InvalidArgumentError, ModelFormatError } from "../errors.ts";
 import { type ModelConfig, parseHfConfig } from "./config.ts";
 import { inverseFrequencies } from "./rope.ts";
@@ -119,7 +119,7 @@ export function buildModel(
   const f32 = (name: string, shape: number[]) => asF32(expectShape(need(src, name), shape));
   const hash = createHash("sha256");
   hash.update(meta.fingerprintSeed);
-  const kernels = new Kernels(gpu.device, gpu.hasF16);
+  const kernels = new Kernels(gpu.device, gpu.hasF16, unrollsLoops(gpu));
   const compute = meta.compute ?? "f32";
   if (compute !== "f32" && compute !== "f16" && compute !== "int8") {
     throw new InvalidArgumentError(`compute must be "f32", "f16" or "int8" (got '${compute}')`);

@@ -1,0 +1,31 @@
+import { getGpu } from "./src/gpu/device.ts";
+import { shaderSource } from "./src/gpu/shaders.ts";
+import { unrollLoops } from "./src/gpu/unroll.ts";
+const gpu = await getGpu();
+const dev = gpu.device;
+const mods = (process.env.MODS ?? "").split(";;").filter(Boolean);
+const name = process.env.K ?? "matvec_q4_0";
+const constants = JSON.parse(process.env.C ?? '{"LANES":64,"ROWS":2}');
+let code = shaderSource(name);
+for (const m of mods) { const [a, b] = m.split("=>"); if (!code.includes(a)) throw new Error("no " + a); code = code.split(a).join(b ?? ""); }
+if (process.env.UNROLL) code = unrollLoops(code, constants, name);
+const module = dev.createShaderModule({ code });
+const info = await module.getCompilationInfo(); for (const m of info.messages) console.log(m.type, m.message);
+const p = dev.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main", constants } });
+const buf = (n: number, u = GPUBufferUsage.STORAGE) => dev.createBuffer({ size: n, usage: u | GPUBufferUsage.COPY_DST });
+const K = 256, N = 64;
+const params = buf(32, GPUBufferUsage.UNIFORM);
+dev.queue.writeBuffer(params, 0, new Uint32Array([1, N, K, N, 0, 0, 0, 0]));
+const entries = [[0, buf(K * 8)], [1, buf(N * K)], [2, buf(N * 4)], [3, params], [4, buf(N * 4)], [5, buf(K * 4)]] as const;
+const used = new Set<number>();
+for (const [i] of entries) used.add(i);
+let bg;
+try { bg = dev.createBindGroup({ layout: p.getBindGroupLayout(0), entries: entries.filter(([b]) => (process.env.B ?? '0,1,2,3,4,5').split(',').map(Number).includes(b)).map(([binding, buffer]) => ({ binding, resource: { buffer } })) }); } catch (e) { console.log("bg", e); }
+dev.pushErrorScope('validation');
+const t0 = performance.now();
+const enc = dev.createCommandEncoder(); const pass = enc.beginComputePass(); pass.setPipeline(p); pass.setBindGroup(0, bg!); pass.dispatchWorkgroups(1); pass.end();
+dev.queue.submit([enc.finish()]);
+await dev.queue.onSubmittedWorkDone();
+const err = await dev.popErrorScope(); if (err) console.log('ERR', err.message);
+console.log(`${name} ${JSON.stringify(constants)} first dispatch ${(performance.now() - t0).toFixed(0)} ms`);
+process.exit(0);
