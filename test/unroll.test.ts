@@ -4,7 +4,9 @@
 import { describe, expect, it } from "vitest";
 import { readdirSync } from "node:fs";
 import { evaluate, MAX_UNROLL, unrollLoops } from "../src/gpu/unroll.ts";
-import { shaderSource } from "../src/gpu/shaders.ts";
+import { Kernels, shaderSource } from "../src/gpu/shaders.ts";
+import { getGpu } from "../src/gpu/device.ts";
+import { runtimeName } from "../src/runtime.ts";
 
 const loop = (header: string, body = "s += f32(i);") => `const N = 3u;\noverride M: u32 = 2u;\nfn f() {\n  var s = 0.0;\n  //#unroll\n  ${header} {\n    ${body}\n  }\n}\n`;
 
@@ -62,6 +64,27 @@ describe("unrollLoops", () => {
       const out = unrollLoops(shaderSource(k), {}, k);
       expect(out, k).not.toMatch(markLine);
       expect(out.length, k).toBeGreaterThan(shaderSource(k).length);
+    }
+  });
+
+  // the WebGPU implementation's own compiler (Tint under Node and Bun, naga under Deno) validates the unrolled text
+  // in the shapes GPUs run (pipeline creation only: lavapipe's code generation runs at the first dispatch)
+  it(`the unrolled kernels compile on ${runtimeName()} in the shapes GPUs run`, async () => {
+    const gpu = await getGpu();
+    const k = new Kernels(gpu.device, gpu.hasF16, true);
+    const cases: [string, Record<string, number>][] = [
+      ["attention_tiled_rows", { HD: 64, NT: 128, BC: 32 }],
+      ["attention_tiled_rows_f16kv", { HD: 64, NT: 128, BC: 32 }],
+      // (the GPU tilings with k steps scaled to this adapter's workgroup storage, as test/matmul.test.ts's)
+      ["matmul_f32", { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, NB: 2 }],
+      ["matmul_f16", { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4, NB: 2 }],
+      ...(gpu.hasF16 ? [["matmul_f16c", { BM: 128, BN: 128, BK: 16, TM: 8, TN: 8, NB: 2 }] as [string, Record<string, number>]] : []),
+    ];
+    for (const [name, constants] of cases) {
+      gpu.device.pushErrorScope("validation");
+      k.pipeline(name, constants);
+      const err = await gpu.device.popErrorScope();
+      expect(err?.message, name).toBeUndefined();
     }
   });
 });
