@@ -42,6 +42,8 @@ describe("unrollLoops", () => {
     expect(() => unrollLoops(loop("for (var i = 0u; i < 100000u; i++)"))).toThrow(new RegExp(`more than ${MAX_UNROLL}`));
     expect(() => unrollLoops(loop("for (var i = 0u; i < N; i = i + 1u)"))).toThrow(/is not 'for \(var v = A; v < B; v\+\+\) \{'/);
     expect(() => unrollLoops(loop("for (var i = 0u; j < N; i++)"))).toThrow(/another variable/);
+    expect(() => unrollLoops(loop("for (var i = N; i < 5u; i++)"))).toThrow(/give 'i' a type/);
+    expect(unrollLoops(loop("for (var i: u32 = N; i < 5u; i++)"))).toContain("{ let i = 4u;");
     expect(() => unrollLoops("fn f() {\n  //#unroll\n  let x = 1;\n}\n", {}, "k")).toThrow(/^k: the loop marked/);
   });
 

@@ -142,7 +142,10 @@ export function unrollLoops(code: string, constants: Record<string, number> = {}
       values_.push(k);
       if (values_.length > MAX_UNROLL) throw new Error(`${where}: more than ${MAX_UNROLL} iterations`);
     }
-    const suffix = type === "i32" || (!type && !/u\s*$/.test(startExpr.trim())) ? "i" : "u";
+    // the variable's type: declared, or the start literal's (2u: u32; 2 or 2i: i32, as WGSL infers a var of it)
+    const literal = /^-?\d+([ui]?)$/.exec(startExpr.trim());
+    if (!type && !literal) throw new Error(`${where}: give '${v}' a type (its start '${startExpr.trim()}' is not a literal)`);
+    const suffix = (type ?? (literal![1] === "u" ? "u32" : "i32")) === "u32" ? "u" : "i";
     const copies = values_.map((k) => `{ let ${v} = ${k}${suffix};${body}}`).join(" ");
     const indent = whole.length - whole.trimStart().length;
     out = out.slice(0, mark) + out.slice(lineEnd + 1, lineEnd + 1 + indent) + copies + out.slice(close);
