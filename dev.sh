@@ -47,12 +47,12 @@ case "$job" in
     echo "== cargo test (host) =="
     (cd wasm && cargo test -q --release 2>&1)
     # (which kernel files each runtime runs, and why: vitest.config.ts)
-    echo "== vitest under Node $(node --version) (two files at a time) =="
-    APEKIT_TEST_WORKERS=2 node_modules/.bin/vitest run "$@"
-    echo "== vitest under Bun $("$BUN" --version) (two files at a time; not the kernel-by-kernel files: Node ran them on the same Dawn) =="
-    APEKIT_TEST_WORKERS=2 APEKIT_KERNEL_TESTS=0 "$BUN" --bun node_modules/.bin/vitest run "$@"
-    echo "== vitest under Deno $("$DENO" --version | head -1) (two files at a time; of the kernel-by-kernel files, f16_compute) =="
-    APEKIT_TEST_WORKERS=2 APEKIT_KERNEL_TESTS=deno "$DENO" run -A npm:vitest run "$@"
+    echo "== vitest under Node $(node --version) =="
+    node_modules/.bin/vitest run "$@"
+    echo "== vitest under Bun $("$BUN" --version) (not the kernel-by-kernel files: Node ran them on the same Dawn) =="
+    APEKIT_KERNEL_TESTS=0 "$BUN" --bun node_modules/.bin/vitest run "$@"
+    echo "== vitest under Deno $("$DENO" --version | head -1) (of the kernel-by-kernel files, f16_compute) =="
+    APEKIT_KERNEL_TESTS=deno "$DENO" run -A npm:vitest run "$@"
     ;;
   *) echo "usage: ./dev.sh demo|test|ape ..." >&2; exit 2 ;;
 esac
