@@ -31,20 +31,13 @@ function excludedKernelTests(mode: string | undefined): string[] {
   return [];
 }
 
-/**
- * Test files run at once (`APEKIT_TEST_WORKERS`, default 1). Measured on a 2-core machine with a cold shader cache
- * (2026-12-03): 2 made the Node run no shorter (63 min) and pushed four tests past their timeouts, the compiles of
- * one file slowing the other's GPU work; dev.sh runs one at a time.
- */
-const workers = Math.max(1, Number(process.env.APEKIT_TEST_WORKERS ?? 1) || 1);
-
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     exclude: ["**/node_modules/**", ...excludedKernelTests(process.env.APEKIT_KERNEL_TESTS)],
-    // GPU work on lavapipe is slow and single-device: one file at a time unless asked for more
-    fileParallelism: workers > 1,
-    maxWorkers: workers,
+    // GPU work on lavapipe is slow and single-device: one file at a time. (Two at once, measured on 2 cores with a
+    // cold shader cache on 2026-12-03: Node's run no shorter, 63 min, and four tests past their timeouts.)
+    fileParallelism: false,
     testTimeout: 120_000,
     hookTimeout: 120_000,
   },

@@ -3,7 +3,7 @@
 // test/attention_tiled.test.ts (the unrolled text's own GPU runs).
 import { describe, expect, it } from "vitest";
 import { readdirSync } from "node:fs";
-import { evaluate, MAX_UNROLL, unrollLoops } from "../src/gpu/unroll.ts";
+import { evaluate, MAX_UNROLL, UNROLL_MARK, unrollLoops } from "../src/gpu/unroll.ts";
 import { Kernels, shaderSource } from "../src/gpu/shaders.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { runtimeName } from "../src/runtime.ts";
@@ -59,12 +59,11 @@ describe("unrollLoops", () => {
 
   it("every kernel with marks unrolls with its default constants", () => {
     const dir = new URL("../shaders/", import.meta.url);
-    const markLine = /^[ \t]*\/\/#unroll[ \t]*$/m;
-    const marked = readdirSync(dir).filter((f) => f.endsWith(".wgsl")).map((f) => f.slice(0, -5)).filter((k) => markLine.test(shaderSource(k)));
+    const marked = readdirSync(dir).filter((f) => f.endsWith(".wgsl")).map((f) => f.slice(0, -5)).filter((k) => UNROLL_MARK.test(shaderSource(k)));
     expect(marked).toEqual(expect.arrayContaining(["attention_tiled_rows", "attention_tiled_rows_f16kv", "matmul_f32", "matmul_f16"]));
     for (const k of marked) {
       const out = unrollLoops(shaderSource(k), {}, k);
-      expect(out, k).not.toMatch(markLine);
+      expect(out, k).not.toMatch(UNROLL_MARK);
       expect(out.length, k).toBeGreaterThan(shaderSource(k).length);
     }
   });

@@ -81,8 +81,8 @@ export function unrollsLoops(gpu: { isCpu: boolean }): boolean {
 /** Compiles each (kernel, constants) pair once per device. */
 export class Kernels {
   #pipelines = new Map<string, GPUComputePipeline>();
-  /** `unroll`: unroll the kernels' `//#unroll` loops (see unrollsLoops; default: only with APEKIT_UNROLL=1). */
-  constructor(readonly device: GPUDevice, readonly hasF16 = false, readonly unroll = process.env.APEKIT_UNROLL === "1") {}
+  /** `unroll`: unroll the kernels' `//#unroll` loops (callers pass unrollsLoops(gpu)). */
+  constructor(readonly device: GPUDevice, readonly hasF16 = false, readonly unroll = false) {}
 
   pipeline(name: string, constants: Record<string, number> = {}, entryPoint = "main"): GPUComputePipeline {
     const key = `${name}:${entryPoint}:${JSON.stringify(constants)}`;

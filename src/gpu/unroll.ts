@@ -29,8 +29,8 @@
 /** The most iterations one marked loop may unroll to. */
 export const MAX_UNROLL = 256;
 
-/** A line of its own: `//#unroll`, indented or not. */
-const MARK = /^[ \t]*\/\/#unroll[ \t]*$/m;
+/** The mark: a line of its own, `//#unroll`, indented or not. */
+export const UNROLL_MARK = /^[ \t]*\/\/#unroll[ \t]*$/m;
 
 /** Declared integer constants of a module: `const` and `override` (a pipeline constant where given). */
 function moduleConstants(code: string, constants: Record<string, number>): Map<string, number> {
@@ -109,12 +109,12 @@ function blockEnd(code: string, open: number): number {
 
 /** Unrolls every `//#unroll`-marked loop of `code` (see the module docs); `kernel` names it in errors. */
 export function unrollLoops(code: string, constants: Record<string, number> = {}, kernel = "kernel"): string {
-  if (!MARK.test(code)) return code;
+  if (!UNROLL_MARK.test(code)) return code;
   const values = moduleConstants(code, constants);
   const header = /^\s*for\s*\(\s*var\s+(\w+)\s*(?::\s*(u32|i32))?\s*=\s*([^;]+);\s*(\w+)\s*(<=?)\s*([^;]+);\s*(?:(\w+)\s*\+\+|(\w+)\s*\+=\s*([^)]+))\s*\)\s*\{/;
   let out = code;
   for (let guard = 0; guard < 10_000; guard++) {
-    const found = MARK.exec(out);
+    const found = UNROLL_MARK.exec(out);
     if (!found) return out;
     const mark = found.index;
     const lineEnd = out.indexOf("\n", mark);
