@@ -188,7 +188,7 @@ export async function run(argv: string[]): Promise<number> {
           y.destroy();
           continue;
         }
-        const t = tile ?? matmulTile(dev, M, sh.N, sh.K, kernelFormat(W));
+        const t = tile ?? matmulTile(dev, M, sh.N, sh.K, kernelFormat(W), k.unroll);
         const speed = tflops >= 0.1 ? `${tflops.toFixed(2).padStart(6)} TFLOP/s` : `${(tflops * 1000).toFixed(2).padStart(6)} GFLOP/s`;
         const rate = us > 0 ? `${speed} ${((100 * tflops) / peak).toFixed(2).padStart(6)}% of peak` : "(no difference measured: raise --reps)";
         const cpu = gpu.isCpu ? `  ${(flops / cpuUs / 1e3).toFixed(2)} GFLOP per CPU-second` : "";

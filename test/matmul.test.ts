@@ -157,12 +157,17 @@ describe(`prefill matmul (matmul_f32 / matmul_f16 / matmul_f16c) on ${runtimeNam
     for (const fmt of ["f32", "f16", "f16c"]) {
       for (const M of [2, 17, 512, 2048, 8192]) {
         for (const [N, K] of [[3072, 2048], [2048, 2048], [16384, 2048], [2048, 8192], [128256, 2048], [70, 36]]) {
-          const t = matmulTile(h200, M, N, K, fmt);
-          expect(() => tileConstants(h200, t, fmt), `${fmt} ${M}x${N}x${K}`).not.toThrow();
-          expect(tileStorageBytes(t, fmt)).toBeLessThanOrEqual(49152);
+          for (const unrolled of [false, true]) {
+            const t = matmulTile(h200, M, N, K, fmt, unrolled);
+            expect(() => tileConstants(h200, t, fmt), `${fmt} ${M}x${N}x${K}`).not.toThrow();
+            expect(tileStorageBytes(t, fmt)).toBeLessThanOrEqual(49152);
+          }
         }
       }
       expect(matmulTile(h200, 2048, 16384, 2048, fmt)).toMatchObject({ BM: 128, BN: 128, TM: 8, TN: 8, NB: 2 });
+      // 2048 x 2048 outputs: 128 x 64 tiles as Dawn compiles the loops, 128 x 128 with them unrolled (Deno on GPUs)
+      expect(matmulTile(h200, 2048, 2048, 8192, fmt)).toMatchObject({ BM: 128, BN: 64 });
+      expect(matmulTile(h200, 2048, 2048, 8192, fmt, true)).toMatchObject({ BM: 128, BN: 128 });
     }
     const own = matmulTile(gpu.device, 300, 140, 132, "f32");
     expect(() => tileConstants(gpu.device, own, "f32")).not.toThrow();

@@ -60,7 +60,7 @@ describe("unrollLoops", () => {
   it("every kernel with marks unrolls with its default constants", () => {
     const dir = new URL("../shaders/", import.meta.url);
     const marked = readdirSync(dir).filter((f) => f.endsWith(".wgsl")).map((f) => f.slice(0, -5)).filter((k) => UNROLL_MARK.test(shaderSource(k)));
-    expect(marked).toEqual(expect.arrayContaining(["attention_tiled_rows", "attention_tiled_rows_f16kv", "matmul_f32", "matmul_f16"]));
+    expect(marked).toEqual(expect.arrayContaining(["attention_tiled_rows", "attention_tiled_rows_f16kv", "matmul_f32", "matmul_f16", "attention_combine", "ape_combine"]));
     for (const k of marked) {
       const out = unrollLoops(shaderSource(k), {}, k);
       expect(out, k).not.toMatch(UNROLL_MARK);
@@ -76,6 +76,8 @@ describe("unrollLoops", () => {
     const cases: [string, Record<string, number>][] = [
       ["attention_tiled_rows", { HD: 64, NT: 128, BC: 32 }],
       ["attention_tiled_rows_f16kv", { HD: 64, NT: 128, BC: 32 }],
+      ["attention_combine", {}],
+      ["ape_combine", {}],
       // (the GPU tilings with k steps scaled to this adapter's workgroup storage, as test/matmul.test.ts's)
       ["matmul_f32", { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, NB: 2 }],
       ["matmul_f16", { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4, NB: 2 }],

@@ -11,7 +11,8 @@
 // Workgroups of WG = 256 threads; call from uniform control flow (it has barriers). Thread t sums
 // quad t % Q (Q = headDim / 4) of the splits s = t / Q (mod 256 / Q), eight splits' loads in flight per
 // trip (a combine is a short chain of memory round trips: 256 splits at head_dim 64 are 16 per thread,
-// two trips): headDim <= 512.
+// two trips): headDim <= 512. The two loops over those eight are marked //#unroll (src/gpu/unroll.ts: m and a stay
+// in registers under Deno's wgpu, which emits loops its drivers do not unroll).
 const NEG = -1e30;
 const WG = 256u;
 var<workgroup> ml: array<vec2<f32>, WG>;
@@ -51,11 +52,13 @@ fn combinePart(part: u32, splits: u32, rows: u32, heads: u32, headDim: u32, r: u
     for (var s0 = grp; s0 < splits; s0 += 8u * G) {
       var m: array<f32, 8>;
       var a: array<vec4<f32>, 8>;
+      //#unroll
       for (var u = 0u; u < 8u; u++) {
         let i = min(s0 + u * G, splits - 1u) * stride + first;
         m[u] = partML(part, i).x;
         a[u] = partAcc(part, i * Q + dq);
       }
+      //#unroll
       for (var u = 0u; u < 8u; u++) {
         if (s0 + u * G < splits) { v += exp(m[u] - tot.x) * a[u]; }
       }

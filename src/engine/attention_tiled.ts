@@ -142,6 +142,14 @@ export function tileTable(lists: AttentionCall["lists"], group: number, perTile:
   return table;
 }
 
+/**
+ * The split target (workgroups) for unrolled kernels (Deno on GPUs: Kernels.unroll). From `bench attention --variant
+ * rows:128x16@128,rows:128x16@512` on the H200 under Deno (bench/results-h200-engine.txt run 17), ms per layer-call
+ * against the default 2048: ape128k 11.11 vs 11.44, ape32k 2.81 vs 2.92, prefill2k 0.685 (unsplit) vs 1.01 (4 splits
+ * and their combine); 128 is slower for the APE queries (19.4, 4.9).
+ */
+export const UNROLLED_SPLIT_TARGET = 512;
+
 /** Key-range splits: enough workgroups to fill the device, each split keeping a few key tiles. */
 export function chooseSplits(opts: { workgroups: number; keyTiles: number; isCpu: boolean; maxSplitsByMemory: number; target?: number }): number {
   // lavapipe: a few threads; H200: 132 SMs x ~5 resident workgroups, several rounds of them (a short tail)
@@ -216,7 +224,7 @@ export function recordTiledAttention(prog: Program, model: Model, pool: KvPool, 
   const keyTiles = Math.max(0, ...a.lists.map((g) => g.blocks.reduce((n, b) => n + Math.ceil(b.tokens / keysPerTile), 0)));
   const perSplit = a.rows * c.heads * c.headDim * 4;
   const splits = opts.splits ?? chooseSplits({
-    workgroups: tiles.count * c.kvHeads, keyTiles, isCpu: gpu.isCpu, target: opts.splitTarget,
+    workgroups: tiles.count * c.kvHeads, keyTiles, isCpu: gpu.isCpu, target: opts.splitTarget ?? (k.unroll ? UNROLLED_SPLIT_TARGET : undefined),
     maxSplitsByMemory: Math.floor(gpu.limits.maxStorageBufferBindingSize / perSplit),
   });
 

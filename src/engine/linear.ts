@@ -324,9 +324,13 @@ export function tileStorageBytes(t: MatmulTile, fmt: string): number {
  * single-buffered, and only as many rows per tile (32, 64 or 128) as the prefill has, since the demo's
  * prefills are 16-64 rows.
  */
-export function matmulTile(device: GPUDevice, M: number, N: number, _K: number, fmt: string): MatmulTile {
+export function matmulTile(device: GPUDevice, M: number, N: number, _K: number, fmt: string, unrolled = false): MatmulTile {
   if (isCpuDevice(device)) return { BM: M <= 32 ? 32 : M <= 64 ? 64 : 128, BN: 128, BK: 16, TM: 8, TN: 8, NB: 1 };
-  const fill = 264; // workgroups that fill an H200-class GPU twice over
+  // workgroups that fill an H200-class GPU twice over; with the kernels' loops unrolled (Deno on GPUs: Kernels.unroll)
+  // the 128 x 128 tile wins from 256 of them: 2048 x 2048 outputs (o_proj, down_proj at 2048 rows) 581 / 3758 us per
+  // call against 731 / 4390 in 128 x 64 tiles (`bench matmul --formats f16c --tile`, Deno on the H200,
+  // bench/results-h200-engine.txt run 17)
+  const fill = unrolled ? 256 : 264;
   const tiles = (bm: number, bn: number) => ceil(M, bm) * ceil(N, bn);
   const bk = fmt === "f16c" ? 32 : 16;
   const pick = (t: MatmulTile) => (tileStorageBytes(t, fmt) <= device.limits.maxComputeWorkgroupStorageSize ? t : { ...t, NB: 1 });
@@ -400,7 +404,7 @@ export function recordLinear(
         const groups = ceil((n * W.cols) / 8, 64);
         prog.dispatch(dq, k.bind(dq, [ch.buffer, scratch, prog.uniform(new Params().u(n, W.cols, s).bytes())]), Math.min(groups, 65535), ceil(groups, 65535));
         const params = prog.uniform(new Params().u(rows, n, W.cols, W.rows, ch.rowStart + s, flags).bytes());
-        const t = tile ?? matmulTile(k.device, rows, n, W.cols, "f32");
+        const t = tile ?? matmulTile(k.device, rows, n, W.cols, "f32", k.unroll);
         const mm = k.pipeline("matmul_f32", tileConstants(k.device, t, "f32"));
         prog.dispatch(mm, k.bind(mm, [x, scratch, y, params, W.bias ?? scratch]), ceil(n, t.BN), ceil(rows, t.BM));
       }
@@ -423,7 +427,7 @@ export function recordLinear(
     if (input.swigluOut && mv!.rows < 2) throw new Error(`recordLinear: SwiGLU on the output needs 2 or 4 rows per lane group (got ${mv!.rows})`);
     if (rope && !(mv!.rows === 4 || (mv!.rows === 2 && mv!.lanes <= 128))) throw new Error(`recordLinear: RoPE on the output needs 4 rows per lane group, or 2 with <= 128 lanes (got ${JSON.stringify(mv)})`);
     // the float formats' prefill kernels take their tiling as override constants; the block formats' tiles are fixed (64 x 64)
-    const t = rows > 1 && !isBlockFormat(W.format) ? tile ?? matmulTile(k.device, rows, ch.rows, W.cols, fmt) : undefined;
+    const t = rows > 1 && !isBlockFormat(W.format) ? tile ?? matmulTile(k.device, rows, ch.rows, W.cols, fmt, k.unroll) : undefined;
     const pipe = mv ? k.pipeline(name, matvecConstants(mv), rope ? "main_rope" : "main") : t ? k.pipeline(name, tileConstants(k.device, t, fmt)) : k.pipeline(name);
     const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, flags).f(input.norm?.eps ?? 0).bytes());
     const buffers = [x, ch.buffer, y, params, W.bias ?? ch.buffer];
