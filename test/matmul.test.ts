@@ -165,7 +165,7 @@ describe(`prefill matmul (matmul_f32 / matmul_f16 / matmul_f16c) on ${runtimeNam
         }
       }
       expect(matmulTile(h200, 2048, 16384, 2048, fmt)).toMatchObject({ BM: 128, BN: 128, TM: 8, TN: 8, NB: 2 });
-      // 2048 x 2048 outputs: 128 x 64 tiles as Dawn compiles the loops, 128 x 128 with them unrolled (Deno on GPUs)
+      // 2048 x 2048 outputs: 128 x 64 tiles as Dawn compiles the loops, 128 x 128 with them unrolled (GPUs)
       expect(matmulTile(h200, 2048, 2048, 8192, fmt)).toMatchObject({ BM: 128, BN: 64 });
       expect(matmulTile(h200, 2048, 2048, 8192, fmt, true)).toMatchObject({ BM: 128, BN: 128 });
     }

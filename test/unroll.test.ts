@@ -3,8 +3,9 @@
 // test/attention_tiled.test.ts (the unrolled text's own GPU runs).
 import { describe, expect, it } from "vitest";
 import { readdirSync } from "node:fs";
+import process from "node:process";
 import { evaluate, MAX_UNROLL, UNROLL_MARK, unrollLoops } from "../src/gpu/unroll.ts";
-import { Kernels, shaderSource } from "../src/gpu/shaders.ts";
+import { Kernels, shaderSource, unrollsLoops } from "../src/gpu/shaders.ts";
 import { getGpu } from "../src/gpu/device.ts";
 import { runtimeName } from "../src/runtime.ts";
 
@@ -55,6 +56,22 @@ describe("unrollLoops", () => {
     expect(evaluate("BM / 0", names)).toBeUndefined();
     expect(evaluate("BM BK", names)).toBeUndefined();
     expect(evaluate("unknown + 1", names)).toBeUndefined();
+  });
+
+  it("GPUs take the unrolled text, CPU adapters the loops as written; APEKIT_UNROLL overrides", () => {
+    const saved = process.env.APEKIT_UNROLL;
+    try {
+      delete process.env.APEKIT_UNROLL;
+      expect(unrollsLoops({ isCpu: false })).toBe(true);
+      expect(unrollsLoops({ isCpu: true })).toBe(false);
+      process.env.APEKIT_UNROLL = "0";
+      expect(unrollsLoops({ isCpu: false })).toBe(false);
+      process.env.APEKIT_UNROLL = "1";
+      expect(unrollsLoops({ isCpu: true })).toBe(true);
+    } finally {
+      if (saved === undefined) delete process.env.APEKIT_UNROLL;
+      else process.env.APEKIT_UNROLL = saved;
+    }
   });
 
   it("every kernel with marks unrolls with its default constants", () => {

@@ -326,10 +326,10 @@ export function tileStorageBytes(t: MatmulTile, fmt: string): number {
  */
 export function matmulTile(device: GPUDevice, M: number, N: number, _K: number, fmt: string, unrolled = false): MatmulTile {
   if (isCpuDevice(device)) return { BM: M <= 32 ? 32 : M <= 64 ? 64 : 128, BN: 128, BK: 16, TM: 8, TN: 8, NB: 1 };
-  // workgroups that fill an H200-class GPU twice over; with the kernels' loops unrolled (Deno on GPUs: Kernels.unroll)
-  // the 128 x 128 tile wins from 256 of them: 2048 x 2048 outputs (o_proj, down_proj at 2048 rows) 581 / 3758 us per
-  // call against 731 / 4390 in 128 x 64 tiles (`bench matmul --formats f16c --tile`, Deno on the H200,
-  // bench/results-h200-engine.txt run 17)
+  // workgroups that fill an H200-class GPU twice over; with the kernels' loops unrolled (GPUs: Kernels.unroll) the
+  // 128 x 128 tile wins from 256 of them: 2048 x 2048 outputs (o_proj, down_proj at 2048 rows) 581 / 3758 us per call
+  // against 731 / 4390 in 128 x 64 tiles (`bench matmul --formats f16c --tile`, Deno on the H200; Bun + Dawn, f16:
+  // 564 / 2249 unrolled in 128 x 128 against 756 / 3033 as written in 128 x 64; bench/results-h200-engine.txt run 17)
   const fill = unrolled ? 256 : 264;
   const tiles = (bm: number, bn: number) => ceil(M, bm) * ceil(N, bn);
   const bk = fmt === "f16c" ? 32 : 16;
