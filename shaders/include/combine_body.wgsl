@@ -11,8 +11,8 @@
 // Workgroups of WG = 256 threads; call from uniform control flow (it has barriers). Thread t sums
 // quad t % Q (Q = headDim / 4) of the splits s = t / Q (mod 256 / Q), eight splits' loads in flight per
 // trip (a combine is a short chain of memory round trips: 256 splits at head_dim 64 are 16 per thread,
-// two trips): headDim <= 512. The two loops over those eight are marked //#unroll (src/gpu/unroll.ts: m and a stay
-// in registers under Deno's wgpu, which emits loops its drivers do not unroll).
+// two trips): headDim <= 512. The two loops over those eight are marked //#unroll (src/gpu/unroll.ts, on GPUs: m
+// and a stay in registers; under Deno's wgpu the loops would reach the driver in a form it does not unroll).
 const NEG = -1e30;
 const WG = 256u;
 var<workgroup> ml: array<vec2<f32>, WG>;
