@@ -10,7 +10,8 @@
 //          ran them in one dispatch, offO = splitsC * rows * heads), laid out as in combine_body.wgsl;
 //          params (st = S * T).
 // Outputs: out: array<f32> [rows, heads*headDim].
-// Bounds:  one workgroup of 256 threads (combine_body.wgsl's WG) per (head, row); headDim <= 512, a multiple of 4; splits >= 1
+// Bounds:  one workgroup of 256 threads (combine_body.wgsl's WG) per (head, row), half of them loading each part (both
+//          parts' loads in flight together); headDim <= 512, a multiple of 4; splits >= 1
 //          each; dispatch (heads, rows) with rows > 65535 folded into z (row = wg.y + wg.z * 65535u).
 struct Params { rows: u32, heads: u32, headDim: u32, splitsC: u32, splitsO: u32, st: f32, offO: u32 }
 @group(0) @binding(0) var<storage, read> mlC: array<vec2<f32>>;
@@ -30,17 +31,24 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
   let h = wg.x;
   let r = wg.y + wg.z * 65535u;
   if (r >= p.rows) { return; }
-  let c = combinePart(0u, p.splitsC, p.rows, p.heads, p.headDim, r, h, lid);
-  let o = combinePart(1u, p.splitsO, p.rows, p.heads, p.headDim, r, h, lid);
-  var w = 0.0;
-  if (c.L > 0.0) {
-    var lseO = NEG;
-    if (o.L > 0.0) { lseO = o.M + log(o.L); }
-    // sigmoid(z) computed without overflow for large |z|
-    let z = p.st * (c.M + log(c.L)) - lseO;
-    if (z >= 0.0) { w = 1.0 / (1.0 + exp(-z)); } else { let e = exp(z); w = e / (1.0 + e); }
+  let T = WG / 2u;
+  if (lid < T) {
+    combineLoad(0u, p.splitsC, p.rows, p.heads, p.headDim, r, h, lid, T, 0u);
+  } else {
+    combineLoad(1u, p.splitsO, p.rows, p.heads, p.headDim, r, h, lid - T, T, T);
   }
+  workgroupBarrier();
   if (lid < p.headDim / 4u) {
+    let c = combineMerge(p.headDim, lid, T, 0u);
+    let o = combineMerge(p.headDim, lid, T, T);
+    var w = 0.0;
+    if (c.L > 0.0) {
+      var lseO = NEG;
+      if (o.L > 0.0) { lseO = o.M + log(o.L); }
+      // sigmoid(z) computed without overflow for large |z|
+      let z = p.st * (c.M + log(c.L)) - lseO;
+      if (z >= 0.0) { w = 1.0 / (1.0 + exp(-z)); } else { let e = exp(z); w = e / (1.0 + e); }
+    }
     var vc = vec4<f32>(0.0);
     var vo = vec4<f32>(0.0);
     if (c.L > 0.0) { vc = c.quad / c.L; }

@@ -10,7 +10,7 @@
 //   lse[r * heads + h] = M + log L;  when L == 0 (no split saw a key): out 0 and lse -1e30.
 // Inputs:  pML: array<vec2<f32>>, pAcc: array<f32> (read here as vec4: headDim % 4 == 0), params.
 // Outputs: out: array<f32> [rows, heads*headDim]; lse: array<f32> [rows, heads].
-// Layout:  shaders/include/combine_body.wgsl (combinePart: WG = 256 threads, eight splits' loads in flight).
+// Layout:  shaders/include/combine_body.wgsl (all WG = 256 threads load, eight splits per trip; one barrier).
 // Bounds:  one workgroup of 256 threads per (head, row); headDim <= 512, a multiple of 4; any number of
 //          splits >= 1; dispatch (heads, rows) with rows > 65535 folded into z (row = y + z * 65535).
 struct Params { rows: u32, heads: u32, headDim: u32, splits: u32 }
@@ -30,16 +30,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
   let h = wg.x;
   let r = wg.y + wg.z * 65535u;
   if (r >= p.rows) { return; }
-  let c = combinePart(0u, p.splits, p.rows, p.heads, p.headDim, r, h, lid);
-  let o = r * p.heads * p.headDim + h * p.headDim;
+  combineLoad(0u, p.splits, p.rows, p.heads, p.headDim, r, h, lid, WG, 0u);
+  workgroupBarrier();
   if (lid < p.headDim / 4u) {
+    let c = combineMerge(p.headDim, lid, WG, 0u);
+    let o = r * p.heads * p.headDim + h * p.headDim;
     var v = vec4<f32>(0.0);
     if (c.L > 0.0) { v = c.quad / c.L; }
     for (var e = 0u; e < 4u; e++) { out[o + 4u * lid + e] = v[e]; }
-  }
-  if (lid == 0u) {
-    var e = NEG;
-    if (c.L > 0.0) { e = c.M + log(c.L); }
-    lse[r * p.heads + h] = e;
+    if (lid == 0u) {
+      var e = NEG;
+      if (c.L > 0.0) { e = c.M + log(c.L); }
+      lse[r * p.heads + h] = e;
+    }
   }
 }

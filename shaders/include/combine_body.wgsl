@@ -6,69 +6,82 @@
 //   partML(i)  = (m, l): m the split's largest scaled score (-1e30 when it saw no visible key),
 //                l = sum over its keys of exp(score - m) (0 when none);
 //   partAcc(i * headDim / 4 + dq) = quad dq of sum over its keys of exp(score - m) * v  (un-normalised).
-// combinePart gives M = max_s m_s, L = sum_s exp(m_s - M) l_s and, in threads lid < headDim / 4, quad
-// lid of sum_s exp(m_s - M) acc_s: the part's softmax output is that / L, its log-sum-exp M + log L.
-// Workgroups of WG = 256 threads; call from uniform control flow (it has barriers). Thread t sums
-// quad t % Q (Q = headDim / 4) of the splits s = t / Q (mod 256 / Q), eight splits' loads in flight per
-// trip (a combine is a short chain of memory round trips: 256 splits at head_dim 64 are 16 per thread,
-// two trips): headDim <= 512. The two loops over those eight are marked //#unroll (src/gpu/unroll.ts, on GPUs: m
-// and a stay in registers; under Deno's wgpu the loops would reach the driver in a form it does not unroll).
+// A part's merge is M = max_s m_s, L = sum_s exp(m_s - M) l_s and the quads sum_s exp(m_s - M) acc_s:
+// its softmax output is those / L, its log-sum-exp M + log L.
+// Two steps, one memory round trip (a combine is a chain of round trips, not of arithmetic):
+//   combineLoad: T threads of the workgroup (all WG = 256, or one half each for two parts) take one part;
+//     thread t sums quad t % Q (Q = headDim / 4) of the splits t / Q, + G, ... (G = T / Q groups), with
+//     its own running max, eight splits' (m, l) and quads loaded together per trip (256 splits at head_dim
+//     64 over 256 threads: two trips), and leaves its (m, l) and quad in workgroup memory;
+//   combineMerge (after one barrier): the G groups of a part merged, in any thread (the caller's lid < Q).
+// headDim <= 4 * T (a group per quad at least), a multiple of 4. The loops over the eight are marked
+// //#unroll (src/gpu/unroll.ts, on GPUs: the arrays stay in registers).
 const NEG = -1e30;
 const WG = 256u;
-var<workgroup> ml: array<vec2<f32>, WG>;
-var<workgroup> accs: array<vec4<f32>, WG>;
-
-// (m, l) of the union of two key sets
-fn mergeML(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
-  let m = max(a.x, b.x);
-  return vec2<f32>(m, a.y * exp(a.x - m) + b.y * exp(b.x - m));
-}
+var<workgroup> cml: array<vec2<f32>, WG>;
+var<workgroup> cacc: array<vec4<f32>, WG>;
 
 struct Combined { M: f32, L: f32, quad: vec4<f32> }
 
-fn combinePart(part: u32, splits: u32, rows: u32, heads: u32, headDim: u32, r: u32, h: u32, lid: u32) -> Combined {
+// thread t (< T) of the threads from `base` on: its splits of one part, stored at cml / cacc[base + t]
+fn combineLoad(part: u32, splits: u32, rows: u32, heads: u32, headDim: u32, r: u32, h: u32, t: u32, T: u32, base: u32) {
   let stride = rows * heads; // from split s to split s + 1
   let first = r * heads + h; // split 0
-  // M and L over all splits: each thread merges a strided subset, then a tree
-  var acc = vec2<f32>(NEG, 0.0);
-  for (var s = lid; s < splits; s += WG) { acc = mergeML(acc, partML(part, s * stride + first)); }
-  workgroupBarrier(); // a previous call's reads of ml and accs are done
-  ml[lid] = acc;
-  workgroupBarrier();
-  for (var w = WG / 2u; w > 0u; w >>= 1u) {
-    if (lid < w) { ml[lid] = mergeML(ml[lid], ml[lid + w]); }
-    workgroupBarrier();
-  }
-  let tot = ml[0];
-  // the output quads: quad dq of the splits grp, grp + G, ...
   let Q = headDim / 4u;
-  let G = WG / Q;
-  let dq = lid % Q;
-  let grp = lid / Q;
+  let G = T / Q;
+  let dq = t % Q;
+  let grp = t / Q;
+  var M = NEG;
+  var L = 0.0;
   var v = vec4<f32>(0.0);
   if (grp < G) {
     // splits grp + u * G of each trip, u < 8, all loaded before any is used; past the last split the
-    // weight is 0 and the load repeats the last split (in bounds)
+    // load repeats the last split (in bounds) and its weight is 0
     for (var s0 = grp; s0 < splits; s0 += 8u * G) {
-      var m: array<f32, 8>;
+      var e: array<vec2<f32>, 8>;
       var a: array<vec4<f32>, 8>;
       //#unroll
       for (var u = 0u; u < 8u; u++) {
         let i = min(s0 + u * G, splits - 1u) * stride + first;
-        m[u] = partML(part, i).x;
+        e[u] = partML(part, i);
         a[u] = partAcc(part, i * Q + dq);
       }
+      var m = M;
       //#unroll
       for (var u = 0u; u < 8u; u++) {
-        if (s0 + u * G < splits) { v += exp(m[u] - tot.x) * a[u]; }
+        if (s0 + u * G < splits) { m = max(m, e[u].x); }
       }
+      let c = exp(M - m);
+      L *= c;
+      v *= c;
+      //#unroll
+      for (var u = 0u; u < 8u; u++) {
+        if (s0 + u * G < splits) {
+          let w = exp(e[u].x - m);
+          L += w * e[u].y;
+          v += w * a[u];
+        }
+      }
+      M = m;
     }
   }
-  accs[lid] = v;
-  workgroupBarrier();
-  var sum = vec4<f32>(0.0);
-  if (lid < Q) {
-    for (var g = 0u; g < G; g++) { sum += accs[g * Q + lid]; }
+  cml[base + t] = vec2<f32>(M, L);
+  cacc[base + t] = v;
+}
+
+// the part stored by combineLoad from `base` on (T threads), for quad dq < Q; after a barrier
+fn combineMerge(headDim: u32, dq: u32, T: u32, base: u32) -> Combined {
+  let Q = headDim / 4u;
+  let G = T / Q;
+  var M = NEG;
+  for (var g = 0u; g < G; g++) { M = max(M, cml[base + g * Q + dq].x); }
+  var L = 0.0;
+  var quad = vec4<f32>(0.0);
+  for (var g = 0u; g < G; g++) {
+    let ml = cml[base + g * Q + dq];
+    let w = exp(ml.x - M);
+    L += w * ml.y;
+    quad += w * cacc[base + g * Q + dq];
   }
-  return Combined(tot.x, tot.y, sum);
+  return Combined(M, L, quad);
 }
