@@ -1,5 +1,5 @@
 /**
- * `ape bench matvec [--types f16,q8_0,q4_1] [--shapes lanes,rows;...] [--layers qkv,o,gate_up,down,lm_head] [--trials 3] [--batch M [--norm]]`
+ * `ape bench matvec [--types f16,q8_0,q4_1] [--shapes lanes,rows[,unroll];...] [--layers qkv,o,gate_up,down,lm_head] [--trials 3] [--batch M [--norm]]`
  *
  * GPU time of the decode matvec kernels (matvec_<format>, one row of x) alone, on the Llama-3.2-1B layer
  * shapes with random weights and the input stage a decode step uses (RMSNorm for qkv, gate/up and the
@@ -47,9 +47,11 @@ const DEFAULT_SHAPES = "32,1;32,2;32,4;64,1;64,2;64,4;128,1;128,2;128,4;256,1;25
 
 function parseShapes(s: string): MatvecShape[] {
   return s.split(";").filter((x) => x.trim()).map((x) => {
-    const [lanes, rows] = x.split(",").map(Number);
-    if (![32, 64, 128, 256].includes(lanes) || ![1, 2, 4].includes(rows)) throw new InvalidArgumentError(`--shapes: '${x}' is not lanes,rows (lanes 32/64/128/256, rows 1/2/4)`);
-    return { lanes, rows };
+    const [lanes, rows, unroll = 2] = x.split(",").map(Number);
+    if (![32, 64, 128, 256].includes(lanes) || ![1, 2, 4].includes(rows) || ![2, 4].includes(unroll)) {
+      throw new InvalidArgumentError(`--shapes: '${x}' is not lanes,rows[,unroll] (lanes 32/64/128/256, rows 1/2/4, unroll 2/4)`);
+    }
+    return { lanes, rows, unroll };
   });
 }
 
@@ -140,18 +142,19 @@ export async function run(argv: string[]): Promise<number> {
       const L = LAYERS[name];
       const { fmt, bytes, copies, Ws, destroy } = layerCopies(dev, type, L);
       const byDefault = matvecShape(L.N, L.K);
-      const variants = [byDefault, ...shapes.filter((s) => s.lanes !== byDefault.lanes || s.rows !== byDefault.rows)];
+      const same = (s: MatvecShape) => s.lanes === byDefault.lanes && s.rows === byDefault.rows && (s.unroll ?? 2) === (byDefault.unroll ?? 2);
+      const variants = [byDefault, ...shapes.filter((s) => !same(s))];
       const ref: { out?: Float32Array } = {};
       for (const mv of variants) {
         const prog = new Program(dev);
         // accumulate is left off while timing (replays would grow y); the fused add costs one read of y
         for (const W of Ws) recordLinear(prog, k, x, W, y, 1, "lanes", undefined, false, { swiglu: L.swiglu, norm: L.norm ? { weight: g, eps: 1e-5 } : undefined }, mv);
-        const label = `matvec_${fmt} ${name} lanes ${mv.lanes} rows ${mv.rows}`;
+        const label = `matvec_${fmt} ${name} lanes ${mv.lanes} rows ${mv.rows} unroll ${mv.unroll ?? 2}`;
         try {
           const { us, diff, mag } = await timeVariant(dev, prog, y, L.N, copies, trials, label, ref);
           const mark = mv === byDefault ? "*" : " ";
           console.log(
-            `${`matvec_${fmt}`.padEnd(14)} ${name.padEnd(8)} ${mark} lanes ${String(mv.lanes).padStart(3)} rows ${mv.rows}  ${us.toFixed(1).padStart(8)} us  ` +
+            `${`matvec_${fmt}`.padEnd(14)} ${name.padEnd(8)} ${mark} lanes ${String(mv.lanes).padStart(3)} rows ${mv.rows} unroll ${mv.unroll ?? 2}  ${us.toFixed(1).padStart(8)} us  ` +
               `${(bytes / us / 1e6).toFixed(2).padStart(6)} TB/s of weights (${(bytes / 1e6).toFixed(1)} MB)  max |diff| ${diff.toExponential(1)} of ${mag.toExponential(1)}`,
           );
         } catch (e) {

@@ -7,8 +7,8 @@
 // The format's file binds w (binding 1) and defines StepIn (a step's inputs), step_count() (a row's
 // dot product as that many steps), step_input(i) (step i's inputs, through xin4) and
 // step_dot(n, i, xi) (step i of row n: its weights against xi).
-// Lane l takes steps l, l + LANES, ...: with ROWS = 1 four steps per trip, with ROWS = 2 or 4 two steps
-// of every row, so that several loads are in flight together (a warp's row is a short chain of memory
+// Lane l takes steps l, l + LANES, ...: with ROWS = 1 four steps per trip, with ROWS = 2 or 4 UNROLL (2 or
+// 4) steps of every row, so that several loads are in flight together (a warp's row is a short chain of memory
 // round trips, not one per step). The lanes of a group then add their shares (one vec4 per lane: a
 // component per row) and lane r writes y[colOffset + n0 + r] (+ bias with flags bit 0, + the old y with
 // bit 1: the fused residual add). Rows past N read row N - 1 (in bounds) and are not stored.
@@ -31,10 +31,26 @@ struct Params { M: u32, N: u32, K: u32, ldy: u32, colOffset: u32, flags: u32, ep
 const WG_SIZE = 256u;
 override LANES: u32 = 32u;
 override ROWS: u32 = 1u;
+override UNROLL: u32 = 2u; // ROWS 2 and 4: steps of every row per trip (2 or 4)
 //#include matvec_input.wgsl
 //#include linear_store.wgsl
 
 var<workgroup> partial: array<vec4<f32>, 256>;
+var<workgroup> partial_sq: array<f32, 256>; // RMSNorm: the lanes' input_sq, reduced with their dots
+
+// the lane groups' shares added up (lane 0 of each group ends with its group's sums), from uniform control flow
+fn reduce_lanes(t: u32, lane: u32, s: vec4<f32>) {
+  partial[t] = s;
+  partial_sq[t] = input_sq;
+  workgroupBarrier();
+  for (var step = LANES / 2u; step > 0u; step >>= 1u) {
+    if (lane < step) {
+      partial[t] += partial[t + step];
+      partial_sq[t] += partial_sq[t + step];
+    }
+    workgroupBarrier();
+  }
+}
 
 // lane's share of row n . input, ROWS = 1: four steps per trip
 fn row_dot(n: u32, lane: u32) -> f32 {
@@ -49,11 +65,25 @@ fn row_dot(n: u32, lane: u32) -> f32 {
   return (s.x + s.y) + (s.z + s.w);
 }
 
-// lane's shares of rows r.x .. r.w (ROWS = 2: x and y only), two steps of each per trip
+// lane's shares of rows r.x .. r.w (ROWS = 2: x and y only), UNROLL steps of each per trip (then 2, then 1)
 fn rows_dot(r: vec4<u32>, lane: u32) -> vec4<f32> {
   let steps = step_count();
   var s = vec4<f32>(0.0);
   var i = lane;
+  if (UNROLL == 4u) {
+    for (; i + 3u * LANES < steps; i += 4u * LANES) {
+      let a = step_input(i);
+      let b = step_input(i + LANES);
+      let c = step_input(i + 2u * LANES);
+      let d = step_input(i + 3u * LANES);
+      s.x += (step_dot(r.x, i, a) + step_dot(r.x, i + LANES, b)) + (step_dot(r.x, i + 2u * LANES, c) + step_dot(r.x, i + 3u * LANES, d));
+      s.y += (step_dot(r.y, i, a) + step_dot(r.y, i + LANES, b)) + (step_dot(r.y, i + 2u * LANES, c) + step_dot(r.y, i + 3u * LANES, d));
+      if (ROWS == 4u) {
+        s.z += (step_dot(r.z, i, a) + step_dot(r.z, i + LANES, b)) + (step_dot(r.z, i + 2u * LANES, c) + step_dot(r.z, i + 3u * LANES, d));
+        s.w += (step_dot(r.w, i, a) + step_dot(r.w, i + LANES, b)) + (step_dot(r.w, i + 2u * LANES, c) + step_dot(r.w, i + 3u * LANES, d));
+      }
+    }
+  }
   for (; i + LANES < steps; i += 2u * LANES) {
     let a = step_input(i);
     let b = step_input(i + LANES);
@@ -78,7 +108,7 @@ fn rows_dot(r: vec4<u32>, lane: u32) -> vec4<f32> {
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  input_prepare(lid.x);
+  input_prepare();
   let lane = lid.x % LANES;
   let n0 = ((wg.x + wg.y * 65535u) * (WG_SIZE / LANES) + lid.x / LANES) * ROWS;
   let swigluOut = (p.flags & 16u) != 0u && ROWS >= 2u;
@@ -98,16 +128,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
       s = rows_dot(min(vec4<u32>(n0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.N - 1u)), lane);
     }
   }
-  partial[lid.x] = s;
-  workgroupBarrier();
-  for (var step = LANES / 2u; step > 0u; step >>= 1u) {
-    if (lane < step) { partial[lid.x] += partial[lid.x + step]; }
-    workgroupBarrier();
-  }
+  reduce_lanes(lid.x, lane, s);
+  let scale = input_scale(partial_sq[lid.x - lane]);
   if (swigluOut) {
     let k = ROWS / 2u; // outputs per lane group
     if (lane < k && c0 + lane < half) {
-      let sum = partial[lid.x - lane];
+      let sum = partial[lid.x - lane] * scale;
       var gate = sum[lane];
       var up = sum[lane + k];
       if ((p.flags & 1u) != 0u) {
@@ -118,7 +144,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     }
     return;
   }
-  if (lane < ROWS && n0 + lane < p.N) { store_y(0u, n0 + lane, partial[lid.x - lane][lane]); }
+  if (lane < ROWS && n0 + lane < p.N) { store_y(0u, n0 + lane, partial[lid.x - lane][lane] * scale); }
 }
 
 // ---- main_rope: the qkv projection with RoPE and the KV write in its epilogue (see the header) ----
@@ -161,7 +187,7 @@ fn with_bias(row: u32, v: f32) -> f32 {
 
 @compute @workgroup_size(256)
 fn main_rope(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  input_prepare(lid.x);
+  input_prepare();
   let lane = lid.x % LANES;
   let s0 = ((wg.x + wg.y * 65535u) * (WG_SIZE / LANES) + lid.x / LANES) * ROWS; // this lane group's first slot
   var s = vec4<f32>(0.0);
@@ -170,21 +196,17 @@ fn main_rope(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
     let sl = min(vec4<u32>(s0) + vec4<u32>(0u, 1u, 2u, 3u), last);
     s = rows_dot(vec4<u32>(rope_row(sl.x), rope_row(sl.y), rope_row(sl.z), rope_row(sl.w)), lane);
   }
-  partial[lid.x] = s;
-  workgroupBarrier();
-  for (var step = LANES / 2u; step > 0u; step >>= 1u) {
-    if (lane < step) { partial[lid.x] += partial[lid.x + step]; }
-    workgroupBarrier();
-  }
+  reduce_lanes(lid.x, lane, s);
   if (lane != 0u || s0 >= p.N) { return; }
+  let scale = input_scale(partial_sq[lid.x]); // (every lane group has the same x: the same factor)
   let hd = rp.headDim;
   let half = hd / 2u;
   let nQK = (rp.heads + rp.kvHeads) * hd;
   let d = dest[0];
   if (s0 < nQK) {
     if (s0 % 4u != 0u) { return; } // ROWS 2: the quad's second lane group; the first one finishes it
-    var x4 = partial[lid.x];
-    if (ROWS == 2u) { x4 = vec4<f32>(partial[lid.x].xy, partial[lid.x + LANES].xy); }
+    var x4 = partial[lid.x] * scale;
+    if (ROWS == 2u) { x4 = vec4<f32>(partial[lid.x].xy, partial[lid.x + LANES].xy) * scale; }
     let r0 = rope_row(s0);
     let head = r0 / hd;
     let i = r0 % hd; // even, < half
@@ -209,7 +231,7 @@ fn main_rope(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
   // v rows s0 .. s0 + ROWS - 1 (nQK and s0 even: whole pairs of one head)
   let e = s0 - nQK;
   let slot = (d.x * rp.kvHeads + (e / hd) * d.y + d.z) * hd + e % hd;
-  let v = partial[lid.x];
+  let v = partial[lid.x] * scale;
   kv_store2(false, slot, vec2<f32>(with_bias(s0, v.x), with_bias(s0 + 1u, v.y)));
   if (ROWS == 4u) { kv_store2(false, slot + 2u, vec2<f32>(with_bias(s0 + 2u, v.z), with_bias(s0 + 3u, v.w))); }
 }

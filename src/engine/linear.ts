@@ -184,29 +184,36 @@ export function fusesNorm(W: GpuLinear, rows: number, layout: MatvecLayout, from
 export interface MatvecShape {
   lanes: number;
   rows: number;
+  /** Rows 2 and 4: steps of every row per trip of the loop (2 or 4; 2 when left out). */
+  unroll?: number;
 }
 
 /**
  * The matvec shape for an N x K layer, from `ape bench matvec` on the H200 (Bun + Dawn, f16 weights,
- * 1B layers, each dispatch reading its own copy of the weights from memory; us per call, 1 row per lane
- * group before -> now): wide layers (16K rows on) take 4 rows per lane group of 32 lanes (gate_up 32.3 ->
- * 25.2 us, 2.7 TB/s; LM head 201 -> 142 us, 3.7 TB/s), the others 2 rows of 128 lanes (qkv 11.1 -> 10.5,
- * o_proj 7.5 -> 7.2, down_proj 18.3 -> 15.4 us). Reading each input once for several rows is what pays: the
- * input stage (RMSNorm / SwiGLU on the fly) and the loads of x cost as much as a row's weights at 1 row
- * per lane group. Lanes are halved while a lane would get fewer than 2 steps of 8 weights.
+ * 1B layers, each dispatch reading its own copy of the weights from memory; us per call). Reading each input
+ * once for several rows is what pays (the input stage, RMSNorm / SwiGLU on the fly, and the loads of x cost as
+ * much as a row's weights at 1 row per lane group), and then enough loads in flight per lane; measured
+ * 2026-12-04 (12 shapes per layer, the best kept):
+ * - the LM head (65536 rows on): 4 rows per lane group of 64 lanes (133.5 us, 3.9 TB/s; 32 lanes 139.6);
+ * - wide layers (16K rows on: gate_up): 4 rows of 32 lanes (25.7 us, 2.6 TB/s; every other shape slower);
+ * - long rows (K 4096 on: down_proj): 2 rows of 128 lanes (15.6 us; unrolled 4 steps 16.0);
+ * - the others, 2 rows of 128 lanes with 4 steps of each row per trip, and 4 rows where N > K (qkv: 8.8 us
+ *   vs 10.5 as 2 rows, 2 steps; o_proj 7.3 vs 8.1).
+ * Lanes are halved while a lane would get fewer than 2 steps of 8 weights.
  */
 export function matvecShape(N: number, K: number): MatvecShape {
-  const shape = N >= 16384 ? { lanes: 32, rows: 4 } : { lanes: 128, rows: 2 };
+  const shape: MatvecShape = N >= 65536 ? { lanes: 64, rows: 4 } : N >= 16384 ? { lanes: 32, rows: 4 } : K >= 4096 ? { lanes: 128, rows: 2 } : { lanes: 128, rows: N > K ? 4 : 2, unroll: 4 };
   while (shape.lanes > 32 && K / 8 / shape.lanes < 2) shape.lanes /= 2;
   return shape;
 }
 
 /** A matvec shape's override constants, after checking it against the kernels' limits. */
 export function matvecConstants(m: MatvecShape): Record<string, number> {
-  if (![32, 64, 128, 256].includes(m.lanes) || ![1, 2, 4].includes(m.rows)) {
-    throw new Error(`recordLinear: unsupported matvec shape ${JSON.stringify(m)} (lanes 32, 64, 128 or 256; rows 1, 2 or 4)`);
+  const unroll = m.unroll ?? 2;
+  if (![32, 64, 128, 256].includes(m.lanes) || ![1, 2, 4].includes(m.rows) || ![2, 4].includes(unroll)) {
+    throw new Error(`recordLinear: unsupported matvec shape ${JSON.stringify(m)} (lanes 32, 64, 128 or 256; rows 1, 2 or 4; unroll 2 or 4)`);
   }
-  return { LANES: m.lanes, ROWS: m.rows };
+  return { LANES: m.lanes, ROWS: m.rows, UNROLL: unroll };
 }
 
 /**
