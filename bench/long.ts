@@ -1,7 +1,7 @@
 /**
  * `ape bench long [--shape llama-3.2-1b|tiny] [--dtype f16|f32|q8_0|q4_1|q4_0] [--compute f32|f16|int8] [--kv f16|f32]
  *   [--lengths 2K,8K,32K,128K] [--context 512] [--query 256] [--prefix 16] [--decode 32] [--sequential-max 128K]
- *   [--batch-rows N] [--steps-per-readback N] [--no-breakdown] [--out results.json]`
+ *   [--batch-rows N] [--steps-per-readback N] [--repeat N] [--no-breakdown] [--out results.json]`
  *
  * APE over long cached contexts against sequential encoding, for a model of the given shape with random
  * weights (bench/engine.ts's SHAPES and random source) and random token ids. For each total context
@@ -11,7 +11,9 @@
  * - APE first token: a `query`-token query over all contexts, prefill + the first sampled token, driven
  *   as the SDK's Ape.generate drives it (startQuery, then src/engine/generate.ts decode with firstChunk 1);
  * - APE decode: ms per token in steady state: from the second readback to the last, so the first
- *   chunk's start-up does not count (`decode` tokens timed);
+ *   chunk's start-up does not count (`decode` tokens timed); with `--repeat N` the query and its decode run
+ *   N times over the same cached contexts (as llama-bench repeats its tests) and the figures are the
+ *   medians, each run's decode listed;
  * - sequential first token: prefix + contexts + query concatenated, one causal prompt decoded as the
  *   SDK's sequential mode decodes it (decode() prefills it in passes of the engine's batchRows, the
  *   last one sampling); sequential decode likewise, after it;
@@ -69,6 +71,8 @@ interface Row {
   apeFirstMs?: number;
   apeDecodeMs?: number;
   apeEndToEndMs?: number;
+  /** --repeat: every run's APE first token and decode (ms, ms per token); the figures above are their medians. */
+  apeRuns?: { firstMs: number; decodeMs: number }[];
   apeError?: string;
   seqFirstMs?: number;
   seqDecodeMs?: number;
@@ -226,6 +230,13 @@ interface Setup {
   context: number;
   decodeTokens: number;
   breakdown: boolean;
+  /** APE query + decode runs per length (medians reported). */
+  repeat: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 /** An Engine whose KV pool holds `tokens` slots (refused with the sizes when a layer's pool cannot be bound). */
@@ -255,18 +266,22 @@ async function runApe(s: Setup, engine: Engine, contexts: Uint32Array[], row: Ro
     await settle(dev);
     row.encodeMs = performance.now() - t0;
     say(`${row.label}: encoded in ${ms(row.encodeMs)}; APE query (${s.query.length} tokens) and decode`);
-    t0 = performance.now();
     const q = { prefix, contexts: blocks, query: s.query, temperature: T, scale: S, reserve: 1 + s.chunk + s.decodeTokens };
-    const live = startQuery(engine, q);
-    try {
-      const t = await timedDecode(engine, { prompt: s.query, block: live.block, group: live.group, temperature: T, scale: S }, s.chunk, s.decodeTokens, t0);
-      await settle(dev);
-      row.apeFirstMs = t.firstMs;
-      row.apeDecodeMs = t.decodeMs;
-      row.apeEndToEndMs = t.firstMs + (OUT_TOKENS - 1) * t.decodeMs;
-    } finally {
-      engine.pool.release(live.block);
+    const runs: Timed[] = [];
+    for (let i = 0; i < s.repeat; i++) {
+      t0 = performance.now();
+      const live = startQuery(engine, q);
+      try {
+        runs.push(await timedDecode(engine, { prompt: s.query, block: live.block, group: live.group, temperature: T, scale: S }, s.chunk, s.decodeTokens, t0));
+        await settle(dev);
+      } finally {
+        engine.pool.release(live.block);
+      }
     }
+    row.apeFirstMs = median(runs.map((r) => r.firstMs));
+    row.apeDecodeMs = median(runs.map((r) => r.decodeMs));
+    row.apeEndToEndMs = row.apeFirstMs + (OUT_TOKENS - 1) * row.apeDecodeMs;
+    if (runs.length > 1) row.apeRuns = runs;
     if (!s.breakdown) return;
     row.phases = await firstTokenPhases(engine, s, prefix, blocks);
     await settle(dev);
@@ -336,7 +351,7 @@ function table(rows: Row[]): string {
 
 export async function run(argv: string[]): Promise<number> {
   const a = parseArgs(argv, {
-    string: ["shape", "dtype", "compute", "kv", "lengths", "context", "query", "prefix", "decode", "sequential-max", "batch-rows", "steps-per-readback", "out"],
+    string: ["shape", "dtype", "compute", "kv", "lengths", "context", "query", "prefix", "decode", "sequential-max", "batch-rows", "steps-per-readback", "repeat", "out"],
     boolean: ["no-breakdown"],
   });
   const { shapeName, shape, dtype, compute } = modelArgs(a.string);
@@ -346,6 +361,7 @@ export async function run(argv: string[]): Promise<number> {
   const prefixN = a.string.prefix === undefined ? 16 : Number(a.string.prefix);
   if (!Number.isInteger(prefixN) || prefixN < 0) throw new InvalidArgumentError(`--prefix must be a token count >= 0 (got '${a.string.prefix}')`);
   const decodeTokens = positiveInt("decode", a.string.decode, 32);
+  const repeat = positiveInt("repeat", a.string.repeat, 1);
   const seqMax = a.string["sequential-max"] === undefined ? Infinity : parseLength("sequential-max", a.string["sequential-max"]);
   const batchRows = a.string["batch-rows"] === undefined ? undefined : positiveInt("batch-rows", a.string["batch-rows"], 0);
   for (const L of lengths) {
@@ -374,7 +390,7 @@ export async function run(argv: string[]): Promise<number> {
   console.log(`load: ${((performance.now() - t) / 1000).toFixed(1)} s`);
   const words = randomWords(0x51ed270b);
   const setup: Setup = {
-    gpu, model, kvDtype, batchRows, chunk, context, decodeTokens, breakdown: !a.boolean["no-breakdown"],
+    gpu, model, kvDtype, batchRows, chunk, context, decodeTokens, breakdown: !a.boolean["no-breakdown"], repeat,
     prefix: randomIds(prefixN, cfg.vocabSize, words), query: randomIds(queryN, cfg.vocabSize, words),
   };
   const report = {
@@ -395,7 +411,7 @@ export async function run(argv: string[]): Promise<number> {
       const engine = engineFor(setup, slots(2 * context));
       try {
         const scratch: Row = { label: "warm-up", length: 2 * context, contexts: 2 };
-        await runApe({ ...setup, breakdown: false }, engine, warm, scratch, true);
+        await runApe({ ...setup, breakdown: false, repeat: 1 }, engine, warm, scratch, true);
         await runSequential(setup, engine, warm, scratch, true);
       } finally {
         engine.destroy();
@@ -423,7 +439,8 @@ export async function run(argv: string[]): Promise<number> {
         else {
           console.log(
             `${row.label} (${n} contexts): encode all ${ms(row.encodeMs)}; APE first token ${ms(row.apeFirstMs)}; ` +
-              `APE decode ${perToken(row.apeDecodeMs)}; APE end to end (${OUT_TOKENS} out) ${ms(row.apeEndToEndMs)}`,
+              `APE decode ${perToken(row.apeDecodeMs)}; APE end to end (${OUT_TOKENS} out) ${ms(row.apeEndToEndMs)}` +
+              (row.apeRuns ? ` (medians of ${row.apeRuns.length} runs; decode ${row.apeRuns.map((r) => (1000 / r.decodeMs).toFixed(0)).join(" / ")} tok/s)` : ""),
           );
           const b = row.breakdown;
           if (b?.queryPrefill) {
