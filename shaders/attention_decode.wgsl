@@ -19,10 +19,12 @@
 //          + head, in the format of attention_combine.wgsl: (m, l) with m = -1e30, l = 0 and pAcc 0 for a
 //          split that sees no key.
 // Bounds:  override constants HD (head_dim, a multiple of 4, HD/4 <= WG), NH <= 8 query heads per
-//          workgroup, KT <= 4 keys per lane group and step, WG threads, PREFETCH; dispatch (splits,
+//          workgroup, KT <= 8 keys per lane group and step, WG threads, PREFETCH; dispatch (splits,
 //          kvHeads * chunks, rows), chunks = ceil((heads/kvHeads) / NH) workgroups per kv head.
 @group(0) @binding(1) var<storage, read> kpool: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> vpool: array<vec4<f32>>;
-fn kQuad(i: u32) -> vec4<f32> { return kpool[i]; }
-fn vQuad(i: u32) -> vec4<f32> { return vpool[i]; }
+alias KvRaw = vec4<f32>;
+fn kRaw(i: u32) -> KvRaw { return kpool[i]; }
+fn vRaw(i: u32) -> KvRaw { return vpool[i]; }
+fn unpackKv(w: KvRaw) -> vec4<f32> { return w; }
 //#include attention_decode_body.wgsl

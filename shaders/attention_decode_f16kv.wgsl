@@ -11,10 +11,12 @@
 //          tokens, capacity, firstPos), params.
 // Outputs: pML: array<vec2<f32>>, pAcc: array<f32> (as vec4) at i = (split*rows + row)*heads + head,
 //          the format of attention_combine.wgsl.
-// Bounds:  as attention_decode.wgsl (HD a multiple of 4, NH <= 8, KT <= 4; dispatch (splits,
+// Bounds:  as attention_decode.wgsl (HD a multiple of 4, NH <= 8, KT <= 8; dispatch (splits,
 //          kvHeads * chunks, rows)).
 @group(0) @binding(1) var<storage, read> kpool: array<vec2<u32>>;
 @group(0) @binding(2) var<storage, read> vpool: array<vec2<u32>>;
-fn kQuad(i: u32) -> vec4<f32> { let w = kpool[i]; return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }
-fn vQuad(i: u32) -> vec4<f32> { let w = vpool[i]; return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }
+alias KvRaw = vec2<u32>; // four halves, unpacked where used
+fn kRaw(i: u32) -> KvRaw { return kpool[i]; }
+fn vRaw(i: u32) -> KvRaw { return vpool[i]; }
+fn unpackKv(w: KvRaw) -> vec4<f32> { return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }
 //#include attention_decode_body.wgsl

@@ -17,6 +17,7 @@ import { Engine } from "../src/engine/engine.ts";
 import { type AttendGroup, Forward } from "../src/engine/forward.ts";
 import { encodeContexts, encodePrefix, startQuery } from "../src/ape/ape.ts";
 import { runtimeName } from "../src/runtime.ts";
+import { Kernels } from "../src/gpu/shaders.ts";
 import { attentionModel, attentionModels, type BlockSpec, expectClose, type GroupSpec, KvCase, NEG } from "./reference/attention_case.ts";
 import { readBuffer, storageBuffer, uploadU32 } from "../src/gpu/buffers.ts";
 import { CpuReference } from "./reference/cpu_model.ts";
@@ -121,6 +122,20 @@ describe(`split-K decode attention kernel vs float64 on ${runtimeName()}`, () =>
       t.destroy();
     }
   }, 600_000);
+
+  // GPUs compile the kernels with their //#unroll loops unrolled (src/gpu/unroll.ts); CPU adapters do not, so this
+  // compiles the unrolled split kernel and combine here, in GPU shapes (head_dim 16: small unrolled bodies for lavapipe)
+  it("the split kernel and its combine with their loops unrolled, as GPUs compile them", async () => {
+    const base = await modelFor({ heads: 4, kvHeads: 2, headDim: 16 });
+    const model = { ...base, kernels: new Kernels(base.gpu.device, base.gpu.hasF16, true) };
+    const t = new AttentionCase(model, "f16", longList, [longRow]);
+    try {
+      await t.check(0.9, { gpuShape: true, kernel: "lanes", splits: 13 });
+      expect(model.kernels.has("attention_decode_f16kv")).toBe(true);
+    } finally {
+      t.destroy();
+    }
+  }, 400_000);
 
   it("a sliding window: keys more than `window` positions back are invisible", async () => {
     const model = await modelFor({ heads: 8, kvHeads: 2, headDim: 16, slidingWindow: 1500 });

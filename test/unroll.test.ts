@@ -77,7 +77,7 @@ describe("unrollLoops", () => {
   it("every kernel with marks unrolls with its default constants", () => {
     const dir = new URL("../shaders/", import.meta.url);
     const marked = readdirSync(dir).filter((f) => f.endsWith(".wgsl")).map((f) => f.slice(0, -5)).filter((k) => UNROLL_MARK.test(shaderSource(k)));
-    expect(marked).toEqual(expect.arrayContaining(["attention_tiled_rows", "attention_tiled_rows_f16kv", "matmul_f32", "matmul_f16", "attention_combine", "ape_combine"]));
+    expect(marked).toEqual(expect.arrayContaining(["attention_tiled_rows", "attention_tiled_rows_f16kv", "matmul_f32", "matmul_f16", "attention_combine", "ape_combine", "attention_decode", "attention_decode_f16kv", "attention", "attention_f16kv"]));
     for (const k of marked) {
       const out = unrollLoops(shaderSource(k), {}, k);
       expect(out, k).not.toMatch(UNROLL_MARK);
@@ -95,6 +95,10 @@ describe("unrollLoops", () => {
       ["attention_tiled_rows_f16kv", { HD: 64, NT: 128, BC: 32 }],
       ["attention_combine", {}],
       ["ape_combine", {}],
+      ["attention_decode_f16kv", { HD: 64, NH: 4, KT: 4, WG: 128, PREFETCH: 1 }],
+      ["attention_decode", { HD: 64, NH: 4, KT: 4, WG: 128, PREFETCH: 1 }],
+      ["attention_f16kv", { HD: 64, NH: 4, WG: 256, CH: 256, KP: 4 }],
+      ["attention", { HD: 64, NH: 4, WG: 256, CH: 256, KP: 4 }],
       // (the GPU tilings with k steps scaled to this adapter's workgroup storage, as test/matmul.test.ts's)
       ["matmul_f32", { BM: 128, BN: 128, BK: 8, TM: 8, TN: 8, NB: 2 }],
       ["matmul_f16", { BM: 128, BN: 64, BK: 16, TM: 8, TN: 4, NB: 2 }],

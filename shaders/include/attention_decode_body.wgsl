@@ -1,6 +1,8 @@
 // attention_decode_body: the split-K (flash-decoding) attention kernel shared by attention_decode.wgsl
 // (f32 KV pools) and attention_decode_f16kv.wgsl (half floats); the including file binds kpool (1) and
-// vpool (2) and defines kQuad(i) / vQuad(i): elements 4i..4i+3 of the pool. See attention_decode.wgsl.
+// vpool (2) and defines KvRaw (four elements as stored: vec4<f32>, or vec2<u32> of four halves), kRaw(i) / vRaw(i)
+// (elements 4i..4i+3 of the pool, as stored) and unpackKv(w) (as vec4<f32>). Loads stay packed in registers until
+// used (half the registers per key in flight with half floats). See attention_decode.wgsl.
 struct Params {
   rows: u32, heads: u32, kvHeads: u32, qStride: u32, // qStride: floats from one qkv row to the next
   scale: f32, window: u32, splits: u32, chunks: u32,  // chunks: workgroups sharing one kv head's query heads
@@ -15,11 +17,14 @@ struct Params {
 
 override HD: u32 = 64u;  // head_dim (a multiple of 4)
 override NH: u32 = 4u;   // query heads per workgroup (<= GMAX)
-override KT: u32 = 4u;   // keys per lane group per step (<= KMAX = 4)
+override KT: u32 = 4u;   // keys per lane group per step (<= KMAX = 8)
 override WG: u32 = 128u; // threads per workgroup (>= HD / 4)
-override PREFETCH = true; // load the next step's keys early (GPUs; CPU adapters gain nothing and compile slower)
+// Load the next step's keys early (GPUs; CPU adapters gain nothing and compile slower). (Measured on the H200,
+// 2026-12-04, and dropped: V loaded a step ahead too, and 8 keys per step: 8K keys 19.9 / 22.4 us vs 17.2, 32K
+// 56.8 / 63.9 vs 43.3; the larger register arrays cost more than the longer prefetch gains.)
+override PREFETCH = true;
 const GMAX = 8u;
-const KMAX = 4u;
+const KMAX = 8u;
 const NEG = -1e30;
 override Q4 = HD / 4u;           // lanes per key: lane dq holds quad dq of the head
 override NG = WG / Q4;           // lane groups (each walks its own keys with its own softmax state)
@@ -58,6 +63,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
   // this lane's quad of each query head, pre-scaled
   var qv: array<vec4<f32>, GMAX>;
   var acc: array<vec4<f32>, GMAX>;
+  //#unroll
   for (var g = 0u; g < NH; g++) {
     acc[g] = vec4<f32>(0.0);
     qv[g] = vec4<f32>(0.0);
@@ -122,36 +128,42 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
     let kb = (d.x * p.kvHeads + kvh * d.z) * Q4 + dq; // quad dq of key 0 of this kv head
     // With PREFETCH, K of the first step here, and each step loads the next step's K once its partial
     // dots are stored (latency hidden behind the step's three barriers); else each step loads its own.
-    var kq: array<vec4<f32>, KMAX>;
-    var vq: array<vec4<f32>, KMAX>;
+    var kq: array<KvRaw, KMAX>;
+    var vq: array<KvRaw, KMAX>;
     if (PREFETCH) {
+      //#unroll
       for (var k = 0u; k < KT; k++) {
         let t = ta + k * NG + grp;
-        kq[k] = vec4<f32>(0.0);
-        if (busy && t < tb) { kq[k] = kQuad(kb + t * Q4); }
+        kq[k] = KvRaw();
+        if (busy && t < tb) { kq[k] = kRaw(kb + t * Q4); }
       }
     }
     for (var t0 = ta; t0 < tb; t0 += TILE) {
       // group grp takes keys t0 + k*NG + grp: for each k the workgroup reads NG consecutive keys
+      //#unroll
       for (var k = 0u; k < KT; k++) {
         let t = t0 + k * NG + grp;
-        vq[k] = vec4<f32>(0.0);
-        if (!PREFETCH) { kq[k] = vec4<f32>(0.0); }
+        vq[k] = KvRaw();
+        if (!PREFETCH) { kq[k] = KvRaw(); }
         if (busy && t < tb) {
-          vq[k] = vQuad(kb + t * Q4);
-          if (!PREFETCH) { kq[k] = kQuad(kb + t * Q4); }
+          vq[k] = vRaw(kb + t * Q4);
+          if (!PREFETCH) { kq[k] = kRaw(kb + t * Q4); }
         }
       }
       if (busy) {
+        //#unroll
         for (var k = 0u; k < KT; k++) {
-          for (var g = 0u; g < NH; g++) { red[(grp * P + k * NH + g) * QP + dq] = dot(qv[g], kq[k]); }
+          let kf = unpackKv(kq[k]);
+          //#unroll
+          for (var g = 0u; g < NH; g++) { red[(grp * P + k * NH + g) * QP + dq] = dot(qv[g], kf); }
         }
       }
       if (PREFETCH) {
+        //#unroll
         for (var k = 0u; k < KT; k++) {
           let t = t0 + TILE + k * NG + grp;
-          kq[k] = vec4<f32>(0.0);
-          if (busy && t < tb) { kq[k] = kQuad(kb + t * Q4); }
+          kq[k] = KvRaw();
+          if (busy && t < tb) { kq[k] = kRaw(kb + t * Q4); }
         }
       }
       workgroupBarrier();
@@ -160,6 +172,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
         for (var j = dq; j < P; j += Q4) {
           let o = (grp * P + j) * QP;
           var s = 0.0;
+          //#unroll
           for (var i = 0u; i < Q4; i++) { s += red[o + i]; }
           if (t0 + (j / NH) * NG + grp >= tb) { s = NEG; }
           sp[grp * P + j] = s;
@@ -171,10 +184,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
         for (var g = dq; g < NH; g += Q4) {
           let sg = st[grp * NH + g];
           var mt = NEG;
+          //#unroll
           for (var k = 0u; k < KT; k++) { mt = max(mt, sp[grp * P + k * NH + g]); }
           let m = max(sg.x, mt);
           let corr = exp(sg.x - m);
           var l = sg.y * corr;
+          //#unroll
           for (var k = 0u; k < KT; k++) {
             let i = grp * P + k * NH + g;
             let s = sp[i];
@@ -188,10 +203,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
       }
       workgroupBarrier();
       if (busy) {
-        for (var g = 0u; g < NH; g++) {
-          var a = acc[g] * st[grp * NH + g].z;
-          for (var k = 0u; k < KT; k++) { a += sp[grp * P + k * NH + g] * vq[k]; }
-          acc[g] = a;
+        // (per head: acc * rescale, then + p_k v_k in key order; each V unpacked once for all heads)
+        //#unroll
+        for (var g = 0u; g < NH; g++) { acc[g] *= st[grp * NH + g].z; }
+        //#unroll
+        for (var k = 0u; k < KT; k++) {
+          let vf = unpackKv(vq[k]);
+          //#unroll
+          for (var g = 0u; g < NH; g++) { acc[g] += sp[grp * P + k * NH + g] * vf; }
         }
       }
     }
@@ -202,8 +221,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
   // ---- the groups' partial results merged into the split's (m, l, acc) of each head ----
   // (loops without barriers inside, so that they unroll and acc stays in registers). The last step's
   // barriers already made st visible and ended every read of red.
+  //#unroll
   for (var g = 0u; g < NH; g++) {
     var M = NEG;
+    //#unroll
     for (var i = 0u; i < NG; i++) { M = max(M, st[i * NH + g].x); }
     if (busy) {
       let a = acc[g] * exp(st[grp * NH + g].x - M);

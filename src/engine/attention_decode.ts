@@ -95,7 +95,7 @@ export interface DecodeOptions {
   threads?: number;
   keysPerThread?: number;
   vUnroll?: number;
-  /** lanes: keys per lane group and step (1, 2 or 4). */
+  /** lanes: keys per lane group and step (1, 2, 4 or 8). */
   keysPerStep?: number;
 }
 
@@ -122,7 +122,7 @@ export function decodeShape(model: Model, rows: number, keys: number, opts: Deco
     threads = o.threads ?? (gpu.isCpu ? Math.max(64, c.headDim / 4) : Math.min(256, Math.max(128, 2 * c.headDim)));
     // 4 keys per lane group and step on GPUs (16-32 scores per group between barriers), 2 on CPU adapters
     // (as fast there, and quicker to compile); fewer where workgroup memory is short (tiny head_dim)
-    keysPerStep = Math.min(4, o.keysPerStep ?? (gpu.isCpu ? 2 : 4));
+    keysPerStep = Math.min(8, o.keysPerStep ?? (gpu.isCpu ? 2 : 4));
     while (keysPerStep > 1 && workgroupBytes(c.headDim, headsPerGroup, keysPerStep, threads) > wgBytes) keysPerStep >>= 1;
   } else {
     // a multiple of head_dim/8 (the value pass's lanes per key) and of 16, at least 16 per head (reductions)
