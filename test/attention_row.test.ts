@@ -12,6 +12,7 @@ import type { KvDtype } from "../src/engine/kv_pool.ts";
 import { Program } from "../src/engine/program.ts";
 import { recordAttention, recordRowAttention, rowAttentionBytes, rowAttentionShape } from "../src/engine/attention.ts";
 import { runtimeName } from "../src/runtime.ts";
+import { Kernels } from "../src/gpu/shaders.ts";
 import { attentionModels, type BlockSpec, expectClose, type GroupSpec, KvCase } from "./reference/attention_case.ts";
 
 /** Row groups, each with its own rows' positions and block list. */
@@ -82,6 +83,23 @@ describe(`row attention kernel vs float64 on ${runtimeName()}`, () => {
     try {
       await t.check(0.8, true);
       await t.check(1, false);
+    } finally {
+      t.destroy();
+    }
+  }, 400_000);
+
+  // GPUs compile the kernel with its //#unroll loops unrolled (src/gpu/unroll.ts); CPU adapters do not, so this compiles
+  // the unrolled text here, in the GPU shape (head_dim 16, a group of 4: a small unrolled body for lavapipe)
+  it("the kernel with its loops unrolled, as GPUs compile it (GPU shape, f16 KV)", async () => {
+    const base = await modelFor({ heads: 8, kvHeads: 2, headDim: 16 });
+    const model = { ...base, kernels: new Kernels(base.gpu.device, base.gpu.hasF16, true) };
+    const t = new RowCase(model, "f16", [...decodeList, { capacity: 700, tokens: 700, firstPos: 0 }], [
+      { pos: [97 + 65], list: [0, 1, 2] },
+      { pos: [699], list: [3] },
+    ]);
+    try {
+      await t.check(0.8, true);
+      expect(model.kernels.has("attention_f16kv")).toBe(true);
     } finally {
       t.destroy();
     }

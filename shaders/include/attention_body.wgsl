@@ -15,7 +15,8 @@
 //   4. one lane per head: the chunk's max                                                           barrier
 //   5. lane j: probabilities exp(s - m) of key j                                                    barrier
 //   6. value lanes: acc = acc * exp(m_old - m) + sum p * v, and their share of the probabilities' sum.
-// HD, NH, WG, CH, KP are pipeline constants, so every per-thread loop has a fixed trip count and unrolls.
+// HD, NH, WG, CH, KP are pipeline constants, so every per-thread loop has a fixed trip count; those are marked
+// //#unroll (src/gpu/unroll.ts: on GPUs the source is unrolled, since Deno's wgpu emits loops drivers do not unroll).
 struct Params { rows: u32, heads: u32, kvHeads: u32, headDim: u32, qStride: u32, scale: f32, window: u32 }
 @group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> rowInfo: array<vec4<u32>>;
@@ -80,6 +81,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
   var l: array<f32, NHMAX>;          // this value lane's share of the running sum
   var acc: array<vec4<f32>, NHMAX>;  // this value lane's share of quad dq of each head's output
   var vr: array<vec4<f32>, VMAX>;
+  //#unroll
   for (var g = 0u; g < NHMAX; g++) { m[g] = NEG; l[g] = 0.0; acc[g] = vec4<f32>(0.0); }
 
   for (var b0 = 0u; b0 < info.z; b0 += WG) {
@@ -122,18 +124,24 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
       // 2. values into registers (past the chunk's n keys: key n - 1 again, in bounds, weight 0 later);
       //    partial dots of the score lanes' keys
       if (ks < KS) {
+        //#unroll
         for (var u = 0u; u < KPS; u++) { vr[u] = vQuad(kaddr[min(ks + u * KS, n - 1u)] + dq); }
       }
+      //#unroll
       for (var k = 0u; k < KT; k++) {
         let j = slot + k * SL;
         if (j < n) {
           let a = kaddr[j] + part;
           var d: array<f32, NHMAX>;
+          //#unroll
           for (var g = 0u; g < NH; g++) { d[g] = 0.0; }
+          //#unroll
           for (var i = 0u; i < QP; i++) {
             let kv = kQuad(a + i * KP);
+            //#unroll
             for (var g = 0u; g < NH; g++) { d[g] += dot(qs[g * Q4 + part + i * KP], kv); }
           }
+          //#unroll
           for (var g = 0u; g < NH; g++) { ps[(j * KP + part) * NH + g] = d[g]; }
         }
       }
@@ -147,6 +155,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
           var s = NEG;
           if (j < n) {
             s = 0.0;
+            //#unroll
             for (var e = 0u; e < KP; e++) { s += ps[(j * KP + e) * NH + g]; }
           }
           sc[j * NH + g] = s;
@@ -163,9 +172,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
       }
       workgroupBarrier();
       var mNew: array<f32, NHMAX>;
+      //#unroll
       for (var g = 0u; g < NH; g++) { mNew[g] = max(m[g], mfin[g]); }
       // 5. probabilities (0 past the chunk's keys)
       if (lid < CH) {
+        //#unroll
         for (var g = 0u; g < NH; g++) {
           let s = sc[lid * NH + g];
           var e = 0.0;
@@ -176,10 +187,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
       workgroupBarrier();
       // 6. the values, weighted
       if (ks < KS) {
+        //#unroll
         for (var g = 0u; g < NH; g++) {
           let corr = exp(m[g] - mNew[g]);
           var a = acc[g] * corr;
           var ls = l[g] * corr;
+          //#unroll
           for (var u = 0u; u < KPS; u++) {
             let j = ks + u * KS;
             let pr = select(0.0, sc[min(j, CH - 1u) * NH + g], j < n);
@@ -190,12 +203,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
           l[g] = ls;
         }
       }
+      //#unroll
       for (var g = 0u; g < NH; g++) { m[g] = mNew[g]; }
     }
   }
 
   // the slices' partial outputs and sums, added up (every read of ps ended before the last chunk's barriers)
   if (ks < KS) {
+    //#unroll
     for (var g = 0u; g < NH; g++) {
       let o = ((g * KS + ks) * Q4 + dq) * 4u;
       ps[o] = acc[g].x;
@@ -211,6 +226,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
     let d = e % Q4;
     var v = vec4<f32>(0.0);
     var L = 0.0;
+    //#unroll
     for (var i = 0u; i < KS; i++) {
       let o = ((g * KS + i) * Q4 + d) * 4u;
       v += vec4<f32>(ps[o], ps[o + 1u], ps[o + 2u], ps[o + 3u]);
@@ -223,9 +239,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid3
     out[oo + 2u] = v.z;
     out[oo + 3u] = v.w;
   }
+  //#unroll
   for (var g = 0u; g < NH; g++) {
     if (lid == g && g < nh) {
       var L = 0.0;
+      //#unroll
       for (var i = 0u; i < KS; i++) { L += lred[g * KS + i]; }
       var e = NEG;
       if (L > 0.0) { e = m[g] + log(L); }
