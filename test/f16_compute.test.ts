@@ -69,6 +69,34 @@ describe.skipIf(!gpu.hasF16)(`f16-compute kernels (matmul_f16c, matvec_f16c, mat
     }
   });
 
+  // a residual stream far past the half-float range (massive activations): only the normalised input reaches f16
+  it("matvec_f16c normalises before rounding to f16: inputs of magnitude 1e5 (past f16's 65504) stay finite and right", async () => {
+    const kernels = new Kernels(gpu.device, gpu.hasF16);
+    const rand = rng(7);
+    const N = 33, K = 512, eps = 1e-5;
+    const h = Uint16Array.from({ length: N * K }, () => f32ToF16((rand() * 2 - 1) * 0.5));
+    const w = Float32Array.from(h, (v) => f16ToF32(v));
+    const W = uploadQuantLinear(gpu, "w", "f16", new Uint8Array(h.buffer), N, K, K * 2);
+    W.compute = "f16";
+    const x = Float32Array.from({ length: K }, () => (rand() * 2 - 1) * 1e5);
+    const g = Float32Array.from({ length: K }, () => rand() + 0.5);
+    const ms = x.reduce((a, v) => a + v * v, 0) / K;
+    const xin = Float32Array.from({ length: K }, (_, i) => (x[i] / Math.sqrt(ms + eps)) * g[i]);
+    const xb = uploadF32(gpu.device, x), gb = uploadF32(gpu.device, g), yb = storageBuffer(gpu.device, N * 4);
+    // (the shape the test above compiles too: one more kernel costs lavapipe minutes on a cold cache)
+    for (const [lanes, rows] of [[32, 4]]) {
+      const prog = new Program(gpu.device);
+      recordLinear(prog, kernels, xb, W, yb, 1, "lanes", undefined, false, { norm: { weight: gb, eps } }, { lanes, rows });
+      prog.submit();
+      const got = new Float32Array(await readBuffer(gpu.device, yb, N * 4));
+      expect(got.every(Number.isFinite), `${lanes} lanes, ${rows} rows`).toBe(true);
+      expect(relError(got, cpuLinear(xin, w, 1, N, K)), `${lanes} lanes, ${rows} rows`).toBeLessThan(3e-3);
+      prog.destroy();
+    }
+    for (const b of [xb, gb, yb]) b.destroy();
+    destroyLinear(W);
+  }, 400_000);
+
   it.each(["swiglu", "norm"] as const)("matvec_f16c transforms its input on the fly (%s), in f32 before rounding to f16", async (transform) => {
     const kernels = new Kernels(gpu.device, gpu.hasF16);
     const rand = rng(transform.length);

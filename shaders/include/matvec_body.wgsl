@@ -108,7 +108,7 @@ fn rows_dot(r: vec4<u32>, lane: u32) -> vec4<f32> {
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  input_prepare();
+  input_prepare(lid.x);
   let lane = lid.x % LANES;
   let n0 = ((wg.x + wg.y * 65535u) * (WG_SIZE / LANES) + lid.x / LANES) * ROWS;
   let swigluOut = (p.flags & 16u) != 0u && ROWS >= 2u;
@@ -187,7 +187,7 @@ fn with_bias(row: u32, v: f32) -> f32 {
 
 @compute @workgroup_size(256)
 fn main_rope(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  input_prepare();
+  input_prepare(lid.x);
   let lane = lid.x % LANES;
   let s0 = ((wg.x + wg.y * 65535u) * (WG_SIZE / LANES) + lid.x / LANES) * ROWS; // this lane group's first slot
   var s = vec4<f32>(0.0);

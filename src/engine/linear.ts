@@ -435,7 +435,9 @@ export function recordLinear(
     if (rope && !(mv!.rows === 4 || (mv!.rows === 2 && mv!.lanes <= 128))) throw new Error(`recordLinear: RoPE on the output needs 4 rows per lane group, or 2 with <= 128 lanes (got ${JSON.stringify(mv)})`);
     // the float formats' prefill kernels take their tiling as override constants; the block formats' tiles are fixed (64 x 64)
     const t = rows > 1 && !isBlockFormat(W.format) ? tile ?? matmulTile(k.device, rows, ch.rows, W.cols, fmt, k.unroll) : undefined;
-    const pipe = mv ? k.pipeline(name, matvecConstants(mv), rope ? "main_rope" : "main") : t ? k.pipeline(name, tileConstants(k.device, t, fmt)) : k.pipeline(name);
+    // (f16 arithmetic: RMSNorm's mean before the weights, so that the input reaches f16 normalised; matvec_input.wgsl)
+    const mvConstants = mv && { ...matvecConstants(mv), ...(fmt === "f16c" ? { NORM_FIRST: 1 } : {}) };
+    const pipe = mvConstants ? k.pipeline(name, mvConstants, rope ? "main_rope" : "main") : t ? k.pipeline(name, tileConstants(k.device, t, fmt)) : k.pipeline(name);
     const params = prog.uniform(new Params().u(rows, ch.rows, W.cols, W.rows, ch.rowStart, flags).f(input.norm?.eps ?? 0).bytes());
     const buffers = [x, ch.buffer, y, params, W.bias ?? ch.buffer];
     // main_rope's own bindings 6..10: cos/sin, the KV slot, the K and V pools, (heads, kvHeads, headDim, f16kv)
