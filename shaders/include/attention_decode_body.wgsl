@@ -20,8 +20,9 @@ override NH: u32 = 4u;   // query heads per workgroup (<= GMAX)
 override KT: u32 = 4u;   // keys per lane group per step (<= KMAX = 8)
 override WG: u32 = 128u; // threads per workgroup (>= HD / 4)
 // Load the next step's keys early (GPUs; CPU adapters gain nothing and compile slower). (Measured on the H200,
-// 2026-12-04, and dropped: V loaded a step ahead too, and 8 keys per step: 8K keys 19.9 / 22.4 us vs 17.2, 32K
-// 56.8 / 63.9 vs 43.3; the larger register arrays cost more than the longer prefetch gains.)
+// 2026-12-04, with K / V unpacked to f32 at load, and dropped: V loaded a step ahead too: 8K keys 19.9 us vs 17.2,
+// 32K 56.8 vs 43.3; the larger register arrays cost more than the longer prefetch gains. With loads kept packed,
+// 8 keys per step measured 21.3 / 51.0 us against 4 keys' 19.4 / 39.3: GPUs keep KT = 4.)
 override PREFETCH = true;
 const GMAX = 8u;
 const KMAX = 8u;
